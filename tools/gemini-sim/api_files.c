@@ -1,0 +1,407 @@
+/*
+ * api_files.c: the Files API: resumable upload (start, upload, finalize,
+ * query), file metadata, deletion, and download of generated batch output.
+ */
+#include "http.h"
+
+#include "util/base64.h"
+#include "util/sha256.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void base_url(struct MHD_Connection *c, const char *version, char *out, size_t n)
+{
+    const char *host = req_header(c, "Host");
+    snprintf(out, n, "http://%s/%s", host ? host : "127.0.0.1", version);
+}
+
+/* Does the comma list of upload commands contain cmd? */
+static bool has_cmd(const char *list, const char *cmd)
+{
+    size_t n = strlen(cmd);
+    const char *p = list;
+    while (p && *p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        if ((size_t)(t - p) == n && strncasecmp(p, cmd, n) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static void upload_start(struct sim *sim, struct MHD_Connection *c, struct route *rt,
+                         struct reply *r)
+{
+    const char *proto = req_header(c, "X-Goog-Upload-Protocol");
+    const char *cmd = req_header(c, "X-Goog-Upload-Command");
+    if (!proto || strcasecmp(proto, "resumable") != 0 || !cmd || !has_cmd(cmd, "start")) {
+        reply_error(r, 400, "INVALID_ARGUMENT",
+                    "Upload requests must use X-Goog-Upload-Protocol: resumable with "
+                    "X-Goog-Upload-Command: start.");
+        return;
+    }
+    const char *len_h = req_header(c, "X-Goog-Upload-Header-Content-Length");
+    const char *mime = req_header(c, "X-Goog-Upload-Header-Content-Type");
+    long long declared = -1;
+    if (len_h) {
+        char *end;
+        errno = 0;
+        declared = strtoll(len_h, &end, 10);
+        if (errno || end == len_h || *end || declared < 0) {
+            reply_error(r, 400, "INVALID_ARGUMENT",
+                        "Invalid X-Goog-Upload-Header-Content-Length header.");
+            return;
+        }
+    }
+    const char *display = NULL;
+    json_object *root = NULL;
+    if (rt->body_len) {
+        struct sim_perr e = {0};
+        root = sim_parse_json(rt->body, rt->body_len, &e);
+        json_object *file = NULL;
+        if (root && json_object_is_type(root, json_type_object)) {
+            json_object_object_foreach(root, k, v)
+            {
+                if (strcmp(k, "file") != 0 || !json_object_is_type(v, json_type_object)) {
+                    snprintf(e.msg, sizeof(e.msg),
+                             "Invalid JSON payload received. Unknown name \"%s\": Cannot find "
+                             "field.",
+                             k);
+                    e.http = 400;
+                    e.status = "INVALID_ARGUMENT";
+                    break;
+                }
+                file = v;
+            }
+        } else if (root) {
+            e = (struct sim_perr){
+                .http = 400, .status = "INVALID_ARGUMENT", .msg = "Invalid JSON payload received."};
+        }
+        json_object *dn = NULL, *mt = NULL;
+        if (!e.http && file) {
+            json_object_object_foreach(file, k, v)
+            {
+                (void)v;
+                static const char *const known[] = {"displayName", "display_name", "mimeType",
+                                                    "mime_type",   "name",         "sizeBytes",
+                                                    "size_bytes"};
+                bool ok = false;
+                for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+                    ok = ok || strcmp(k, known[i]) == 0;
+                if (!ok) {
+                    snprintf(e.msg, sizeof(e.msg),
+                             "Invalid JSON payload received. Unknown name \"%s\" at 'file': "
+                             "Cannot find field.",
+                             k);
+                    e.http = 400;
+                    e.status = "INVALID_ARGUMENT";
+                    break;
+                }
+            }
+            if (!json_object_object_get_ex(file, "displayName", &dn))
+                json_object_object_get_ex(file, "display_name", &dn);
+            if (!json_object_object_get_ex(file, "mimeType", &mt))
+                json_object_object_get_ex(file, "mime_type", &mt);
+            if (dn && json_object_is_type(dn, json_type_string))
+                display = json_object_get_string(dn);
+            if (!mime && mt && json_object_is_type(mt, json_type_string))
+                mime = json_object_get_string(mt);
+        }
+        if (e.http) {
+            json_object_put(root);
+            reply_perr(r, &e);
+            return;
+        }
+    }
+    struct sim_file *f = sim_file_new(sim, display, mime, declared);
+    json_object_put(root);
+    if (!f) {
+        reply_oom(r);
+        return;
+    }
+    pthread_mutex_lock(&sim->lock);
+    sim->stats.uploads_started++;
+    pthread_mutex_unlock(&sim->lock);
+    char url[600];
+    const char *host = req_header(c, "Host");
+    snprintf(url, sizeof(url), "http://%s/upload/%s/files?upload_id=%s&upload_protocol=resumable",
+             host ? host : "127.0.0.1", rt->version, f->upload_id);
+    reply_header(r, "X-Goog-Upload-URL", url);
+    reply_header(r, "X-Goog-Upload-Control-URL", url);
+    reply_header(r, "X-Goog-Upload-Status", "active");
+    reply_header(r, "X-Goog-Upload-Chunk-Granularity", "8388608");
+    sim_file_release(sim, f);
+}
+
+static void upload_continue(struct sim *sim, struct MHD_Connection *c, struct route *rt,
+                            const char *upload_id, struct reply *r)
+{
+    struct sim_file *f = sim_file_by_upload(sim, upload_id);
+    if (!f) {
+        reply_error(r, 404, "NOT_FOUND", "Upload session not found.");
+        return;
+    }
+    const char *cmd = req_header(c, "X-Goog-Upload-Command");
+    const char *off_h = req_header(c, "X-Goog-Upload-Offset");
+    char num[32];
+    if (!cmd) {
+        reply_error(r, 400, "INVALID_ARGUMENT", "Missing X-Goog-Upload-Command header.");
+        goto out;
+    }
+    bool upload = has_cmd(cmd, "upload"), finalize = has_cmd(cmd, "finalize"),
+         query = has_cmd(cmd, "query");
+    pthread_mutex_lock(&sim->lock);
+    bool finalized = f->finalized;
+    size_t have = f->data.len;
+    pthread_mutex_unlock(&sim->lock);
+    if (query) {
+        snprintf(num, sizeof(num), "%zu", have);
+        reply_header(r, "X-Goog-Upload-Status", finalized ? "final" : "active");
+        reply_header(r, "X-Goog-Upload-Size-Received", num);
+        goto out;
+    }
+    if (!upload && !finalize) {
+        reply_error(r, 400, "INVALID_ARGUMENT", "Unsupported X-Goog-Upload-Command.");
+        goto out;
+    }
+    if (finalized) {
+        reply_error(r, 400, "INVALID_ARGUMENT", "The upload has already been finalized.");
+        goto out;
+    }
+    if (upload) {
+        char *end;
+        errno = 0;
+        long long off = off_h ? strtoll(off_h, &end, 10) : -1;
+        if (!off_h || errno || end == off_h || *end || off != (long long)have) {
+            snprintf(num, sizeof(num), "%zu", have);
+            reply_header(r, "X-Goog-Upload-Status", "active");
+            reply_header(r, "X-Goog-Upload-Size-Received", num);
+            reply_error(r, 400, "INVALID_ARGUMENT",
+                        "X-Goog-Upload-Offset does not match the number of bytes received.");
+            goto out;
+        }
+        pthread_mutex_lock(&sim->lock);
+        bool ok = buf_append(&f->data, rt->body, rt->body_len);
+        have = f->data.len;
+        pthread_mutex_unlock(&sim->lock);
+        if (!ok) {
+            reply_error(r, 413, "INVALID_ARGUMENT", "The file is too large.");
+            goto out;
+        }
+    }
+    if (!finalize) {
+        snprintf(num, sizeof(num), "%zu", have);
+        reply_header(r, "X-Goog-Upload-Status", "active");
+        reply_header(r, "X-Goog-Upload-Size-Received", num);
+        goto out;
+    }
+    if (f->declared_size >= 0 && (int64_t)have != f->declared_size) {
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "Received %zu bytes but X-Goog-Upload-Header-Content-Length was %lld.", have,
+                 (long long)f->declared_size);
+        reply_error(r, 400, "INVALID_ARGUMENT", msg);
+        goto out;
+    }
+    struct sha256 h;
+    unsigned char digest[32];
+    sha256_init(&h);
+    sha256_update(&h, f->data.data ? f->data.data : "", f->data.len);
+    sha256_final(&h, digest);
+    pthread_mutex_lock(&sim->lock);
+    base64_encode(f->sha256_b64, digest, sizeof(digest));
+    f->finalized = true;
+    sim->stats.uploads_finalized++;
+    pthread_mutex_unlock(&sim->lock);
+    char base[400];
+    base_url(c, rt->version, base, sizeof(base));
+    reply_header(r, "X-Goog-Upload-Status", "final");
+    if (!(buf_puts(&r->body, "{\"file\":") && sim_render_file(f, base, &r->body) &&
+          buf_putc(&r->body, '}')))
+        reply_oom(r);
+out:
+    sim_file_release(sim, f);
+}
+
+/* For "batch-<id>" names: the batch whose output file this is (a reference), if ready. */
+static struct sim_batch *output_batch(struct sim *sim, const char *id, bool *ready)
+{
+    *ready = false;
+    if (strncmp(id, "batch-", 6) != 0)
+        return NULL;
+    struct sim_batch *b = sim_batch_get(sim, id + 6);
+    if (!b)
+        return NULL;
+    int64_t upd, end;
+    pthread_mutex_lock(&sim->lock);
+    bool ok = b->input_file && !b->output_deleted &&
+              sim_batch_state(b, sim_now_ns(), &upd, &end) == SIM_STATE_SUCCEEDED;
+    pthread_mutex_unlock(&sim->lock);
+    *ready = ok;
+    return b;
+}
+
+static void file_get(struct sim *sim, struct MHD_Connection *c, struct route *rt, struct reply *r)
+{
+    char base[400];
+    bool ready;
+    base_url(c, rt->version, base, sizeof(base));
+    pthread_mutex_lock(&sim->lock);
+    sim->stats.file_gets++;
+    pthread_mutex_unlock(&sim->lock);
+    struct sim_batch *b = output_batch(sim, rt->id, &ready);
+    if (b) {
+        const char *data;
+        size_t len;
+        if (!ready) {
+            reply_error(r, 404, "NOT_FOUND", "Requested entity was not found.");
+        } else if (!sim_batch_results(b, &data, &len)) {
+            reply_oom(r);
+        } else if (!(buf_printf(&r->body,
+                                "{\"name\":\"files/%s\",\"mimeType\":\"application/jsonl\","
+                                "\"sizeBytes\":\"%zu\",\"createTime\":",
+                                rt->id, len) &&
+                     sim_put_time(&r->body, b->create_ns + b->pending_ns + b->running_ns) &&
+                     buf_puts(&r->body, ",\"updateTime\":") &&
+                     sim_put_time(&r->body, b->create_ns + b->pending_ns + b->running_ns) &&
+                     buf_printf(&r->body,
+                                ",\"uri\":\"%s/files/%s\",\"downloadUri\":\"%s/files/"
+                                "%s:download?alt=media\",\"state\":\"ACTIVE\",\"source\":"
+                                "\"GENERATED\"}",
+                                base, rt->id, base, rt->id))) {
+            reply_oom(r);
+        }
+        sim_batch_release(sim, b);
+        return;
+    }
+    struct sim_file *f = sim_file_get(sim, rt->id);
+    if (!f) {
+        reply_error(r, 404, "NOT_FOUND", "Requested entity was not found.");
+        return;
+    }
+    pthread_mutex_lock(&sim->lock);
+    bool ok = sim_render_file(f, base, &r->body);
+    pthread_mutex_unlock(&sim->lock);
+    if (!ok)
+        reply_oom(r);
+    sim_file_release(sim, f);
+}
+
+static void file_delete(struct sim *sim, struct route *rt, struct reply *r)
+{
+    bool ready, found;
+    pthread_mutex_lock(&sim->lock);
+    sim->stats.file_deletes++;
+    pthread_mutex_unlock(&sim->lock);
+    struct sim_batch *b = output_batch(sim, rt->id, &ready);
+    if (b) {
+        pthread_mutex_lock(&sim->lock);
+        if (ready)
+            b->output_deleted = true;
+        pthread_mutex_unlock(&sim->lock);
+        sim_batch_release(sim, b);
+        found = ready;
+    } else {
+        found = sim_file_delete(sim, rt->id);
+    }
+    if (!found)
+        reply_error(r, 404, "NOT_FOUND", "Requested entity was not found.");
+    else if (!buf_puts(&r->body, "{}"))
+        reply_oom(r);
+}
+
+static void file_download(struct sim *sim, struct MHD_Connection *c, struct route *rt,
+                          struct reply *r)
+{
+    const char *alt = req_arg(c, "alt");
+    bool ready;
+    pthread_mutex_lock(&sim->lock);
+    sim->stats.downloads++;
+    pthread_mutex_unlock(&sim->lock);
+    if (!alt || strcmp(alt, "media") != 0) {
+        reply_error(r, 400, "INVALID_ARGUMENT",
+                    "Downloading file content requires the query parameter alt=media.");
+        return;
+    }
+    struct sim_batch *b = output_batch(sim, rt->id, &ready);
+    if (!b) {
+        struct sim_file *f = sim_file_get(sim, rt->id);
+        if (f)
+            reply_error(r, 400, "INVALID_ARGUMENT", "Only generated files can be downloaded.");
+        else
+            reply_error(r, 404, "NOT_FOUND", "Requested entity was not found.");
+        sim_file_release(sim, f);
+        return;
+    }
+    const char *data;
+    size_t len;
+    if (!ready) {
+        reply_error(r, 404, "NOT_FOUND", "Requested entity was not found.");
+        sim_batch_release(sim, b);
+    } else if (!sim_batch_results(b, &data, &len)) {
+        reply_oom(r);
+        sim_batch_release(sim, b);
+    } else {
+        r->shared_batch = b; /* the reply now owns the reference */
+        r->shared_data = data;
+        r->shared_len = len;
+        r->content_type = "application/octet-stream";
+    }
+}
+
+static void file_list(struct sim *sim, struct MHD_Connection *c, struct route *rt, struct reply *r)
+{
+    char base[400];
+    base_url(c, rt->version, base, sizeof(base));
+    pthread_mutex_lock(&sim->lock);
+    bool ok = buf_putc(&r->body, '{');
+    if (sim->n_files) {
+        ok = ok && buf_puts(&r->body, "\"files\":[");
+        for (size_t i = 0; i < sim->n_files && ok; i++)
+            ok = (!i || buf_putc(&r->body, ',')) && sim_render_file(sim->files[i], base, &r->body);
+        ok = ok && buf_putc(&r->body, ']');
+    }
+    ok = ok && buf_putc(&r->body, '}');
+    pthread_mutex_unlock(&sim->lock);
+    if (!ok)
+        reply_oom(r);
+}
+
+void api_files(struct sim *sim, struct MHD_Connection *c, struct route *rt, struct reply *r)
+{
+    switch (rt->kind) {
+    case RT_UPLOAD: {
+        const char *uid = req_arg(c, "upload_id");
+        if (uid)
+            upload_continue(sim, c, rt, uid, r);
+        else
+            upload_start(sim, c, rt, r);
+        break;
+    }
+    case RT_FILE_GET:
+        file_get(sim, c, rt, r);
+        break;
+    case RT_FILE_DELETE:
+        file_delete(sim, rt, r);
+        break;
+    case RT_DOWNLOAD:
+        file_download(sim, c, rt, r);
+        break;
+    case RT_FILE_LIST:
+        file_list(sim, c, rt, r);
+        break;
+    default:
+        reply_error(r, 404, "NOT_FOUND", "Requested entity was not found.");
+    }
+}
