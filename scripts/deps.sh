@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates curl jq
+  build-essential cmake pkg-config git ca-certificates curl jq clang-format
   libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev libpq-dev libcriterion-dev
   postgresql postgresql-contrib
 )

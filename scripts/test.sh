@@ -11,6 +11,9 @@ bash scripts/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
 
+echo "==> lint"
+bash scripts/lint.sh || status=1
+
 run_build() {
   local name=$1
   shift

@@ -38,7 +38,7 @@ void simh_start(struct simh *s, const char *const *flags)
     cr_assert(bin && *bin, "GEMINI_SIM_BIN is not set (run the tests through ctest)");
     memset(s, 0, sizeof(*s));
     snprintf(s->dir, sizeof(s->dir), "/tmp/simh-XXXXXX");
-    cr_assert(mkdtemp(s->dir), "mkdtemp: %s", strerror(errno));
+    cr_assert(mkdtemp(s->dir), "mkdtemp failed (errno %d)", errno);
     char port_file[200], log_file[200];
     snprintf(port_file, sizeof(port_file), "%s/port", s->dir);
     snprintf(log_file, sizeof(log_file), "%s/stderr", s->dir);
@@ -62,7 +62,7 @@ void simh_start(struct simh *s, const char *const *flags)
     argv[n] = NULL;
 
     pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    cr_assert(pid >= 0, "fork failed (errno %d)", errno);
     if (pid == 0) {
         int fd = open(log_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (fd >= 0) {

@@ -45,8 +45,11 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cfg.port_file[0] && !write_port_file(cfg.port_file, sim.port)) {
-        fprintf(stderr, "gemini-sim: could not write port file \"%s\": %s\n", cfg.port_file,
-                strerror(errno));
+        char why[128] = "unknown error";
+        int saved = errno;
+        if (strerror_r(saved, why, sizeof(why)) != 0)
+            snprintf(why, sizeof(why), "errno %d", saved);
+        fprintf(stderr, "gemini-sim: could not write port file \"%s\": %s\n", cfg.port_file, why);
         sim_http_stop(&sim);
         sim_cleanup(&sim);
         return 1;

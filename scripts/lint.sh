@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Static checks run by the test command: clang-format conformance and the
+# house ban list of unsafe C functions (see shared STYLE house rule 18).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+status=0
+files=$(git ls-files '*.c' '*.h' 2>/dev/null || find service api tools tests bench -name '*.[ch]')
+
+if command -v clang-format >/dev/null 2>&1; then
+  bad=""
+  for f in $files; do
+    [ -f "$f" ] || continue
+    clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || bad="$bad $f"
+  done
+  if [ -n "$bad" ]; then
+    echo "lint: not clang-formatted:$bad" >&2
+    status=1
+  fi
+else
+  echo "lint: clang-format not installed" >&2
+  status=1
+fi
+
+banned='\b(strcpy|strcat|strncpy|sprintf|vsprintf|strtok|atoi|atol|atoll|gets|strerror|localtime|gmtime|asctime|ctime)[[:space:]]*\('
+hits=$(grep -nE "$banned" $files | grep -v 'lint: allow' || true)
+if [ -n "$hits" ]; then
+  echo "lint: banned functions (use snprintf, strtoll, strerror_r, gmtime_r...):" >&2
+  echo "$hits" >&2
+  status=1
+fi
+
+[ $status -eq 0 ] && echo "lint: ok"
+exit $status
