@@ -30,6 +30,16 @@ run_build() {
 run_build dev -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_build asan -DCMAKE_BUILD_TYPE=Debug -DSVC_SANITIZE=ON
 
+# Google's own JavaScript SDK against the simulator (needs Node.js >= 20 and
+# the npm registry; said loudly when it cannot run).
+echo "==> [sdk] @google/genai against gemini-sim"
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -ge 20 ] && command -v npm >/dev/null 2>&1; then
+  bash tests/sdk/run.sh "$root/build/dev/tools/gemini-sim/gemini-sim" || status=1
+else
+  echo "==> [sdk] SKIPPED: needs Node.js >= 20 with npm (found: ${node_major})"
+fi
+
 if [ $status -ne 0 ]; then
   echo "==> FAILED" >&2
 else
