@@ -30,6 +30,17 @@ run_build() {
 run_build dev -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_build asan -DCMAKE_BUILD_TYPE=Debug -DSVC_SANITIZE=ON
 
+# The simulator is the threaded code here: run the simulator tests once more
+# against a ThreadSanitizer build of it (Criterion itself cannot run under TSan).
+echo "==> [tsan] simulator tests against a ThreadSanitizer gemini-sim"
+cmake -S "$root" -B "$root/build/tsan" -DSVC_WERROR=ON -DSVC_TSAN=ON -DSVC_BUILD_TESTS=OFF \
+  -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build "$root/build/tsan" -j "$jobs" --target gemini-sim >/dev/null
+if ! (cd "$root/build/dev" && SIMH_SIM_BIN="$root/build/tsan/tools/gemini-sim/gemini-sim" \
+      ctest --output-on-failure -j "$jobs" -L sim); then
+  status=1
+fi
+
 # Google's own JavaScript SDK against the simulator (needs Node.js >= 20 and
 # the npm registry; said loudly when it cannot run).
 echo "==> [sdk] @google/genai against gemini-sim"

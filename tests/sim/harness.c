@@ -34,7 +34,10 @@ static void sleep_ms(int ms)
 
 void simh_start(struct simh *s, const char *const *flags)
 {
-    const char *bin = getenv("GEMINI_SIM_BIN");
+    /* SIMH_SIM_BIN (e.g. a ThreadSanitizer build) overrides the build's own binary */
+    const char *bin = getenv("SIMH_SIM_BIN");
+    if (!bin || !*bin)
+        bin = getenv("GEMINI_SIM_BIN");
     cr_assert(bin && *bin, "GEMINI_SIM_BIN is not set (run the tests through ctest)");
     memset(s, 0, sizeof(*s));
     snprintf(s->dir, sizeof(s->dir), "/tmp/simh-XXXXXX");
