@@ -11,6 +11,15 @@ bash scripts/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
 
+# A private PostgreSQL cluster for the database tests (each test makes its
+# own database in it). Under /tmp so that the postgres user can reach it
+# whatever the permissions of the checkout's parent folders.
+pgdir=$(mktemp -d /tmp/embedd-pg.XXXXXX)
+trap 'bash "$root/scripts/pg.sh" stop "$pgdir"; rm -rf "$pgdir"' EXIT
+echo "==> starting PostgreSQL in $pgdir"
+EMBEDD_TEST_DATABASE_URL=$(bash scripts/pg.sh start "$pgdir")
+export EMBEDD_TEST_DATABASE_URL
+
 echo "==> lint"
 bash scripts/lint.sh || status=1
 

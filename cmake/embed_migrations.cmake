@@ -1,0 +1,23 @@
+# Generate a C file holding every migrations/NNNN_name.sql, in order, so the
+# embedd binary can migrate a database without the source tree.
+# Inputs: MIGRATIONS_DIR, OUTPUT.
+file(GLOB files "${MIGRATIONS_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
+list(SORT files)
+set(body "/* Generated from migrations/NNNN_name.sql files by cmake/embed_migrations.cmake. Do not edit. */\n")
+string(APPEND body "#include \"migrate.h\"\n\n")
+set(table "")
+set(i 0)
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  string(SUBSTRING ${name} 0 4 num)
+  math(EXPR version "${num}")
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char sql_${i}[] = {${bytes}0x00};\n")
+  string(APPEND table "    {${version}, \"${name}\", sql_${i}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "\nconst struct migration migrations[] = {\n${table}};\n")
+string(APPEND body "const size_t migrations_count = ${i};\n")
+file(WRITE ${OUTPUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUTPUT}.tmp ${OUTPUT})

@@ -1,0 +1,211 @@
+/* config.c: the settings table behind config.h. */
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum setting_type { SET_STR, SET_INT };
+
+struct setting {
+    const char *flag; /* without the leading "--" */
+    const char *env;
+    enum setting_type type;
+    size_t off;
+    size_t size; /* SET_STR: buffer size */
+    int64_t min, max;
+    const char *def;
+    bool secret;
+    const char *help;
+};
+
+#define STR(f) SET_STR, offsetof(struct config, f), sizeof(((struct config *)0)->f), 0, 0
+#define INT(f) SET_INT, offsetof(struct config, f), 0
+#define BIG    INT64_C(1) << 50
+
+static const struct setting settings[] = {
+    {"database-url", "DATABASE_URL", STR(database_url), "postgresql:///embedd", true,
+     "PostgreSQL connection URI"},
+    {"gemini-api-key", "GEMINI_API_KEY", STR(gemini_api_key), "", true,
+     "Gemini API key (sent as x-goog-api-key)"},
+    {"gemini-base-url", "GEMINI_BASE_URL", STR(gemini_base_url),
+     "https://generativelanguage.googleapis.com", false, "Gemini API base URL"},
+    {"gemini-api-version", "GEMINI_API_VERSION", STR(gemini_api_version), "v1beta", false,
+     "Gemini API version path segment (v1beta or v1)"},
+    {"listen", "EMBEDD_LISTEN", STR(listen), "127.0.0.1:8080", false, "HTTP listen address"},
+    {"workers", "EMBEDD_WORKERS", INT(workers), 1, 256, "4", false, "worker threads"},
+    {"http-threads", "EMBEDD_HTTP_THREADS", INT(http_threads), 1, 256, "2", false,
+     "HTTP server threads"},
+    {"db-pool-size", "EMBEDD_DB_POOL_SIZE", INT(db_pool_size), 0, 1024, "0", false,
+     "PostgreSQL connections (0: http-threads + workers + 2)"},
+    {"poll-min-ms", "EMBEDD_POLL_MIN_MS", INT(poll_min_ms), 1, BIG, "30000", false,
+     "first interval between polls of a Google batch"},
+    {"poll-max-ms", "EMBEDD_POLL_MAX_MS", INT(poll_max_ms), 1, BIG, "300000", false,
+     "longest interval between polls (backoff cap)"},
+    {"lease-ms", "EMBEDD_LEASE_MS", INT(lease_ms), 100, BIG, "60000", false,
+     "how long a claimed piece of work stays leased to one worker"},
+    {"max-attempts", "EMBEDD_MAX_ATTEMPTS", INT(max_attempts), 1, 100, "4", false,
+     "tries per chunk before it fails for good"},
+    {"batch-max-bytes", "EMBEDD_BATCH_MAX_BYTES", INT(batch_max_bytes), 1024, 20000000, "19000000",
+     false, "largest inline batch request body (Google's limit is 20 MB)"},
+    {"batch-max-requests", "EMBEDD_BATCH_MAX_REQUESTS", INT(batch_max_requests), 1, 1000000,
+     "10000", false, "most chunks in one Google batch"},
+    {"sync-max-texts", "EMBEDD_SYNC_MAX_TEXTS", INT(sync_max_texts), 0, 100000, "99", false,
+     "jobs with at most this many chunks use the interactive API (0: never)"},
+    {"batch-deadline-ms", "EMBEDD_BATCH_DEADLINE_MS", INT(batch_deadline_ms), 1, BIG, "86400000",
+     false, "a Google batch still running after this is cancelled and resubmitted"},
+    {"max-body-bytes", "EMBEDD_MAX_BODY_BYTES", INT(max_body_bytes), 1024, BIG, "67108864", false,
+     "largest accepted request body (larger gets 413)"},
+    {"shutdown-timeout-ms", "EMBEDD_SHUTDOWN_TIMEOUT_MS", INT(shutdown_timeout_ms), 0, BIG, "30000",
+     false, "how long SIGTERM waits for in-flight work"},
+    {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
+};
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static bool set_value(struct config *cfg, const struct setting *s, const char *val, const char *src,
+                      char *err, size_t errlen)
+{
+    char *dst = (char *)cfg + s->off;
+    if (s->type == SET_STR) {
+        if (strlen(val) >= s->size) {
+            snprintf(err, errlen, "%s: value longer than %zu bytes", src, s->size - 1);
+            return false;
+        }
+        memcpy(dst, val, strlen(val) + 1);
+        if (s->off == offsetof(struct config, log_level) && log_level_parse(val) < 0) {
+            snprintf(err, errlen, "%s: \"%s\" is not one of error, warn, info, debug", src, val);
+            return false;
+        }
+        return true;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (errno || end == val || *end || v < s->min || v > s->max) {
+        snprintf(err, errlen, "%s: expected an integer in [%lld, %lld], got \"%s\"", src,
+                 (long long)s->min, (long long)s->max, s->secret ? "****" : val);
+        return false;
+    }
+    *(int64_t *)(void *)dst = v;
+    return true;
+}
+
+void config_defaults(struct config *cfg)
+{
+    char err[256];
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (!set_value(cfg, &settings[i], settings[i].def, settings[i].flag, err, sizeof(err)))
+            abort(); /* a bad default is a programming error */
+}
+
+static const struct setting *find_flag(const char *name, size_t n)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strlen(settings[i].flag) == n && strncmp(settings[i].flag, name, n) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static bool check(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->poll_min_ms > cfg->poll_max_ms) {
+        snprintf(err, errlen, "poll-min-ms (%lld) is above poll-max-ms (%lld)",
+                 (long long)cfg->poll_min_ms, (long long)cfg->poll_max_ms);
+        return false;
+    }
+    if (strcmp(cfg->gemini_api_version, "v1beta") != 0 && strcmp(cfg->gemini_api_version, "v1")) {
+        snprintf(err, errlen, "gemini-api-version must be v1beta or v1");
+        return false;
+    }
+    return true;
+}
+
+bool config_load(struct config *cfg, const char *(*getenv_fn)(const char *), int argc, char **argv,
+                 int first, int *next, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < N_SETTINGS && getenv_fn; i++) {
+        const char *v = getenv_fn(settings[i].env);
+        if (v && *v && !set_value(cfg, &settings[i], v, settings[i].env, err, errlen))
+            return false;
+    }
+    int i = first;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || strcmp(a, "--") == 0)
+            break;
+        a += 2;
+        const char *eq = strchr(a, '=');
+        size_t n = eq ? (size_t)(eq - a) : strlen(a);
+        const struct setting *s = find_flag(a, n);
+        if (!s) {
+            snprintf(err, errlen, "unrecognized option \"--%.*s\"", (int)(n > 64 ? 64 : n), a);
+            return false;
+        }
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "option \"--%s\" needs a value", s->flag);
+                return false;
+            }
+            val = argv[++i];
+        }
+        char src[80];
+        snprintf(src, sizeof(src), "--%s", s->flag);
+        if (!set_value(cfg, s, val, src, err, errlen))
+            return false;
+    }
+    if (next)
+        *next = i;
+    return check(cfg, err, errlen);
+}
+
+void config_print_help(FILE *f)
+{
+    fprintf(f, "settings (flag, environment variable, default):\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        fprintf(f, "  --%-22s %-28s default: %s\n      %s\n", s->flag, s->env,
+                *s->def ? s->def : "(none)", s->help);
+    }
+}
+
+void config_mask_url(const char *url, char *out, size_t n)
+{
+    /* scheme://user:password@host → scheme://user:****@host */
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (colon)
+        snprintf(out, n, "%.*s:****%s", (int)(colon - url), url, at);
+    else
+        snprintf(out, n, "%s", url);
+    /* a password=... keyword in the query string */
+    char *pw = strstr(out, "password=");
+    if (pw) {
+        char *end = strchr(pw, '&');
+        char rest[512];
+        snprintf(rest, sizeof(rest), "%s", end ? end : "");
+        snprintf(pw, n - (size_t)(pw - out), "password=****%s", rest);
+    }
+}
+
+void config_log(const struct config *cfg)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        const char *p = (const char *)cfg + s->off;
+        if (s->type == SET_INT) {
+            log_info("config %s = %lld", s->flag, (long long)*(const int64_t *)(const void *)p);
+        } else if (s->off == offsetof(struct config, database_url)) {
+            char masked[1100];
+            config_mask_url(p, masked, sizeof(masked));
+            log_info("config %s = %s", s->flag, masked);
+        } else {
+            log_info("config %s = %s", s->flag, s->secret ? (*p ? "(set)" : "(unset)") : p);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+/*
+ * config.h: embedd's settings. One table (config.c) gives each setting its
+ * environment variable, command-line flag, type, bounds, default and help;
+ * values come from the defaults, then the environment, then the flags.
+ */
+#ifndef SVC_CONFIG_H
+#define SVC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/compiler.h"
+
+struct config {
+    char database_url[1024]; /* may hold a password: never log it */
+    char gemini_api_key[256];
+    char gemini_base_url[512];
+    char gemini_api_version[16];
+    char listen[128]; /* host:port */
+    int64_t workers;
+    int64_t http_threads;
+    int64_t db_pool_size;
+    int64_t poll_min_ms;
+    int64_t poll_max_ms;
+    int64_t lease_ms;
+    int64_t max_attempts;
+    int64_t batch_max_bytes;
+    int64_t batch_max_requests;
+    int64_t sync_max_texts;
+    int64_t batch_deadline_ms;
+    int64_t max_body_bytes;
+    int64_t shutdown_timeout_ms;
+    char log_level[16];
+};
+
+/* Fill cfg with the defaults. */
+void config_defaults(struct config *cfg);
+
+/*
+ * Apply environment variables (through getenv_fn, normally getenv) and then
+ * the flags in argv[first..argc). Unknown flags and bad values are errors:
+ * the message goes to err and false is returned. Flags may be "--name value"
+ * or "--name=value". *next receives the index of the first non-flag argument.
+ */
+bool config_load(struct config *cfg, const char *(*getenv_fn)(const char *), int argc, char **argv,
+                 int first, int *next, char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* Print every setting (flag, environment variable, default, help) to f. */
+void config_print_help(FILE *f);
+
+/* Log the effective settings with secrets masked. */
+void config_log(const struct config *cfg);
+
+/* Copy url into out with any password replaced by "****". */
+void config_mask_url(const char *url, char *out, size_t n);
+
+#endif

@@ -1,0 +1,68 @@
+/* db.c: libpq helpers (see db.h). */
+#include "db.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Server notices ("relation already exists, skipping") go to the debug log. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_debug("postgres: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+PGconn *db_connect(const char *url, char *err, size_t errlen)
+{
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {url, "embedd", "10", NULL};
+    /* expand_dbname: the URL's own settings win over the fallbacks above */
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c) {
+        snprintf(err, errlen, "could not connect to database: out of memory");
+        return NULL;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+        msg[strcspn(msg, "\n")] = '\0';
+        snprintf(err, errlen, "could not connect to database: %s", msg);
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c, on_notice, NULL);
+    return c;
+}
+
+void db_error(const PGresult *r, PGconn *conn, const char *what, char *err, size_t errlen)
+{
+    const char *m = r ? PQresultErrorMessage(r) : NULL;
+    if (!m || !*m)
+        m = PQerrorMessage(conn);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", m && *m ? m : "unknown error");
+    msg[strcspn(msg, "\n")] = '\0';
+    snprintf(err, errlen, "%s: %s", what, msg);
+}
+
+bool db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok)
+        db_error(r, conn, "statement failed", err, errlen);
+    PQclear(r);
+    return ok;
+}
+
+int64_t db_int(const char *s)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return errno || end == s || *end ? 0 : v;
+}

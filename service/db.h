@@ -1,0 +1,29 @@
+/*
+ * db.h: small helpers over libpq: connecting, running statements and turning
+ * errors into log-safe messages. Only service code includes <libpq-fe.h>.
+ */
+#ifndef SVC_DB_H
+#define SVC_DB_H
+
+#include <libpq-fe.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/compiler.h"
+
+/* Connect to url (a libpq URI or keyword string). Returns NULL with err set.
+ * application_name is set to "embedd" unless the URL sets it. */
+PGconn *db_connect(const char *url, char *err, size_t errlen);
+
+/* Run one statement without parameters; true on success. */
+bool db_exec(PGconn *conn, const char *sql, char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* Write "what: <server message>" to err (r may be NULL: the connection's error). */
+void db_error(const PGresult *r, PGconn *conn, const char *what, char *err, size_t errlen);
+
+/* A decimal integer column value; 0 if it does not parse. */
+int64_t db_int(const char *s);
+
+#endif

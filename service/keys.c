@@ -1,0 +1,115 @@
+/* keys.c: creation and verification of API keys (see keys.h). */
+#include "keys.h"
+
+#include "db.h"
+#include "util/sha256.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+static bool random_base62(char *out, size_t n)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    size_t i = 0;
+    while (i < n) {
+        unsigned char r[64];
+        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            return false;
+        for (size_t k = 0; k < sizeof(r) && i < n; k++)
+            if (r[k] < 248) /* 248 = 4 * 62: rejection keeps the choice uniform */
+                out[i++] = alphabet[r[k] % 62];
+    }
+    return true;
+}
+
+static void digest(const char *key, unsigned char out[32])
+{
+    struct sha256 s;
+    sha256_init(&s);
+    sha256_update(&s, key, strlen(key));
+    sha256_final(&s, out);
+}
+
+bool keys_create(PGconn *conn, const char *name, char key_out[KEY_LEN + 1], int64_t *id, char *err,
+                 size_t errlen)
+{
+    memcpy(key_out, "ek_", 3);
+    if (!random_base62(key_out + 3, KEY_LEN - 3)) {
+        snprintf(err, errlen, "could not read random bytes");
+        return false;
+    }
+    key_out[KEY_LEN] = '\0';
+    unsigned char h[32];
+    digest(key_out, h);
+    char prefix[KEY_PREFIX_LEN + 1];
+    memcpy(prefix, key_out, KEY_PREFIX_LEN);
+    prefix[KEY_PREFIX_LEN] = '\0';
+    const char *params[3] = {name, prefix, (const char *)h};
+    int lens[3] = {0, 0, 32};
+    int fmts[3] = {0, 0, 1};
+    PGresult *r = PQexecParams(conn,
+                               "INSERT INTO api_keys (name, prefix, key_sha256)"
+                               " VALUES ($1, $2, $3) RETURNING id",
+                               3, NULL, params, lens, fmts, 0);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (ok)
+        *id = db_int(PQgetvalue(r, 0, 0));
+    else
+        db_error(r, conn, "could not store the key", err, errlen);
+    PQclear(r);
+    if (!ok)
+        memset(key_out, 0, KEY_LEN + 1);
+    return ok;
+}
+
+static bool well_formed(const char *key)
+{
+    if (strlen(key) != KEY_LEN || strncmp(key, "ek_", 3) != 0)
+        return false;
+    for (size_t i = 3; i < KEY_LEN; i++) {
+        char c = key[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+            return false;
+    }
+    return true;
+}
+
+enum keys_result keys_verify(PGconn *conn, const char *key, int64_t *id, char *err, size_t errlen)
+{
+    if (!well_formed(key))
+        return KEYS_INVALID;
+    char prefix[KEY_PREFIX_LEN + 1];
+    memcpy(prefix, key, KEY_PREFIX_LEN);
+    prefix[KEY_PREFIX_LEN] = '\0';
+    const char *params[1] = {prefix};
+    PGresult *r = PQexecParams(conn,
+                               "SELECT id, key_sha256 FROM api_keys"
+                               " WHERE prefix = $1 AND revoked_at IS NULL",
+                               1, NULL, params, NULL, NULL, 1);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        db_error(r, conn, "could not look up the key", err, errlen);
+        PQclear(r);
+        return KEYS_DB_ERROR;
+    }
+    enum keys_result res = KEYS_INVALID;
+    if (PQntuples(r) == 1 && PQgetlength(r, 0, 1) == 32) {
+        unsigned char h[32];
+        digest(key, h);
+        const unsigned char *stored = (const unsigned char *)PQgetvalue(r, 0, 1);
+        unsigned diff = 0;
+        for (int i = 0; i < 32; i++)
+            diff |= (unsigned)(h[i] ^ stored[i]);
+        if (diff == 0) {
+            /* binary result: id is a big-endian int8 */
+            const unsigned char *p = (const unsigned char *)PQgetvalue(r, 0, 0);
+            uint64_t v = 0;
+            for (int i = 0; i < 8; i++)
+                v = v << 8 | p[i];
+            *id = (int64_t)v;
+            res = KEYS_OK;
+        }
+    }
+    PQclear(r);
+    return res;
+}

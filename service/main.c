@@ -1,0 +1,123 @@
+/*
+ * main.c: the embedd command line: settings from the environment and flags,
+ * then one command (migrate, keys create).
+ */
+#include "config.h"
+#include "db.h"
+#include "keys.h"
+#include "log.h"
+#include "migrate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *env(const char *name)
+{
+    return getenv(name);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: embedd [settings] <command>\n\n"
+               "commands:\n"
+               "  migrate                  apply the database migrations (idempotent; safe when\n"
+               "                           several replicas run it at once)\n"
+               "  keys create --name NAME  create an API key; prints it once (stored hashed)\n\n");
+    config_print_help(f);
+    fprintf(f, "\n  --help, --version\n");
+}
+
+static int cmd_migrate(const struct config *cfg)
+{
+    char err[768];
+    PGconn *c = db_connect(cfg->database_url, err, sizeof(err));
+    if (!c) {
+        log_error("%s", err);
+        return 1;
+    }
+    int applied = 0, version = 0;
+    bool ok = migrate_run(c, &applied, err, sizeof(err)) &&
+              migrate_version(c, &version, err, sizeof(err));
+    PQfinish(c);
+    if (!ok) {
+        log_error("%s", err);
+        return 1;
+    }
+    log_info("migrate: applied %d migration(s); schema version %d", applied, version);
+    return 0;
+}
+
+static int cmd_keys(const struct config *cfg, int argc, char **argv)
+{
+    const char *name = NULL;
+    if (argc < 1 || strcmp(argv[0], "create") != 0) {
+        fprintf(stderr, "embedd: usage: embedd keys create --name NAME\n");
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (strncmp(argv[i], "--name=", 7) == 0)
+            name = argv[i] + 7;
+        else {
+            fprintf(stderr, "embedd: keys create: unexpected argument \"%s\"\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!name || !*name || strlen(name) > 200) {
+        fprintf(stderr, "embedd: keys create needs --name NAME (1 to 200 characters)\n");
+        return 2;
+    }
+    char err[768], key[KEY_LEN + 1];
+    int64_t id = 0;
+    PGconn *c = db_connect(cfg->database_url, err, sizeof(err));
+    if (!c) {
+        log_error("%s", err);
+        return 1;
+    }
+    bool ok = keys_create(c, name, key, &id, err, sizeof(err));
+    PQfinish(c);
+    if (!ok) {
+        log_error("%s", err);
+        return 1;
+    }
+    log_info("created API key %lld (\"%s\"); it is shown once", (long long)id, name);
+    printf("%s\n", key);
+    memset(key, 0, sizeof(key));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    char err[512];
+    int next = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("embedd 0.1.0\n");
+            return 0;
+        }
+    }
+    config_defaults(&cfg);
+    if (!config_load(&cfg, env, argc, argv, 1, &next, err, sizeof(err))) {
+        fprintf(stderr, "embedd: %s\n", err);
+        return 2;
+    }
+    log_current_level = log_level_parse(cfg.log_level);
+    if (next >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[next];
+    if (strcmp(cmd, "migrate") == 0 && next + 1 == argc)
+        return cmd_migrate(&cfg);
+    if (strcmp(cmd, "keys") == 0)
+        return cmd_keys(&cfg, argc - next - 1, argv + next + 1);
+    fprintf(stderr, "embedd: unknown command \"%s\" (see embedd --help)\n", cmd);
+    return 2;
+}

@@ -1,0 +1,102 @@
+/* test_keys.c: API keys: creation, hashing, verification, revocation, CLI. */
+#include "dbh.h"
+#include "keys.h"
+#include "migrate.h"
+
+#include <criterion/criterion.h>
+
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct dbh db;
+
+static void setup(void)
+{
+    char err[512];
+    int applied;
+    dbh_create(&db);
+    cr_assert(migrate_run(db.conn, &applied, err, sizeof(err)), "%s", err);
+}
+
+static void teardown(void)
+{
+    dbh_drop(&db);
+}
+
+TestSuite(keys, .init = setup, .fini = teardown, .timeout = 60);
+
+static void assert_key_shape(const char *k)
+{
+    regex_t re;
+    cr_assert_eq(regcomp(&re, "^ek_[0-9A-Za-z]{40}$", REG_EXTENDED | REG_NOSUB), 0);
+    cr_assert_eq(regexec(&re, k, 0, NULL, 0), 0, "bad key: %s", k);
+    regfree(&re);
+}
+
+Test(keys, create_and_verify)
+{
+    char err[512], k1[KEY_LEN + 1], k2[KEY_LEN + 1];
+    int64_t id1, id2, got = 0;
+    cr_assert(keys_create(db.conn, "one", k1, &id1, err, sizeof(err)), "%s", err);
+    cr_assert(keys_create(db.conn, "two", k2, &id2, err, sizeof(err)), "%s", err);
+    assert_key_shape(k1);
+    assert_key_shape(k2);
+    cr_assert_str_neq(k1, k2);
+    cr_assert_neq(id1, id2);
+    cr_assert_eq(keys_verify(db.conn, k1, &got, err, sizeof(err)), KEYS_OK);
+    cr_assert_eq(got, id1);
+    cr_assert_eq(keys_verify(db.conn, k2, &got, err, sizeof(err)), KEYS_OK);
+    cr_assert_eq(got, id2);
+
+    /* the key itself is nowhere in the table */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM api_keys WHERE position('%s' in api_keys::text) > 0", k1 + 3);
+    cr_assert_eq(dbh_scalar(&db, sql), 0, "the key is stored in clear");
+}
+
+Test(keys, wrong_malformed_and_revoked_keys)
+{
+    char err[512], k[KEY_LEN + 1];
+    int64_t id, got = -1;
+    cr_assert(keys_create(db.conn, "k", k, &id, err, sizeof(err)), "%s", err);
+    char bad[KEY_LEN + 1];
+    memcpy(bad, k, sizeof(bad));
+    bad[KEY_LEN - 1] = bad[KEY_LEN - 1] == 'a' ? 'b' : 'a'; /* same prefix, wrong secret */
+    cr_assert_eq(keys_verify(db.conn, bad, &got, err, sizeof(err)), KEYS_INVALID);
+    cr_assert_eq(got, -1);
+    cr_assert_eq(keys_verify(db.conn, "", &got, err, sizeof(err)), KEYS_INVALID);
+    cr_assert_eq(keys_verify(db.conn, "ek_short", &got, err, sizeof(err)), KEYS_INVALID);
+    cr_assert_eq(
+        keys_verify(db.conn, "ek_'; DROP TABLE api_keys; --aaaaaaaaaaaaaa", &got, err, sizeof(err)),
+        KEYS_INVALID);
+    PQclear(PQexec(db.conn, "UPDATE api_keys SET revoked_at = now()"));
+    cr_assert_eq(keys_verify(db.conn, k, &got, err, sizeof(err)), KEYS_INVALID);
+}
+
+Test(keys, cli_prints_the_key_once)
+{
+    char *bin = dbh_bin("EMBEDD_BIN");
+    char url_flag[600];
+    snprintf(url_flag, sizeof(url_flag), "--database-url=%s", db.url);
+    char *out = NULL, *err = NULL;
+    char *argv[] = {bin, url_flag, "keys", "create", "--name", "ci", NULL};
+    cr_assert_eq(dbh_run(argv, &out, &err), 0, "%s", err);
+    out[strcspn(out, "\n")] = '\0';
+    assert_key_shape(out);
+    cr_assert_null(strstr(err, out + 3), "the key must not be logged");
+    char e2[256];
+    int64_t id;
+    cr_assert_eq(keys_verify(db.conn, out, &id, e2, sizeof(e2)), KEYS_OK);
+    free(out);
+    free(err);
+
+    char *noname[] = {bin, url_flag, "keys", "create", NULL};
+    cr_assert_eq(dbh_run(noname, &out, &err), 2);
+    cr_assert(strstr(err, "--name"), "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(dbh_scalar(&db, "SELECT count(*) FROM api_keys"), 1);
+}
