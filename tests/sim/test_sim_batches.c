@@ -22,7 +22,7 @@ static void stop(void)
     simh_stop(&sim);
 }
 
-TestSuite(batches, .init = start_fast, .fini = stop, .timeout = 120);
+TestSuite(batches, .init = start_fast, .fini = stop, .timeout = 300);
 
 #define CREATE_PATH "/v1beta/models/gemini-embedding-001:asyncBatchEmbedContent"
 
@@ -480,7 +480,7 @@ static char *big_body(size_t target, size_t text_len, size_t *n_out, size_t *len
     return b;
 }
 
-Test(batches, twenty_mb_inline_batch, .timeout = 300)
+Test(batches, twenty_mb_inline_batch)
 {
     size_t n, len;
     char *body = big_body(20000000, 6000, &n, &len);
@@ -506,7 +506,7 @@ Test(batches, twenty_mb_inline_batch, .timeout = 300)
     free(body);
 }
 
-Test(batches, over_twenty_mib_is_refused, .timeout = 300)
+Test(batches, over_twenty_mib_is_refused)
 {
     size_t n, len;
     char *body = big_body(21000000, 6000, &n, &len);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+TestSuite(numfmt, .timeout = 300);
+
 static const char *fmt(float v)
 {
     static char out[NUMFMT_F32_MAX];
@@ -71,7 +73,7 @@ static bool json_number(const char *s)
 
 /* Every 61st bit pattern (about 70 million floats, all exponents): exact round
  * trip through strtof, valid JSON, bounded length. */
-Test(numfmt, round_trip_across_all_exponents, .timeout = 300)
+Test(numfmt, round_trip_across_all_exponents)
 {
     char out[NUMFMT_F32_MAX];
     uint64_t checked = 0;

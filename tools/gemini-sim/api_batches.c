@@ -43,7 +43,13 @@ static bool load_file_items(struct sim *sim, const struct sim_model *m, struct s
                             struct reply *r)
 {
     struct sim_file *f = sim_file_get(sim, req->file_name + 6);
-    if (!f || !f->finalized) {
+    bool ready = false;
+    if (f) {
+        pthread_mutex_lock(&sim->lock);
+        ready = f->finalized; /* a finalized file's data never changes again */
+        pthread_mutex_unlock(&sim->lock);
+    }
+    if (!ready) {
         sim_file_release(sim, f);
         char msg[200];
         snprintf(msg, sizeof(msg), "File %.100s not found or not ready.", req->file_name);

@@ -144,6 +144,17 @@ static void upload_start(struct sim *sim, struct MHD_Connection *c, struct route
     sim_file_release(sim, f);
 }
 
+/* Parse an X-Goog-Upload-Offset value; -1 if absent or malformed. */
+static long long parse_offset(const char *h)
+{
+    if (!h)
+        return -1;
+    char *end;
+    errno = 0;
+    long long off = strtoll(h, &end, 10);
+    return errno || end == h || *end || off < 0 ? -1 : off;
+}
+
 static void upload_continue(struct sim *sim, struct MHD_Connection *c, struct route *rt,
                             const char *upload_id, struct reply *r)
 {
@@ -153,85 +164,81 @@ static void upload_continue(struct sim *sim, struct MHD_Connection *c, struct ro
         return;
     }
     const char *cmd = req_header(c, "X-Goog-Upload-Command");
-    const char *off_h = req_header(c, "X-Goog-Upload-Offset");
-    char num[32];
     if (!cmd) {
         reply_error(r, 400, "INVALID_ARGUMENT", "Missing X-Goog-Upload-Command header.");
-        goto out;
+        sim_file_release(sim, f);
+        return;
     }
     bool upload = has_cmd(cmd, "upload"), finalize = has_cmd(cmd, "finalize"),
          query = has_cmd(cmd, "query");
-    pthread_mutex_lock(&sim->lock);
-    bool finalized = f->finalized;
-    size_t have = f->data.len;
-    pthread_mutex_unlock(&sim->lock);
-    if (query) {
-        snprintf(num, sizeof(num), "%zu", have);
-        reply_header(r, "X-Goog-Upload-Status", finalized ? "final" : "active");
-        reply_header(r, "X-Goog-Upload-Size-Received", num);
-        goto out;
-    }
-    if (!upload && !finalize) {
-        reply_error(r, 400, "INVALID_ARGUMENT", "Unsupported X-Goog-Upload-Command.");
-        goto out;
-    }
-    if (finalized) {
-        reply_error(r, 400, "INVALID_ARGUMENT", "The upload has already been finalized.");
-        goto out;
-    }
-    if (upload) {
-        char *end;
-        errno = 0;
-        long long off = off_h ? strtoll(off_h, &end, 10) : -1;
-        if (!off_h || errno || end == off_h || *end || off != (long long)have) {
-            snprintf(num, sizeof(num), "%zu", have);
-            reply_header(r, "X-Goog-Upload-Status", "active");
-            reply_header(r, "X-Goog-Upload-Size-Received", num);
-            reply_error(r, 400, "INVALID_ARGUMENT",
-                        "X-Goog-Upload-Offset does not match the number of bytes received.");
-            goto out;
-        }
-        pthread_mutex_lock(&sim->lock);
-        bool ok = buf_append(&f->data, rt->body, rt->body_len);
-        have = f->data.len;
-        pthread_mutex_unlock(&sim->lock);
-        if (!ok) {
-            reply_error(r, 413, "INVALID_ARGUMENT", "The file is too large.");
-            goto out;
-        }
-    }
-    if (!finalize) {
-        snprintf(num, sizeof(num), "%zu", have);
-        reply_header(r, "X-Goog-Upload-Status", "active");
-        reply_header(r, "X-Goog-Upload-Size-Received", num);
-        goto out;
-    }
-    if (f->declared_size >= 0 && (int64_t)have != f->declared_size) {
-        char msg[200];
-        snprintf(msg, sizeof(msg),
-                 "Received %zu bytes but X-Goog-Upload-Header-Content-Length was %lld.", have,
-                 (long long)f->declared_size);
-        reply_error(r, 400, "INVALID_ARGUMENT", msg);
-        goto out;
-    }
-    struct sha256 h;
-    unsigned char digest[32];
-    sha256_init(&h);
-    sha256_update(&h, f->data.data ? f->data.data : "", f->data.len);
-    sha256_final(&h, digest);
-    pthread_mutex_lock(&sim->lock);
-    base64_encode(f->sha256_b64, digest, sizeof(digest));
-    f->finalized = true;
-    sim->stats.uploads_finalized++;
-    pthread_mutex_unlock(&sim->lock);
-    char base[400];
+    long long off = parse_offset(req_header(c, "X-Goog-Upload-Offset"));
+    char base[400], num[32], msg[200];
     base_url(c, rt->version, base, sizeof(base));
-    reply_header(r, "X-Goog-Upload-Status", "final");
-    if (!(buf_puts(&r->body, "{\"file\":") && sim_render_file(f, base, &r->body) &&
-          buf_putc(&r->body, '}')))
-        reply_oom(r);
-out:
+    msg[0] = '\0';
+    int http = 400;
+    bool size_hdr = false, final = false, ok = true;
+
+    /* Check and change the session in one critical section: a client that retries a chunk
+     * while its first attempt is still in flight must not get the bytes appended twice, and
+     * nothing may append while the content is hashed. Hashing under the lock stalls other
+     * requests for a moment on huge files; a simulator can afford that. */
+    pthread_mutex_lock(&sim->lock);
+    size_t have = f->data.len;
+    final = f->finalized;
+    if (query) {
+        size_hdr = true;
+    } else if (!upload && !finalize) {
+        snprintf(msg, sizeof(msg), "Unsupported X-Goog-Upload-Command.");
+    } else if (f->finalized) {
+        snprintf(msg, sizeof(msg), "The upload has already been finalized.");
+        size_hdr = true;
+    } else if (upload && off != (long long)have) {
+        snprintf(msg, sizeof(msg),
+                 "X-Goog-Upload-Offset does not match the number of bytes received.");
+        size_hdr = true;
+    } else if (upload && f->declared_size >= 0 &&
+               (int64_t)(have + rt->body_len) > f->declared_size) {
+        /* refused before any byte is taken, so the session stays usable */
+        snprintf(msg, sizeof(msg),
+                 "Received %zu bytes but X-Goog-Upload-Header-Content-Length was %lld.",
+                 have + rt->body_len, (long long)f->declared_size);
+        size_hdr = true;
+    } else if (upload && !buf_append(&f->data, rt->body, rt->body_len)) {
+        http = 413;
+        snprintf(msg, sizeof(msg), "The file is too large.");
+        size_hdr = true;
+    } else {
+        have = f->data.len;
+        size_hdr = true;
+        if (finalize && f->declared_size >= 0 && (int64_t)have != f->declared_size) {
+            snprintf(msg, sizeof(msg),
+                     "Received %zu bytes but X-Goog-Upload-Header-Content-Length was %lld.", have,
+                     (long long)f->declared_size);
+        } else if (finalize) {
+            struct sha256 h;
+            unsigned char digest[32];
+            sha256_init(&h);
+            sha256_update(&h, f->data.data ? f->data.data : "", f->data.len);
+            sha256_final(&h, digest);
+            base64_encode(f->sha256_b64, digest, sizeof(digest));
+            f->finalized = true;
+            final = true;
+            sim->stats.uploads_finalized++;
+            ok = buf_puts(&r->body, "{\"file\":") && sim_render_file(f, base, &r->body) &&
+                 buf_putc(&r->body, '}');
+        }
+    }
+    pthread_mutex_unlock(&sim->lock);
     sim_file_release(sim, f);
+
+    snprintf(num, sizeof(num), "%zu", have);
+    reply_header(r, "X-Goog-Upload-Status", final ? "final" : "active");
+    if (size_hdr)
+        reply_header(r, "X-Goog-Upload-Size-Received", num);
+    if (msg[0])
+        reply_error(r, http, "INVALID_ARGUMENT", msg);
+    else if (!ok)
+        reply_oom(r);
 }
 
 /* For "batch-<id>" names: the batch whose output file this is (a reference), if ready. */
@@ -275,6 +282,9 @@ static void file_get(struct sim *sim, struct MHD_Connection *c, struct route *rt
                      sim_put_time(&r->body, b->create_ns + b->pending_ns + b->running_ns) &&
                      buf_puts(&r->body, ",\"updateTime\":") &&
                      sim_put_time(&r->body, b->create_ns + b->pending_ns + b->running_ns) &&
+                     buf_puts(&r->body, ",\"expirationTime\":") &&
+                     sim_put_time(&r->body, b->create_ns + b->pending_ns + b->running_ns +
+                                                48LL * 3600 * 1000000000LL) &&
                      buf_printf(&r->body,
                                 ",\"uri\":\"%s/files/%s\",\"downloadUri\":\"%s/files/"
                                 "%s:download?alt=media\",\"state\":\"ACTIVE\",\"source\":"
