@@ -61,6 +61,8 @@ static const struct setting settings[] = {
     {"shutdown-timeout-ms", "EMBEDD_SHUTDOWN_TIMEOUT_MS", INT(shutdown_timeout_ms), 0, BIG, "30000",
      false, "how long SIGTERM waits for in-flight work"},
     {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
+    {"port-file", "EMBEDD_PORT_FILE", STR(port_file), "", false,
+     "write the bound HTTP port to this file once listening (for port 0)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

@@ -2,12 +2,18 @@
  * main.c: the embedd command line: settings from the environment and flags,
  * then one command (migrate, keys create).
  */
+#include "api.h"
+#include "app.h"
 #include "config.h"
 #include "db.h"
+#include "http.h"
 #include "keys.h"
 #include "log.h"
 #include "migrate.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +29,8 @@ static void usage(FILE *f)
                "commands:\n"
                "  migrate                  apply the database migrations (idempotent; safe when\n"
                "                           several replicas run it at once)\n"
-               "  keys create --name NAME  create an API key; prints it once (stored hashed)\n\n");
+               "  keys create --name NAME  create an API key; prints it once (stored hashed)\n"
+               "  serve                    migrate, then serve HTTP until SIGTERM or SIGINT\n\n");
     config_print_help(f);
     fprintf(f, "\n  --help, --version\n");
 }
@@ -88,6 +95,75 @@ static int cmd_keys(const struct config *cfg, int argc, char **argv)
     return 0;
 }
 
+static bool write_port_file(const char *path, int port)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return false;
+    fprintf(f, "%d\n", port);
+    return fclose(f) == 0 && rename(tmp, path) == 0;
+}
+
+static int cmd_serve(const struct config *cfg)
+{
+    /* signals go to sigwait() below, never to a worker or server thread */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cmd_migrate(cfg) != 0)
+        return 1;
+    config_log(cfg);
+    size_t pool = cfg->db_pool_size ? (size_t)cfg->db_pool_size
+                                    : (size_t)(cfg->http_threads + cfg->workers + 2);
+    struct app app = {
+        .cfg = cfg, .db = db_pool_new(cfg->database_url, pool), .db_timeout_ms = 5000};
+    if (!app.db) {
+        log_error("out of memory");
+        return 1;
+    }
+    struct http_server_opts o = {
+        .listen = cfg->listen,
+        .threads = (unsigned)cfg->http_threads,
+        .connection_limit = 1024,
+        .connection_timeout_s = 60,
+        .max_body_bytes = (size_t)cfg->max_body_bytes,
+        .routes = api_routes,
+        .n_routes = api_routes_count,
+        .auth = api_authenticate,
+        .auth_prefix = "/v1/",
+        .app = &app,
+    };
+    char err[256];
+    struct http_server *srv = http_server_start(&o, err, sizeof(err));
+    if (!srv) {
+        log_error("%s", err);
+        db_pool_free(app.db);
+        return 1;
+    }
+    int port = http_server_port(srv);
+    log_info("listening on %.*s:%d", (int)strcspn(cfg->listen, ":"), cfg->listen, port);
+    int rc = 0;
+    if (cfg->port_file[0] && !write_port_file(cfg->port_file, port)) {
+        log_error("could not write port file \"%s\" (errno %d)", cfg->port_file, errno);
+        rc = 1;
+    }
+    int sig = 0;
+    while (rc == 0 && sigwait(&set, &sig) != 0)
+        ;
+    if (rc == 0)
+        log_info("signal %d: shutting down", sig);
+    http_server_stop(srv);
+    db_pool_free(app.db);
+    log_info("stopped");
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -116,6 +192,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[next];
     if (strcmp(cmd, "migrate") == 0 && next + 1 == argc)
         return cmd_migrate(&cfg);
+    if (strcmp(cmd, "serve") == 0 && next + 1 == argc)
+        return cmd_serve(&cfg);
     if (strcmp(cmd, "keys") == 0)
         return cmd_keys(&cfg, argc - next - 1, argv + next + 1);
     fprintf(stderr, "embedd: unknown command \"%s\" (see embedd --help)\n", cmd);

@@ -1,0 +1,27 @@
+/*
+ * api.h: embedd's REST surface: the route table handed to the HTTP server,
+ * the bearer-key authentication callback, and the handlers. Handlers call
+ * into service/ and shape JSON; they never touch libmicrohttpd.
+ */
+#ifndef API_API_H
+#define API_API_H
+
+#include "app.h"
+#include "http.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+extern const struct http_route api_routes[];
+extern const size_t api_routes_count;
+
+/* http_auth_fn: "Authorization: Bearer <key>" → req->key_id, else 401 (503
+ * when the database cannot be reached). */
+bool api_authenticate(void *app, struct http_req *req, struct http_resp *resp);
+
+/* GET /healthz: liveness; never touches the database. */
+void api_healthz(void *app, struct http_req *req, struct http_resp *resp);
+/* GET /readyz: database reachable and migrations current. */
+void api_readyz(void *app, struct http_req *req, struct http_resp *resp);
+
+#endif

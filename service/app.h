@@ -1,0 +1,17 @@
+/*
+ * app.h: the running service's shared state, handed to HTTP handlers (as
+ * their app argument) and to workers. Created and torn down by main.c.
+ */
+#ifndef SVC_APP_H
+#define SVC_APP_H
+
+#include "config.h"
+#include "db_pool.h"
+
+struct app {
+    const struct config *cfg;
+    struct db_pool *db;
+    int db_timeout_ms; /* how long a request waits for a connection */
+};
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * http.c: the libmicrohttpd adapter behind http.h: a three-state access
+ * handler (headers, body chunks, complete), routing, authentication and
+ * response delivery.
+ */
+#include "http.h"
+
+#include "log.h"
+
+#include <microhttpd.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_server_opts o;
+    int port;
+    atomic_uint_fast64_t next_id;
+    uint32_t id_salt;
+};
+
+struct req_state {
+    struct http_req req;
+    bool too_large;
+    int64_t start_ns;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+const char *http_req_query(const struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn_, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_req_header(const struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn_, MHD_HEADER_KIND, name);
+}
+
+void http_resp_header(struct http_resp *r, const char *name, const char *value)
+{
+    if (r->n_hdr >= HTTP_MAX_HEADERS)
+        return;
+    snprintf(r->hdr[r->n_hdr].name, sizeof(r->hdr[0].name), "%s", name);
+    snprintf(r->hdr[r->n_hdr].value, sizeof(r->hdr[0].value), "%s", value);
+    r->n_hdr++;
+}
+
+void http_resp_json(struct http_resp *r, int status, const char *json)
+{
+    buf_reset(&r->body);
+    r->status = status;
+    r->content_type = "application/json";
+    if (!buf_puts(&r->body, json)) {
+        r->status = 500;
+        buf_reset(&r->body);
+    }
+}
+
+static const char *status_title(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+/* Append s as a JSON string literal. */
+static bool put_jstr(struct buf *b, const char *s)
+{
+    if (!buf_putc(b, '"'))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        bool ok;
+        if (*p == '"' || *p == '\\')
+            ok = buf_putc(b, '\\') && buf_putc(b, (char)*p);
+        else if (*p < 0x20)
+            ok = buf_printf(b, "\\u%04x", *p);
+        else
+            ok = buf_putc(b, (char)*p);
+        if (!ok)
+            return false;
+    }
+    return buf_putc(b, '"');
+}
+
+void http_problem(struct http_resp *r, const struct http_req *req, int status, const char *code,
+                  const char *pointer, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    buf_reset(&r->body);
+    r->status = status;
+    r->content_type = "application/problem+json";
+    bool ok = buf_printf(&r->body, "{\"type\":\"urn:embedd:problem:%s\",\"title\":", code) &&
+              put_jstr(&r->body, status_title(status)) &&
+              buf_printf(&r->body, ",\"status\":%d,\"detail\":", status) &&
+              put_jstr(&r->body, detail) && buf_puts(&r->body, ",\"code\":") &&
+              put_jstr(&r->body, code) && buf_puts(&r->body, ",\"request_id\":") &&
+              put_jstr(&r->body, req ? req->id : "");
+    if (ok && pointer)
+        ok = buf_puts(&r->body, ",\"errors\":[{\"pointer\":") && put_jstr(&r->body, pointer) &&
+             buf_puts(&r->body, ",\"detail\":") && put_jstr(&r->body, detail) &&
+             buf_puts(&r->body, "}]");
+    if (!(ok && buf_putc(&r->body, '}'))) {
+        buf_reset(&r->body);
+        r->status = 500;
+    }
+}
+
+bool http_route_match(const char *pattern, const char *path, const char **params, size_t *n_params,
+                      char *store, size_t store_len)
+{
+    size_t used = 0;
+    *n_params = 0;
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/')
+            return false;
+        pattern++;
+        path++;
+        const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+        size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
+        size_t sl = se ? (size_t)(se - path) : strlen(path);
+        if (pl > 1 && pattern[0] == '{' && pattern[pl - 1] == '}') {
+            if (sl == 0 || *n_params >= HTTP_MAX_PARAMS || used + sl + 1 > store_len)
+                return false;
+            memcpy(store + used, path, sl);
+            store[used + sl] = '\0';
+            params[(*n_params)++] = store + used;
+            used += sl + 1;
+        } else if (pl != sl || strncmp(pattern, path, pl) != 0) {
+            return false;
+        }
+        pattern += pl;
+        path += sl;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+/* Find the route; 404 or 405 (with Allow) when none fits. */
+static const struct http_route *route(struct http_server *s, struct http_req *req,
+                                      struct http_resp *resp)
+{
+    char allow[128] = "";
+    bool path_known = false;
+    for (size_t i = 0; i < s->o.n_routes; i++) {
+        const struct http_route *rt = &s->o.routes[i];
+        const char *params[HTTP_MAX_PARAMS];
+        size_t n;
+        char store[sizeof(req->param_store_)];
+        if (!http_route_match(rt->pattern, req->path, params, &n, store, sizeof(store)))
+            continue;
+        if (strcmp(rt->method, req->method) == 0) {
+            memcpy(req->param_store_, store, sizeof(store));
+            for (size_t k = 0; k < n; k++)
+                req->params[k] = req->param_store_ + (params[k] - store);
+            req->n_params = n;
+            return rt;
+        }
+        path_known = true;
+        if (!strstr(allow, rt->method)) {
+            size_t l = strlen(allow);
+            snprintf(allow + l, sizeof(allow) - l, "%s%s", l ? ", " : "", rt->method);
+        }
+    }
+    if (path_known) {
+        http_resp_header(resp, "Allow", allow);
+        http_problem(resp, req, 405, "method_not_allowed", NULL,
+                     "%s is not allowed on %s; allowed: %s", req->method, req->path, allow);
+    } else {
+        http_problem(resp, req, 404, "not_found", NULL, "no resource at %s", req->path);
+    }
+    return NULL;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_req *req,
+                                 struct http_resp *resp)
+{
+    size_t len;
+    char *data = buf_steal(&resp->body, &len);
+    if (!data)
+        return MHD_NO;
+    struct MHD_Response *m = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!m) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            resp->content_type ? resp->content_type : "application/json");
+    MHD_add_response_header(m, "X-Request-Id", req->id);
+    for (int i = 0; i < resp->n_hdr; i++)
+        MHD_add_response_header(m, resp->hdr[i].name, resp->hdr[i].value);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, m);
+    MHD_destroy_response(m);
+    return ret;
+}
+
+static void dispatch(struct http_server *s, struct req_state *st, struct http_resp *resp)
+{
+    struct http_req *req = &st->req;
+    if (st->too_large) {
+        http_problem(resp, req, 413, "body_too_large", NULL,
+                     "the request body is larger than the limit of %zu bytes", s->o.max_body_bytes);
+        return;
+    }
+    /* authenticate before routing, so that unknown and known paths look alike */
+    bool authed = false;
+    if (s->o.auth_prefix && strncmp(req->path, s->o.auth_prefix, strlen(s->o.auth_prefix)) == 0) {
+        if (!s->o.auth(s->o.app, req, resp))
+            return;
+        authed = true;
+    }
+    const struct http_route *rt = route(s, req, resp);
+    if (!rt)
+        return;
+    if (!authed && (rt->flags & HTTP_ROUTE_AUTH) && !s->o.auth(s->o.app, req, resp))
+        return;
+    rt->handler(s->o.app, req, resp);
+}
+
+static bool length_too_large(struct MHD_Connection *c, size_t max)
+{
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(cl, &end, 10);
+    return errno || *end || v > max;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *data,
+                                 size_t *data_size, void **req_cls)
+{
+    struct http_server *s = cls;
+    struct req_state *st = *req_cls;
+    (void)version;
+    if (!st) {
+        st = calloc(1, sizeof(*st));
+        if (!st)
+            return MHD_NO;
+        st->start_ns = now_ns();
+        uint64_t n = atomic_fetch_add(&s->next_id, 1);
+        snprintf(st->req.id, sizeof(st->req.id), "%08x%012llx", s->id_salt, (unsigned long long)n);
+        st->req.method = method;
+        st->req.path = url;
+        st->req.conn_ = c;
+        buf_init(&st->req.body, s->o.max_body_bytes);
+        st->too_large = length_too_large(c, s->o.max_body_bytes);
+        *req_cls = st;
+        return MHD_YES;
+    }
+    if (*data_size) {
+        if (!st->too_large && !buf_append(&st->req.body, data, *data_size)) {
+            st->too_large = true;
+            buf_cleanup(&st->req.body);
+        }
+        *data_size = 0;
+        return MHD_YES;
+    }
+    struct http_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.status = 500;
+    buf_init(&resp.body, SIZE_MAX / 2);
+    dispatch(s, st, &resp);
+    int status = resp.status;
+    enum MHD_Result ret = send_resp(c, &st->req, &resp);
+    buf_cleanup(&resp.body);
+    double ms = (double)(now_ns() - st->start_ns) / 1e6;
+    if (status >= 500)
+        log_warn("request %s %s %s -> %d (%.1f ms)", st->req.id, method, url, status, ms);
+    else
+        log_debug("request %s %s %s -> %d (%.1f ms)", st->req.id, method, url, status, ms);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct req_state *st = *req_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (st) {
+        buf_cleanup(&st->req.body);
+        free(st);
+        *req_cls = NULL;
+    }
+}
+
+static bool parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[64];
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
+        snprintf(err, errlen, "listen address \"%s\" is not host:port", listen);
+        return false;
+    }
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || port < 0 || port > 65535 ||
+        inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+        snprintf(err, errlen, "listen address \"%s\" is not an IPv4 host:port", listen);
+        return false;
+    }
+    sa->sin_port = htons((uint16_t)port);
+    return true;
+}
+
+struct http_server *http_server_start(const struct http_server_opts *o, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    if (!parse_listen(o->listen, &sa, err, errlen))
+        return NULL;
+    struct http_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->o = *o;
+    if (getrandom(&s->id_salt, sizeof(s->id_salt), 0) != (ssize_t)sizeof(s->id_salt))
+        s->id_salt = (uint32_t)time(NULL);
+    s->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+        o->threads, MHD_OPTION_CONNECTION_LIMIT, o->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, errlen, "could not listen on %s", o->listen);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : ntohs(sa.sin_port);
+    return s;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

@@ -1,0 +1,102 @@
+/*
+ * http.h: embedd's HTTP layer over libmicrohttpd. It owns the MHD daemon,
+ * request bodies (bounded), routing (a flat table of method + path
+ * template), authentication (through a callback) and RFC 9457 problem+json
+ * errors. Handlers see only struct http_req / struct http_resp; nothing
+ * outside http.c includes <microhttpd.h>.
+ */
+#ifndef SVC_HTTP_H
+#define SVC_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+#include "util/compiler.h"
+
+#define HTTP_MAX_PARAMS  4
+#define HTTP_MAX_HEADERS 8
+
+struct http_req {
+    char id[24];        /* request id, also sent as X-Request-Id */
+    const char *method; /* borrowed from MHD, valid for the request */
+    const char *path;   /* decoded path, no query string */
+    struct buf body;
+    int64_t key_id;                      /* set by authentication; 0 for public routes */
+    const char *params[HTTP_MAX_PARAMS]; /* {name} segments, NUL-terminated copies */
+    size_t n_params;
+    void *conn_; /* the MHD connection: use the accessors below */
+    char param_store_[512];
+};
+
+struct http_resp {
+    int status;
+    struct buf body;
+    const char *content_type; /* static string; default application/json */
+    struct {
+        char name[40];
+        char value[256];
+    } hdr[HTTP_MAX_HEADERS];
+    int n_hdr;
+};
+
+/* A query parameter (already percent-decoded) or request header; NULL if absent. */
+const char *http_req_query(const struct http_req *r, const char *name);
+const char *http_req_header(const struct http_req *r, const char *name);
+
+void http_resp_header(struct http_resp *r, const char *name, const char *value);
+/* Set status and a JSON body (copied). */
+void http_resp_json(struct http_resp *r, int status, const char *json);
+/*
+ * Set an RFC 9457 problem+json reply: {"type", "title", "status", "detail",
+ * "code", "request_id"} plus "errors": [{"pointer", "detail"}] when pointer
+ * is not NULL. code is a stable snake_case identifier; title is derived from
+ * the status; detail is lowercase, with no trailing period.
+ */
+void http_problem(struct http_resp *r, const struct http_req *req, int status, const char *code,
+                  const char *pointer, const char *fmt, ...) SVC_PRINTF(6, 7);
+
+typedef void (*http_handler)(void *app, struct http_req *req, struct http_resp *resp);
+
+/* Verify the request's credentials; return true and set req->key_id, or fill
+ * resp (401, 503...) and return false. */
+typedef bool (*http_auth_fn)(void *app, struct http_req *req, struct http_resp *resp);
+
+enum { HTTP_ROUTE_AUTH = 1 };
+
+struct http_route {
+    const char *method;
+    const char *pattern; /* "/v1/jobs/{id}/results": {x} matches one segment */
+    http_handler handler;
+    unsigned flags;
+};
+
+struct http_server_opts {
+    const char *listen; /* "host:port"; port 0 picks a free one */
+    unsigned threads;
+    unsigned connection_limit;
+    unsigned connection_timeout_s;
+    size_t max_body_bytes;
+    const struct http_route *routes;
+    size_t n_routes;
+    http_auth_fn auth;
+    const char *auth_prefix; /* every path under it needs auth, before routing ("/v1/") */
+    void *app;
+};
+
+struct http_server;
+
+/* Start serving. Returns NULL with err set if the address cannot be bound. */
+struct http_server *http_server_start(const struct http_server_opts *o, char *err, size_t errlen);
+/* The bound port. */
+int http_server_port(const struct http_server *s);
+/* Stop accepting, finish in-flight requests, free everything. NULL is a no-op. */
+void http_server_stop(struct http_server *s);
+
+/* Match path against a route pattern; fills params (copies into store).
+ * Exposed for unit tests. */
+bool http_route_match(const char *pattern, const char *path, const char **params, size_t *n_params,
+                      char *store, size_t store_len);
+
+#endif

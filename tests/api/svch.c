@@ -1,0 +1,137 @@
+/* svch.c: start and stop `embedd serve` for integration tests. */
+#include "svch.h"
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap(void)
+{
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+void svch_new_key(struct svch *s, const char *name, char *out)
+{
+    char url[600], nm[128];
+    snprintf(url, sizeof(url), "--database-url=%s", s->db.url);
+    snprintf(nm, sizeof(nm), "%s", name);
+    char *argv[] = {dbh_bin("EMBEDD_BIN"), url, "keys", "create", "--name", nm, NULL};
+    char *o = NULL, *e = NULL;
+    int rc = dbh_run(argv, &o, &e);
+    cr_assert_eq(rc, 0, "keys create failed: %s", e);
+    snprintf(out, 64, "%.*s", (int)strcspn(o, "\n"), o);
+    free(o);
+    free(e);
+}
+
+void svch_start(struct svch *s, const char *const *flags)
+{
+    memset(s, 0, sizeof(*s));
+    dbh_create(&s->db);
+    snprintf(s->dir, sizeof(s->dir), "/tmp/svch-XXXXXX");
+    cr_assert(mkdtemp(s->dir), "mkdtemp failed (errno %d)", errno);
+    static char args[40][600];
+    char *argv[40];
+    int n = 0;
+    snprintf(args[n], sizeof(args[n]), "%s", dbh_bin("EMBEDD_BIN"));
+    argv[n] = args[n], n++;
+    snprintf(args[n], sizeof(args[n]), "--database-url=%s", s->db.url);
+    argv[n] = args[n], n++;
+    snprintf(args[n], sizeof(args[n]), "--listen=127.0.0.1:0");
+    argv[n] = args[n], n++;
+    snprintf(args[n], sizeof(args[n]), "--port-file=%s/port", s->dir);
+    argv[n] = args[n], n++;
+    for (int i = 0; flags && flags[i] && n < 37; i++) {
+        snprintf(args[n], sizeof(args[n]), "%s", flags[i]);
+        argv[n] = args[n], n++;
+    }
+    snprintf(args[n], sizeof(args[n]), "serve");
+    argv[n] = args[n], n++;
+    argv[n] = NULL;
+    char log[128], pf[128];
+    snprintf(log, sizeof(log), "%s/log", s->dir);
+    snprintf(pf, sizeof(pf), "%s/port", s->dir);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    s->pid = pid;
+    int64_t deadline = ms_now() + 20000;
+    while (ms_now() < deadline) {
+        FILE *f = fopen(pf, "r");
+        if (f) {
+            int ok = fscanf(f, "%d", &s->port);
+            fclose(f);
+            if (ok == 1 && s->port > 0) {
+                snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
+                svch_new_key(s, "test", s->key);
+                return;
+            }
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            s->pid = 0;
+            cr_assert_fail("embedd serve exited at start-up (status %d)", st);
+        }
+        nap();
+    }
+    cr_assert_fail("embedd serve did not start within 20 s");
+}
+
+void svch_stop(struct svch *s)
+{
+    if (s->pid) {
+        kill(s->pid, SIGTERM);
+        int st = 0;
+        pid_t w = 0;
+        int64_t deadline = ms_now() + 30000;
+        while ((w = waitpid(s->pid, &st, WNOHANG)) == 0 && ms_now() < deadline)
+            nap();
+        if (w == 0) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+        }
+        s->pid = 0;
+        char path[128], buf[65536];
+        snprintf(path, sizeof(path), "%s/log", s->dir);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/port", s->dir);
+        unlink(path);
+        rmdir(s->dir);
+        bool bad = strstr(buf, "Sanitizer") || strstr(buf, "runtime error:");
+        if (bad)
+            fprintf(stderr, "embedd log:\n%s\n", buf);
+        dbh_drop(&s->db);
+        cr_assert(w != 0, "embedd serve did not stop within 30 s of SIGTERM");
+        cr_assert(!bad, "embedd serve reported a sanitizer error");
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "embedd serve exit status %d", st);
+        return;
+    }
+    dbh_drop(&s->db);
+}

@@ -1,0 +1,29 @@
+/*
+ * svch.h: run a real `embedd serve` process for a test: a fresh database
+ * (dbh), an ephemeral port, clean shutdown checked (exit status 0, no
+ * sanitizer report in its log).
+ */
+#ifndef TESTS_API_SVCH_H
+#define TESTS_API_SVCH_H
+
+#include "dbh.h"
+
+#include <sys/types.h>
+
+struct svch {
+    struct dbh db;
+    pid_t pid;
+    int port;
+    char dir[64];
+    char base[64]; /* http://127.0.0.1:PORT */
+    char key[64];  /* an API key created for the test */
+};
+
+/* Create a database, start embedd serve on it with extra flags (NULL-terminated). */
+void svch_start(struct svch *s, const char *const *flags);
+/* SIGTERM, wait, assert exit 0 and a clean log; drop the database. */
+void svch_stop(struct svch *s);
+/* Create another API key through the CLI; writes it to out (>= 64 bytes). */
+void svch_new_key(struct svch *s, const char *name, char *out);
+
+#endif
