@@ -24,4 +24,14 @@ void api_healthz(void *app, struct http_req *req, struct http_resp *resp);
 /* GET /readyz: database reachable and migrations current. */
 void api_readyz(void *app, struct http_req *req, struct http_resp *resp);
 
+/* POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel,
+ * DELETE /v1/jobs/{id}. */
+void api_jobs_create(void *app, struct http_req *req, struct http_resp *resp);
+void api_jobs_list(void *app, struct http_req *req, struct http_resp *resp);
+void api_jobs_get(void *app, struct http_req *req, struct http_resp *resp);
+void api_jobs_cancel(void *app, struct http_req *req, struct http_resp *resp);
+void api_jobs_delete(void *app, struct http_req *req, struct http_resp *resp);
+/* GET /v1/jobs/{id}/results */
+void api_jobs_results(void *app, struct http_req *req, struct http_resp *resp);
+
 #endif

@@ -30,5 +30,17 @@ if [ -n "$hits" ]; then
   status=1
 fi
 
+# The route table and openapi.yaml must list the same operations.
+routes=$(grep -oE '\{"(GET|POST|PUT|PATCH|DELETE)", "[^"]+"' api/routes.c |
+  sed -E 's/\{"([A-Z]+)", "([^"]+)"/\1 \2/' | sort)
+spec=$(awk '/^  \/[^ ]*:$/ { path = substr($1, 1, length($1) - 1) }
+            /^    (get|post|put|patch|delete):$/ { m = toupper(substr($1, 1, length($1) - 1)); print m " " path }' \
+  openapi.yaml | sort)
+if [ "$routes" != "$spec" ]; then
+  echo "lint: api/routes.c and openapi.yaml disagree:" >&2
+  diff <(echo "$routes") <(echo "$spec") >&2 || true
+  status=1
+fi
+
 [ $status -eq 0 ] && echo "lint: ok"
 exit $status

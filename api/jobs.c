@@ -1,0 +1,268 @@
+/*
+ * jobs.c: the /v1/jobs handlers: create (validate everything, chunk, store
+ * in one transaction, answer 202), get, list, cancel and delete.
+ */
+#include "api.h"
+
+#include "job_request.h"
+#include "jobs.h"
+#include "log.h"
+#include "util/jsonw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_DEFAULT 20
+#define LIST_MAX     100
+
+static PGconn *db_or_503(struct app *app, struct http_req *req, struct http_resp *resp)
+{
+    char err[512];
+    PGconn *c = db_pool_acquire(app->db, app->db_timeout_ms, err, sizeof(err));
+    if (!c) {
+        log_warn("request %s: %s", req->id, err);
+        http_resp_header(resp, "Retry-After", "5");
+        http_problem(resp, req, 503, "database_unavailable", NULL,
+                     "the database is unreachable; retry later");
+    }
+    return c;
+}
+
+static void db_failed(struct http_req *req, struct http_resp *resp, const char *err)
+{
+    log_error("request %s: %s", req->id, err);
+    http_resp_header(resp, "Retry-After", "5");
+    http_problem(resp, req, 503, "database_error", NULL,
+                 "the request could not be completed; retry later");
+}
+
+static bool put_ts(struct buf *b, const char *name, const char *ts)
+{
+    return buf_printf(b, ",\"%s\":", name) && (ts[0] ? jsonw_cstr(b, ts) : buf_puts(b, "null"));
+}
+
+/* The job representation shared by every endpoint. */
+static bool put_job(struct buf *b, const struct job_row *j)
+{
+    int64_t done = j->chunks_succeeded + j->chunks_failed;
+    double progress = j->chunks_total ? 100.0 * (double)done / (double)j->chunks_total : 0.0;
+    bool ok =
+        buf_puts(b, "{\"id\":") && jsonw_cstr(b, j->id) && buf_puts(b, ",\"state\":") &&
+        jsonw_cstr(b, j->state) && buf_puts(b, ",\"display_name\":") &&
+        jsonw_cstr(b, j->has_display_name ? j->display_name : NULL) &&
+        buf_puts(b, ",\"settings\":{\"model\":") && jsonw_cstr(b, j->model) &&
+        buf_puts(b, ",\"task_type\":") && jsonw_cstr(b, j->task_type) &&
+        buf_printf(b,
+                   ",\"output_dimensionality\":%d,\"normalize\":%s,\"priority\":%d,"
+                   "\"chunking\":{\"max_chars\":%d,\"overlap_chars\":%d}}",
+                   j->output_dimensionality, j->normalize ? "true" : "false", j->priority,
+                   j->max_chars, j->overlap_chars) &&
+        buf_printf(b,
+                   ",\"stats\":{\"documents\":%lld,\"chunks\":{\"total\":%lld,\"pending\":%lld,"
+                   "\"in_flight\":%lld,\"succeeded\":%lld,\"failed\":%lld},"
+                   "\"progress_percent\":%.1f,",
+                   (long long)j->documents, (long long)j->chunks_total,
+                   (long long)j->chunks_pending, (long long)j->chunks_in_flight,
+                   (long long)j->chunks_succeeded, (long long)j->chunks_failed, progress);
+    if (ok && done)
+        ok = buf_printf(b, "\"success_rate\":%.4f,", (double)j->chunks_succeeded / (double)done);
+    else if (ok)
+        ok = buf_puts(b, "\"success_rate\":null,");
+    ok = ok && buf_puts(b, "\"batches\":{");
+    for (int k = 0; k < 7 && ok; k++)
+        ok = buf_printf(b, "%s\"%s\":%lld", k ? "," : "", jobs_batch_states[k],
+                        (long long)j->batches[k]);
+    ok = ok && buf_printf(b, "},\"token_estimate\":%lld}", (long long)j->token_estimate) &&
+         put_ts(b, "created_at", j->created_at) && put_ts(b, "started_at", j->started_at) &&
+         put_ts(b, "finished_at", j->finished_at) &&
+         put_ts(b, "last_activity_at", j->last_activity_at) && buf_putc(b, '}');
+    return ok;
+}
+
+static void reply_job(struct http_req *req, struct http_resp *resp, int status,
+                      const struct job_row *j)
+{
+    buf_reset(&resp->body);
+    resp->status = status;
+    resp->content_type = "application/json";
+    if (!put_job(&resp->body, j))
+        http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
+}
+
+void api_jobs_create(void *appv, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = appv;
+    const char *ct = http_req_header(req, "Content-Type");
+    if (ct && strncmp(ct, "application/json", 16) != 0) {
+        http_problem(resp, req, 415, "unsupported_media_type", NULL,
+                     "the body must be application/json");
+        return;
+    }
+    struct job_request jr;
+    struct job_req_error e;
+    if (!job_request_parse(req->body.data ? req->body.data : "", req->body.len, &jr, &e)) {
+        http_problem(resp, req, e.status, e.code, e.pointer[0] ? e.pointer : NULL, "%s", e.detail);
+        return;
+    }
+    struct ingest_doc *docs = calloc(jr.n_docs, sizeof(*docs));
+    if (!docs) {
+        job_request_free(&jr);
+        http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
+        return;
+    }
+    for (size_t i = 0; i < jr.n_docs; i++) {
+        const struct job_doc *d = &jr.docs[i];
+        docs[i] = (struct ingest_doc){d->id,   d->id_len,  d->title, d->title_len, d->metadata_json,
+                                      d->text, d->text_len};
+    }
+    struct job_spec spec = {
+        req->key_id,  jr.display_name, jr.model,     jr.task_type,    jr.output_dimensionality,
+        jr.normalize, jr.priority,     jr.max_chars, jr.overlap_chars};
+    PGconn *c = db_or_503(app, req, resp);
+    char id[JOB_ID_LEN + 1], err[512] = "";
+    struct job_row row;
+    bool ok = c && jobs_create(c, &spec, docs, jr.n_docs, id, err, sizeof(err));
+    free(docs);
+    job_request_free(&jr);
+    if (ok && jobs_get(c, req->key_id, id, &row, err, sizeof(err)) != JOBS_OK)
+        ok = false;
+    if (c)
+        db_pool_release(app->db, c);
+    if (!c)
+        return;
+    if (!ok) {
+        db_failed(req, resp, err);
+        return;
+    }
+    log_info("request %s: job %s created: %lld documents, %lld chunks", req->id, id,
+             (long long)row.documents, (long long)row.chunks_total);
+    char loc[64];
+    snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
+    http_resp_header(resp, "Location", loc);
+    reply_job(req, resp, 202, &row);
+}
+
+void api_jobs_get(void *appv, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = appv;
+    PGconn *c = db_or_503(app, req, resp);
+    if (!c)
+        return;
+    struct job_row row;
+    char err[512];
+    enum jobs_result r = jobs_get(c, req->key_id, req->params[0], &row, err, sizeof(err));
+    db_pool_release(app->db, c);
+    if (r == JOBS_OK)
+        reply_job(req, resp, 200, &row);
+    else if (r == JOBS_NOT_FOUND)
+        http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
+    else
+        db_failed(req, resp, err);
+}
+
+static const char *const job_states[] = {
+    "pending", "running", "succeeded", "completed_with_errors", "failed", "cancelled", NULL};
+
+void api_jobs_list(void *appv, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = appv;
+    const char *state = http_req_query(req, "state");
+    const char *cursor = http_req_query(req, "cursor");
+    const char *lim = http_req_query(req, "limit");
+    int limit = LIST_DEFAULT;
+    if (state) {
+        bool ok = false;
+        for (size_t i = 0; job_states[i] && !ok; i++)
+            ok = strcmp(state, job_states[i]) == 0;
+        if (!ok) {
+            http_problem(resp, req, 400, "invalid_parameter", NULL,
+                         "state must be one of pending, running, succeeded, "
+                         "completed_with_errors, failed, cancelled");
+            return;
+        }
+    }
+    if (lim) {
+        char *end;
+        long v = strtol(lim, &end, 10);
+        if (*lim == '\0' || *end || v < 1 || v > LIST_MAX) {
+            http_problem(resp, req, 400, "invalid_parameter", NULL,
+                         "limit must be an integer between 1 and %d", LIST_MAX);
+            return;
+        }
+        limit = (int)v;
+    }
+    PGconn *c = db_or_503(app, req, resp);
+    if (!c)
+        return;
+    struct job_row *rows = calloc((size_t)limit, sizeof(*rows));
+    size_t n = 0;
+    char next[96], err[512] = "out of memory";
+    enum jobs_result r = rows ? jobs_list(c, req->key_id, state, cursor, limit, rows, &n, next,
+                                          sizeof(next), err, sizeof(err))
+                              : JOBS_ERROR;
+    db_pool_release(app->db, c);
+    if (r == JOBS_CONFLICT) {
+        http_problem(resp, req, 400, "invalid_parameter", NULL, "cursor is not valid");
+    } else if (r != JOBS_OK) {
+        db_failed(req, resp, err);
+    } else {
+        resp->status = 200;
+        resp->content_type = "application/json";
+        bool ok = buf_puts(&resp->body, "{\"jobs\":[");
+        for (size_t i = 0; i < n && ok; i++)
+            ok = (!i || buf_putc(&resp->body, ',')) && put_job(&resp->body, &rows[i]);
+        ok = ok && buf_puts(&resp->body, "],\"next_cursor\":") &&
+             jsonw_cstr(&resp->body, next[0] ? next : NULL) && buf_putc(&resp->body, '}');
+        if (!ok)
+            http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
+    }
+    free(rows);
+}
+
+static void change(struct app *app, struct http_req *req, struct http_resp *resp, bool del)
+{
+    PGconn *c = db_or_503(app, req, resp);
+    if (!c)
+        return;
+    char err[512];
+    const char *id = req->params[0];
+    enum jobs_result r = del ? jobs_delete(c, req->key_id, id, err, sizeof(err))
+                             : jobs_cancel(c, req->key_id, id, err, sizeof(err));
+    struct job_row row;
+    if (r == JOBS_OK && !del && jobs_get(c, req->key_id, id, &row, err, sizeof(err)) != JOBS_OK)
+        r = JOBS_ERROR;
+    db_pool_release(app->db, c);
+    switch (r) {
+    case JOBS_OK:
+        if (del) {
+            resp->status = 204;
+            resp->content_type = "application/json";
+        } else {
+            reply_job(req, resp, 202, &row);
+        }
+        break;
+    case JOBS_NOT_FOUND:
+        http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", id);
+        break;
+    case JOBS_CONFLICT:
+        if (del)
+            http_problem(resp, req, 409, "job_active", NULL,
+                         "the job is still pending or running; cancel it first");
+        else
+            http_problem(resp, req, 409, "job_finished", NULL, "the job has already finished");
+        break;
+    default:
+        db_failed(req, resp, err);
+    }
+}
+
+void api_jobs_cancel(void *app, struct http_req *req, struct http_resp *resp)
+{
+    change(app, req, resp, false);
+}
+
+void api_jobs_delete(void *app, struct http_req *req, struct http_resp *resp)
+{
+    change(app, req, resp, true);
+}

@@ -1,0 +1,126 @@
+/* results.c: GET /v1/jobs/{id}/results: chunks with their vectors, cursor-paged. */
+#include "api.h"
+
+#include "jobs.h"
+#include "log.h"
+#include "results.h"
+#include "util/jsonw.h"
+#include "util/numfmt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESULTS_DEFAULT 100
+#define RESULTS_MAX     1000
+
+static const char *const chunk_states[] = {"pending", "in_flight", "succeeded", "failed"};
+
+static bool put_vector(struct buf *b, const unsigned char *e, int dims)
+{
+    if (!buf_reserve(b, (size_t)dims * NUMFMT_F32_MAX + 2))
+        return false;
+    b->data[b->len++] = '[';
+    for (int k = 0; k < dims; k++) {
+        if (k)
+            b->data[b->len++] = ',';
+        b->len += numfmt_f32(b->data + b->len, results_value(e, k));
+    }
+    b->data[b->len++] = ']';
+    b->data[b->len] = '\0';
+    return true;
+}
+
+static bool put_row(struct buf *b, const struct result_row *r)
+{
+    bool ok = buf_puts(b, "{\"document_id\":") && jsonw_cstr(b, r->doc_id) &&
+              buf_printf(b,
+                         ",\"document_index\":%d,\"chunk_index\":%d,\"char_start\":%d,"
+                         "\"char_end\":%d,\"text\":",
+                         r->doc_index, r->chunk_index, r->char_start, r->char_end) &&
+              jsonw_str(b, r->text, r->text_len) &&
+              buf_printf(b, ",\"token_estimate\":%d,\"title\":", r->tokens) &&
+              jsonw_cstr(b, r->title) && buf_puts(b, ",\"metadata\":") &&
+              buf_puts(b, r->metadata ? r->metadata : "null") && buf_puts(b, ",\"state\":") &&
+              jsonw_cstr(b, chunk_states[r->state & 3]) && buf_puts(b, ",\"embedding\":");
+    if (ok && r->state == 2 && r->embedding)
+        ok = put_vector(b, r->embedding, r->dims);
+    else if (ok)
+        ok = buf_puts(b, "null");
+    return ok && buf_puts(b, ",\"error\":") && jsonw_cstr(b, r->state == 3 ? r->error : NULL) &&
+           buf_putc(b, '}');
+}
+
+static bool parse_bounded(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || !*s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = appv;
+    const char *cur = http_req_query(req, "cursor"), *lim = http_req_query(req, "limit");
+    long long from = 0, limit = RESULTS_DEFAULT;
+    if (cur && !parse_bounded(cur, 0, INT32_MAX, &from)) {
+        http_problem(resp, req, 400, "invalid_parameter", NULL, "cursor is not valid");
+        return;
+    }
+    if (lim && !parse_bounded(lim, 1, RESULTS_MAX, &limit)) {
+        http_problem(resp, req, 400, "invalid_parameter", NULL,
+                     "limit must be an integer between 1 and %d", RESULTS_MAX);
+        return;
+    }
+    char err[512];
+    PGconn *c = db_pool_acquire(app->db, app->db_timeout_ms, err, sizeof(err));
+    if (!c) {
+        http_resp_header(resp, "Retry-After", "5");
+        http_problem(resp, req, 503, "database_unavailable", NULL,
+                     "the database is unreachable; retry later");
+        return;
+    }
+    struct job_row job;
+    struct result_page page = {0};
+    enum jobs_result jr = jobs_get(c, req->key_id, req->params[0], &job, err, sizeof(err));
+    bool ok = jr == JOBS_OK && results_page(c, job.id, from, (int)limit, &page, err, sizeof(err));
+    db_pool_release(app->db, c);
+    if (jr == JOBS_NOT_FOUND) {
+        http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
+        return;
+    }
+    if (!ok) {
+        log_error("request %s: %s", req->id, err);
+        http_resp_header(resp, "Retry-After", "5");
+        http_problem(resp, req, 503, "database_error", NULL,
+                     "the request could not be completed; retry later");
+        return;
+    }
+    struct buf *b = &resp->body;
+    bool w = buf_puts(b, "{\"job_id\":") && jsonw_cstr(b, job.id) && buf_puts(b, ",\"state\":") &&
+             jsonw_cstr(b, job.state) && buf_puts(b, ",\"model\":") && jsonw_cstr(b, job.model) &&
+             buf_printf(b, ",\"output_dimensionality\":%d,\"normalized\":%s,\"results\":[",
+                        job.output_dimensionality,
+                        job.normalize || job.output_dimensionality == 3072 ? "true" : "false");
+    for (size_t i = 0; i < page.n && w; i++) {
+        struct result_row r;
+        results_row(&page, i, &r);
+        w = (!i || buf_putc(b, ',')) && put_row(b, &r);
+    }
+    if (w && page.next_seq >= 0)
+        w = buf_printf(b, "],\"next_cursor\":\"%lld\"}", (long long)page.next_seq);
+    else if (w)
+        w = buf_puts(b, "],\"next_cursor\":null}");
+    results_page_free(&page);
+    if (!w) {
+        http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
+}

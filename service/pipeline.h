@@ -1,0 +1,121 @@
+/*
+ * pipeline.h: the database side of the worker pipeline. Every transition of
+ * chunks between pending, in flight, succeeded and failed happens here, in
+ * one transaction with the job's counters, so stats are exact at every
+ * moment and a crash at any point leaves a consistent state:
+ *
+ *   claim     pending chunks → in flight, plus a batch row in state
+ *             "intent" with a unique displayName, committed BEFORE Google is
+ *             called (so a crash can be reconciled, never paid twice)
+ *   submitted Google accepted the batch: its name is recorded
+ *   results   vectors stored (matched by key), failed items retried up to
+ *             max_attempts, then failed for good with Google's error
+ *   release   a batch that failed, expired or was cancelled gives its chunks
+ *             back (or fails them, for a cancelled job)
+ *
+ * Leases: a worker owns a batch row until lease_until; an expired lease
+ * lets any replica take it over.
+ */
+#ifndef SVC_PIPELINE_H
+#define SVC_PIPELINE_H
+
+#include <libpq-fe.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/compiler.h"
+
+struct pipe_chunk {
+    int32_t seq;
+    char *text; /* owned */
+    size_t text_len;
+    char *title; /* owned; NULL if the document has none */
+};
+
+struct pipe_batch {
+    int64_t id;
+    char job_id[37];
+    char display_name[96];
+    char state[16];        /* "intent" or "submitted" */
+    char gemini_name[128]; /* "" while unknown */
+    char model[64];
+    char task_type[32];
+    char job_state[32];
+    int dims;
+    bool normalize;
+    int polls;
+    int64_t age_ms;            /* since the batch was submitted (or created, for an intent) */
+    struct pipe_chunk *chunks; /* claim only; owned */
+    size_t n_chunks;
+};
+
+void pipe_batch_free(struct pipe_batch *b);
+
+/* Measures one chunk's contribution to a request body, for packing. */
+typedef size_t (*pipe_size_fn)(const struct pipe_batch *b, const struct pipe_chunk *c, void *arg);
+
+/*
+ * Claim new work: the highest-priority, oldest job with pending chunks
+ * (SKIP LOCKED, so replicas do not collide), and as many of its pending
+ * chunks, in order, as fit in max_items and max_bytes (as measured by size;
+ * at least one). Writes the intent row and marks the chunks in flight.
+ * *found is false when there is nothing to do.
+ */
+bool pipe_claim(PGconn *c, const char *owner, int64_t lease_ms, size_t max_items, size_t max_bytes,
+                size_t overhead_bytes, pipe_size_fn size, void *size_arg, struct pipe_batch *out,
+                bool *found, char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* Load the chunks of an existing in-flight batch (to resubmit an intent). */
+bool pipe_load_chunks(PGconn *c, struct pipe_batch *b, char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* Google accepted the batch: record its name; first poll after poll_ms. */
+bool pipe_submitted(PGconn *c, int64_t batch_id, const char *gemini_name, int64_t poll_ms,
+                    char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* Lease the batch (intent or submitted) most overdue for attention, if any. */
+bool pipe_claim_due(PGconn *c, const char *owner, int64_t lease_ms, struct pipe_batch *out,
+                    bool *found, char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* Still running: poll again after poll_ms; drop the lease. */
+bool pipe_poll_later(PGconn *c, int64_t batch_id, const char *gemini_state, int64_t poll_ms,
+                     char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* Give a leased batch back untouched, to be retried after delay_ms. */
+bool pipe_retry_later(PGconn *c, int64_t batch_id, int64_t delay_ms, char *err,
+                      size_t errlen) SVC_MUSTCHECK;
+
+/* One result of a finished batch, matched to its chunk by key. */
+struct pipe_result {
+    int32_t seq;
+    const float *values; /* NULL when the item failed */
+    int dims;
+    const char *error; /* the item's error when values is NULL */
+};
+
+/*
+ * Store a succeeded batch's results: vectors (L2-normalised when the job
+ * asks and dims < 3072) for the succeeded items; failed items, and chunks
+ * of the batch with no result at all, go back to pending until they have
+ * been tried max_attempts times, then fail with their error. Finishes the
+ * job when nothing is left. Counts go to *stored, *requeued, *failed.
+ */
+bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe_result *r,
+                        size_t n, int max_attempts, size_t *stored, size_t *requeued,
+                        size_t *failed, char *err, size_t errlen) SVC_MUSTCHECK;
+
+/*
+ * The batch ended without results (state "failed", "expired" or
+ * "cancelled"): its in-flight chunks go back to pending (counting an
+ * attempt when count_attempt), or fail with reason when the job was
+ * cancelled.
+ */
+bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, const char *reason,
+                  bool count_attempt, int max_attempts, char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* Batches of cancelled jobs still open at Google (to cancel them there). */
+bool pipe_cancelled_open(PGconn *c, char names[][128], int64_t *ids, size_t max, size_t *n,
+                         char *err, size_t errlen) SVC_MUSTCHECK;
+
+#endif

@@ -1,0 +1,44 @@
+/* jsonw.c: JSON string escaping (see jsonw.h). */
+#include "util/jsonw.h"
+
+#include <string.h>
+
+bool jsonw_str(struct buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!buf_reserve(b, len + 2) || !buf_putc(b, '"'))
+        return false;
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (!buf_append(b, s + start, i - start))
+            return false;
+        start = i + 1;
+        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+        size_t n = 2;
+        if (c == '\n')
+            esc[1] = 'n';
+        else if (c == '\r')
+            esc[1] = 'r';
+        else if (c == '\t')
+            esc[1] = 't';
+        else if (c < 0x20) {
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        if (!buf_append(b, esc, n))
+            return false;
+    }
+    return buf_append(b, s + start, len - start) && buf_putc(b, '"');
+}
+
+bool jsonw_cstr(struct buf *b, const char *s)
+{
+    return s ? jsonw_str(b, s, strlen(s)) : buf_puts(b, "null");
+}

@@ -1,0 +1,16 @@
+/* jsonw.h: appending JSON text to a bounded buffer (strings escaped per RFC 8259). */
+#ifndef SVC_UTIL_JSONW_H
+#define SVC_UTIL_JSONW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+
+/* Append s[0..len) as a JSON string literal: quotes, backslash and control
+ * characters escaped, UTF-8 kept as is. */
+bool jsonw_str(struct buf *b, const char *s, size_t len) SVC_MUSTCHECK;
+/* The same for a NUL-terminated string; NULL is written as null. */
+bool jsonw_cstr(struct buf *b, const char *s) SVC_MUSTCHECK;
+
+#endif

@@ -1,0 +1,230 @@
+/* test_pipeline.c: the pipeline's database transitions against a real PostgreSQL. */
+#include "dbh.h"
+#include "jobs.h"
+#include "keys.h"
+#include "migrate.h"
+#include "pipeline.h"
+
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct dbh db;
+static int64_t key_id;
+
+static void setup(void)
+{
+    char err[512], key[KEY_LEN + 1];
+    int applied;
+    dbh_create(&db);
+    cr_assert(migrate_run(db.conn, &applied, err, sizeof(err)), "%s", err);
+    cr_assert(keys_create(db.conn, "t", key, &key_id, err, sizeof(err)), "%s", err);
+}
+
+static void teardown(void)
+{
+    dbh_drop(&db);
+}
+
+TestSuite(pipeline, .init = setup, .fini = teardown, .timeout = 120);
+
+/* A job of n one-chunk documents. */
+static void make_job(int n, int priority, char id[JOB_ID_LEN + 1])
+{
+    struct ingest_doc *docs = calloc((size_t)n, sizeof(*docs));
+    char(*ids)[16] = calloc((size_t)n, 16);
+    char(*texts)[32] = calloc((size_t)n, 32);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], 16, "d%d", i);
+        snprintf(texts[i], 32, "text number %d", i);
+        docs[i] =
+            (struct ingest_doc){ids[i], strlen(ids[i]), NULL, 0, NULL, texts[i], strlen(texts[i])};
+    }
+    struct job_spec spec = {
+        key_id, NULL, "gemini-embedding-001", "RETRIEVAL_DOCUMENT", 128, true, priority, 2000, 200};
+    char err[512];
+    cr_assert(jobs_create(db.conn, &spec, docs, (size_t)n, id, err, sizeof(err)), "%s", err);
+    free(docs);
+    free(ids);
+    free(texts);
+}
+
+static size_t size_of(const struct pipe_batch *b, const struct pipe_chunk *c, void *arg)
+{
+    (void)b;
+    (void)arg;
+    return c->text_len + 100;
+}
+
+static long long job_col(const char *id, const char *col)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM jobs WHERE id = '%s'", col, id);
+    return dbh_scalar(&db, sql);
+}
+
+static void claim(struct pipe_batch *b, size_t max_items, size_t max_bytes, bool want)
+{
+    char err[512];
+    bool found;
+    cr_assert(pipe_claim(db.conn, "w1", 60000, max_items, max_bytes, 50, size_of, NULL, b, &found,
+                         err, sizeof(err)),
+              "%s", err);
+    cr_assert_eq(found, want);
+}
+
+Test(pipeline, claim_packs_and_counts)
+{
+    char id[JOB_ID_LEN + 1];
+    make_job(10, 0, id);
+    struct pipe_batch b;
+    claim(&b, 4, 100000, true);
+    cr_assert_eq(b.n_chunks, 4, "max_items caps the batch");
+    cr_assert_str_eq(b.state, "intent");
+    cr_assert_str_eq(b.job_id, id);
+    cr_assert_eq(b.chunks[0].seq, 0);
+    cr_assert_str_eq(b.chunks[0].text, "text number 0");
+    cr_assert_eq(b.dims, 128);
+    cr_assert(strncmp(b.display_name, "embedd-", 7) == 0);
+    cr_assert_eq(job_col(id, "chunks_pending"), 6);
+    cr_assert_eq(job_col(id, "chunks_in_flight"), 4);
+    cr_assert_eq(dbh_scalar(&db, "SELECT count(*) FROM batches WHERE state = 'intent'"), 1,
+                 "the intent is committed before Google is called");
+    pipe_batch_free(&b);
+
+    /* byte packing: 50 overhead + 2 * (13 + 100) fits 300, a third does not */
+    claim(&b, 100, 300, true);
+    cr_assert_eq(b.n_chunks, 2);
+    cr_assert_eq(b.chunks[0].seq, 4, "the next claim continues in order");
+    pipe_batch_free(&b);
+    /* one chunk is always taken, even past the limit */
+    claim(&b, 100, 10, true);
+    cr_assert_eq(b.n_chunks, 1);
+    pipe_batch_free(&b);
+}
+
+Test(pipeline, priority_then_age)
+{
+    char low[JOB_ID_LEN + 1], high[JOB_ID_LEN + 1];
+    make_job(2, 0, low);
+    make_job(2, 5, high);
+    struct pipe_batch b;
+    claim(&b, 10, 100000, true);
+    cr_assert_str_eq(b.job_id, high);
+    pipe_batch_free(&b);
+    claim(&b, 10, 100000, true);
+    cr_assert_str_eq(b.job_id, low);
+    pipe_batch_free(&b);
+    claim(&b, 10, 100000, false);
+}
+
+static float vec[128];
+
+Test(pipeline, results_retries_and_finish)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(4, 0, id);
+    struct pipe_batch b;
+    claim(&b, 10, 100000, true);
+    cr_assert(pipe_submitted(db.conn, b.id, "batches/abc", 0, err, sizeof(err)), "%s", err);
+    struct pipe_batch due;
+    bool found;
+    cr_assert(pipe_claim_due(db.conn, "w2", 60000, &due, &found, err, sizeof(err)), "%s", err);
+    cr_assert(found);
+    cr_assert_str_eq(due.gemini_name, "batches/abc");
+    cr_assert_str_eq(due.state, "submitted");
+    struct pipe_batch again;
+    cr_assert(pipe_claim_due(db.conn, "w3", 60000, &again, &found, err, sizeof(err)), "%s", err);
+    cr_assert_not(found, "a leased batch is not handed out twice");
+
+    for (int i = 0; i < 128; i++)
+        vec[i] = (float)(i + 1);
+    /* seq 0, 1 succeed; 2 fails; 3 gets no result */
+    struct pipe_result r[3] = {{0, vec, 128, NULL}, {1, vec, 128, NULL}, {2, NULL, 0, "code 13"}};
+    size_t stored, requeued, failed;
+    cr_assert(
+        pipe_store_results(db.conn, &due, r, 3, 3, &stored, &requeued, &failed, err, sizeof(err)),
+        "%s", err);
+    cr_assert_eq(stored, 2);
+    cr_assert_eq(requeued, 2);
+    cr_assert_eq(failed, 0);
+    cr_assert_eq(job_col(id, "chunks_succeeded"), 2);
+    cr_assert_eq(job_col(id, "chunks_pending"), 2);
+    cr_assert_eq(job_col(id, "chunks_in_flight"), 0);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT length(embedding) FROM chunks WHERE job_id = '%s' AND seq = 0", id);
+    cr_assert_eq(dbh_scalar(&db, sql), 128 * 4, "float32 bytes");
+    /* normalised: check the stored vector's norm */
+    snprintf(sql, sizeof(sql), "SELECT embedding FROM chunks WHERE job_id = '%s' AND seq = 1", id);
+    PGresult *res = PQexecParams(db.conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+    cr_assert_eq(PQgetlength(res, 0, 0), 512);
+    double s = 0;
+    for (int i = 0; i < 128; i++) {
+        float f;
+        memcpy(&f, PQgetvalue(res, 0, 0) + 4 * i, 4);
+        s += (double)f * (double)f;
+    }
+    PQclear(res);
+    cr_assert(fabs(sqrt(s) - 1.0) < 1e-6, "norm %f", sqrt(s));
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM chunks WHERE job_id = '%s' AND state = 0 AND attempts = 1"
+             " AND error IS NOT NULL",
+             id);
+    cr_assert_eq(dbh_scalar(&db, sql), 2, "failed and missing items go back with their error");
+    pipe_batch_free(&b);
+
+    /* the retry: both fail again with max_attempts 2 → failed for good; the job completes */
+    claim(&b, 10, 100000, true);
+    cr_assert_eq(b.n_chunks, 2);
+    struct pipe_result r2[2] = {{2, NULL, 0, "code 3: bad"}, {3, NULL, 0, "code 3: bad"}};
+    cr_assert(
+        pipe_store_results(db.conn, &b, r2, 2, 2, &stored, &requeued, &failed, err, sizeof(err)),
+        "%s", err);
+    cr_assert_eq(failed, 2);
+    cr_assert_eq(job_col(id, "chunks_failed"), 2);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'completed_with_errors'"
+             " AND finished_at IS NOT NULL",
+             id);
+    cr_assert_eq(dbh_scalar(&db, sql), 1);
+    pipe_batch_free(&b);
+}
+
+Test(pipeline, release_and_cancel)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(3, 0, id);
+    struct pipe_batch b;
+    claim(&b, 10, 100000, true);
+    cr_assert(pipe_release(db.conn, &b, "expired", "the batch expired", true, 4, err, sizeof(err)),
+              "%s", err);
+    cr_assert_eq(job_col(id, "chunks_pending"), 3);
+    cr_assert_eq(job_col(id, "chunks_in_flight"), 0);
+    cr_assert_eq(dbh_scalar(&db, "SELECT count(*) FROM batches WHERE state = 'expired'"), 1);
+    pipe_batch_free(&b);
+
+    claim(&b, 2, 100000, true);
+    cr_assert_eq(b.n_chunks, 2);
+    cr_assert_eq(jobs_cancel(db.conn, key_id, id, err, sizeof(err)), JOBS_OK);
+    cr_assert_eq(job_col(id, "chunks_failed"), 1, "the pending chunk is dropped at once");
+    char names[4][128];
+    int64_t ids[4];
+    size_t n;
+    cr_assert(pipe_cancelled_open(db.conn, names, ids, 4, &n, err, sizeof(err)), "%s", err);
+    cr_assert_eq(n, 1, "the in-flight batch still has to be cancelled at Google");
+    cr_assert(pipe_release(db.conn, &b, "cancelled", "cancelled", false, 4, err, sizeof(err)), "%s",
+              err);
+    cr_assert_eq(job_col(id, "chunks_failed"), 3);
+    cr_assert_eq(job_col(id, "chunks_in_flight"), 0);
+    char sql[200];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'cancelled'",
+             id);
+    cr_assert_eq(dbh_scalar(&db, sql), 1, "a cancelled job stays cancelled");
+    cr_assert(pipe_cancelled_open(db.conn, names, ids, 4, &n, err, sizeof(err)), "%s", err);
+    cr_assert_eq(n, 0);
+    pipe_batch_free(&b);
+}
