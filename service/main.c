@@ -6,10 +6,12 @@
 #include "app.h"
 #include "config.h"
 #include "db.h"
+#include "gemini_client.h"
 #include "http.h"
 #include "keys.h"
 #include "log.h"
 #include "migrate.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -119,12 +121,17 @@ static int cmd_serve(const struct config *cfg)
     if (cmd_migrate(cfg) != 0)
         return 1;
     config_log(cfg);
+    if (!gem_global_init()) {
+        log_error("could not initialise libcurl");
+        return 1;
+    }
     size_t pool = cfg->db_pool_size ? (size_t)cfg->db_pool_size
                                     : (size_t)(cfg->http_threads + cfg->workers + 2);
     struct app app = {
         .cfg = cfg, .db = db_pool_new(cfg->database_url, pool), .db_timeout_ms = 5000};
     if (!app.db) {
         log_error("out of memory");
+        gem_global_cleanup();
         return 1;
     }
     struct http_server_opts o = {
@@ -144,6 +151,17 @@ static int cmd_serve(const struct config *cfg)
     if (!srv) {
         log_error("%s", err);
         db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
+    struct worker_pool *workers = NULL;
+    if (!cfg->gemini_api_key[0]) {
+        log_warn("GEMINI_API_KEY is not set: no workers start; jobs stay pending");
+    } else if (!(workers = worker_pool_start(cfg, app.db, err, sizeof(err)))) {
+        log_error("%s", err);
+        http_server_stop(srv);
+        db_pool_free(app.db);
+        gem_global_cleanup();
         return 1;
     }
     int port = http_server_port(srv);
@@ -158,8 +176,10 @@ static int cmd_serve(const struct config *cfg)
         ;
     if (rc == 0)
         log_info("signal %d: shutting down", sig);
-    http_server_stop(srv);
+    http_server_stop(srv);     /* stop accepting; in-flight requests finish */
+    worker_pool_stop(workers); /* each worker finishes its step; leases expire or are done */
     db_pool_free(app.db);
+    gem_global_cleanup();
     log_info("stopped");
     return rc;
 }

@@ -1,0 +1,88 @@
+/*
+ * gemini_client.h: libcurl calls to Google's Gemini embedding API, on top
+ * of gemini_codec.h. One client per thread (it owns a curl easy handle and
+ * reuses its connections); not thread-safe. The API key travels only in
+ * the x-goog-api-key header and never appears in errors or logs.
+ *
+ * Every call fills a struct gem_call that tells the caller what to do next:
+ *   GEM_OK       success; outputs are filled
+ *   GEM_RETRY    transient (429, 500, 502, 503, 504, a timeout or a transport
+ *                error before the request was sent): retry after
+ *                retry_after_ms (RetryInfo when Google gave one, else -1:
+ *                the caller picks its backoff)
+ *   GEM_FATAL    permanent (other 4xx, an unparseable 2xx body): do not retry
+ *   GEM_UNKNOWN  only for gem_create_batch: the request may have reached
+ *                Google but no valid answer came back (timeout or connection
+ *                lost after sending, truncated or malformed 2xx body); the
+ *                batch may exist — reconcile by listing and matching the
+ *                displayName before creating again
+ */
+#ifndef SVC_GEMINI_CLIENT_H
+#define SVC_GEMINI_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gemini_codec.h"
+#include "util/buf.h"
+#include "util/compiler.h"
+
+enum gem_outcome { GEM_OK, GEM_RETRY, GEM_FATAL, GEM_UNKNOWN };
+
+struct gem_call {
+    enum gem_outcome outcome;
+    long http;                /* HTTP status; 0 when no response arrived */
+    struct gem_status status; /* the error body, when there was one */
+    int64_t retry_after_ms;   /* from RetryInfo; -1 if none */
+    char detail[256];         /* what went wrong, log-safe (no key, no body dump) */
+};
+
+struct gem_client_opts {
+    const char *base_url;    /* e.g. "https://generativelanguage.googleapis.com" */
+    const char *api_version; /* "v1beta" or "v1" */
+    const char *api_key;
+    long connect_timeout_ms;   /* default 10 s when 0 */
+    long timeout_ms;           /* whole request; default 300 s when 0 */
+    size_t max_response_bytes; /* default 1 GiB when 0 */
+};
+
+struct gem_client;
+
+/* Process-wide libcurl set-up and teardown: call once in main(), before and
+ * after any thread uses a client. */
+bool gem_global_init(void);
+void gem_global_cleanup(void);
+
+/* Copies the strings it needs. NULL on OOM. */
+struct gem_client *gem_client_new(const struct gem_client_opts *o);
+void gem_client_free(struct gem_client *c);
+
+/* POST models/{model}:asyncBatchEmbedContent with a body from gem_build_batch
+ * (or a file-based body). On GEM_OK op is filled (caller frees it). */
+void gem_create_batch(struct gem_client *c, const char *model, const char *body, size_t len,
+                      struct gem_operation *op, struct gem_call *res);
+/* GET {name} ("batches/<id>"). */
+void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation *op,
+                   struct gem_call *res);
+/* GET batches?pageSize=&pageToken= (token may be NULL or ""). */
+void gem_list_batches(struct gem_client *c, int page_size, const char *page_token,
+                      struct gem_operation **ops, size_t *n, char *next_token, size_t token_len,
+                      struct gem_call *res);
+/* POST {name}:cancel with body {} / DELETE {name}. A 404 is GEM_FATAL with http 404. */
+void gem_cancel_batch(struct gem_client *c, const char *name, struct gem_call *res);
+void gem_delete_batch(struct gem_client *c, const char *name, struct gem_call *res);
+/* POST models/{model}:batchEmbedContents with a body from gem_build_sync. */
+void gem_embed_sync(struct gem_client *c, const char *model, const char *body, size_t len,
+                    struct gem_result **results, size_t *n, struct gem_call *res);
+/* Resumable upload (start, then upload+finalize) of a JSONL file; writes the
+ * file's name ("files/...") to name_out. */
+void gem_upload_file(struct gem_client *c, const char *display_name, const char *data, size_t len,
+                     char *name_out, size_t name_len, struct gem_call *res);
+/* GET {name}:download?alt=media into out (appended; bounded by out->max). */
+void gem_download_file(struct gem_client *c, const char *name, struct buf *out,
+                       struct gem_call *res);
+/* DELETE {name} for a file. */
+void gem_delete_file(struct gem_client *c, const char *name, struct gem_call *res);
+
+#endif

@@ -1,0 +1,508 @@
+/* worker.c: the worker threads (see worker.h). */
+#include "worker.h"
+
+#include "gemini_client.h"
+#include "log.h"
+#include "pipeline.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LIST_PAGES_MAX 50 /* reconcile: how many list pages to search */
+
+struct worker {
+    struct worker_pool *wp;
+    pthread_t thread;
+    int index;
+    char owner[96];
+    struct gem_client *gem;
+    uint64_t rng;
+};
+
+struct worker_pool {
+    const struct config *cfg;
+    struct db_pool *db;
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct worker *workers;
+    size_t n;
+};
+
+static uint64_t next_rand(struct worker *w)
+{
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 7;
+    w->rng ^= w->rng << 17;
+    return w->rng;
+}
+
+/* d scaled by a random factor in [0.8, 1.2). */
+static int64_t jitter(struct worker *w, int64_t d)
+{
+    double f = 0.8 + 0.4 * (double)(next_rand(w) >> 11) * 0x1.0p-53;
+    return (int64_t)((double)d * f) + 1;
+}
+
+/* Sleep up to ms, waking early when the pool stops. */
+static void nap(struct worker_pool *wp, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&wp->lock);
+    if (!atomic_load(&wp->stop))
+        pthread_cond_timedwait(&wp->wake, &wp->lock, &ts);
+    pthread_mutex_unlock(&wp->lock);
+}
+
+/* Next poll: grows with the batch's size and with every poll, capped. */
+static int64_t poll_interval(struct worker *w, const struct pipe_batch *b, size_t n_chunks)
+{
+    const struct config *cfg = w->wp->cfg;
+    double d = (double)cfg->poll_min_ms * (1.0 + (double)n_chunks / 2000.0);
+    for (int i = 0; i < b->polls && d < (double)cfg->poll_max_ms; i++)
+        d *= 1.3;
+    if (d > (double)cfg->poll_max_ms)
+        d = (double)cfg->poll_max_ms;
+    return jitter(w, (int64_t)d);
+}
+
+static void seq_key(int32_t seq, char out[16])
+{
+    snprintf(out, 16, "%d", seq);
+}
+
+static struct gem_req_opts req_opts(const struct pipe_batch *b)
+{
+    struct gem_req_opts o = {b->model, b->task_type, b->dims};
+    return o;
+}
+
+/* Exact bytes a chunk adds to the job's request body (pipe_claim loads the job first). */
+static size_t chunk_size(const struct pipe_batch *b, const struct pipe_chunk *c, void *arg)
+{
+    char key[16];
+    (void)arg;
+    seq_key(c->seq, key);
+    struct gem_req_opts o = req_opts(b);
+    struct gem_text t = {key, c->text, c->text_len, c->title};
+    return gem_batch_item_size(&o, &t);
+}
+
+/* Create the batch at Google for b's chunks (loaded). */
+static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
+{
+    const struct config *cfg = w->wp->cfg;
+    char err[512] = "";
+    struct gem_req_opts o = req_opts(b);
+    struct gem_text *texts = calloc(b->n_chunks ? b->n_chunks : 1, sizeof(*texts));
+    char(*keys)[16] = calloc(b->n_chunks ? b->n_chunks : 1, 16);
+    struct buf body;
+    buf_init(&body, (size_t)cfg->batch_max_bytes + 1024 * 1024);
+    bool built = texts && keys;
+    for (size_t i = 0; built && i < b->n_chunks; i++) {
+        seq_key(b->chunks[i].seq, keys[i]);
+        texts[i] = (struct gem_text){keys[i], b->chunks[i].text, b->chunks[i].text_len,
+                                     b->chunks[i].title};
+    }
+    built = built && gem_build_batch(&body, b->display_name, &o, texts, b->n_chunks);
+    free(texts);
+    free(keys);
+    if (!built) {
+        log_error("batch %s: could not build the request body", b->display_name);
+        if (!pipe_retry_later(c, b->id, cfg->poll_max_ms, err, sizeof(err)))
+            log_error("%s", err);
+        buf_cleanup(&body);
+        return;
+    }
+    struct gem_operation op;
+    struct gem_call res;
+    memset(&op, 0, sizeof(op));
+    gem_create_batch(w->gem, b->model, body.data, body.len, &op, &res);
+    buf_cleanup(&body);
+    bool ok = true;
+    switch (res.outcome) {
+    case GEM_OK:
+        log_info("batch %s: created %s with %zu chunks", b->display_name, op.name, b->n_chunks);
+        ok = pipe_submitted(c, b->id, op.name, poll_interval(w, b, b->n_chunks), err, sizeof(err));
+        break;
+    case GEM_RETRY:
+        log_warn("batch %s: create deferred: %s", b->display_name, res.detail);
+        ok = pipe_retry_later(
+            c, b->id, res.retry_after_ms > 0 ? res.retry_after_ms : jitter(w, cfg->poll_min_ms * 2),
+            err, sizeof(err));
+        break;
+    case GEM_UNKNOWN:
+        /* it may exist at Google: the next visit lists batches before creating again */
+        log_warn("batch %s: create outcome unknown (%s); will reconcile", b->display_name,
+                 res.detail);
+        ok = pipe_retry_later(c, b->id, jitter(w, cfg->poll_min_ms), err, sizeof(err));
+        break;
+    case GEM_FATAL:
+        log_error("batch %s: create refused: %s", b->display_name, res.detail);
+        ok = pipe_release(c, b, "failed", res.detail, true, (int)cfg->max_attempts, err,
+                          sizeof(err));
+        break;
+    }
+    gem_operation_free(&op);
+    if (!ok)
+        log_error("batch %s: %s", b->display_name, err);
+}
+
+/* Search Google's list for b's displayName; writes the name when found. */
+static enum gem_outcome find_by_display_name(struct worker *w, const struct pipe_batch *b,
+                                             char *name, size_t len, bool *found)
+{
+    char token[256] = "";
+    *found = false;
+    for (int page = 0; page < LIST_PAGES_MAX; page++) {
+        struct gem_operation *ops = NULL;
+        size_t n = 0;
+        struct gem_call res;
+        char next[256] = "";
+        gem_list_batches(w->gem, 100, token, &ops, &n, next, sizeof(next), &res);
+        if (res.outcome != GEM_OK)
+            return res.outcome;
+        for (size_t i = 0; i < n; i++) {
+            if (!*found && strcmp(ops[i].display_name, b->display_name) == 0) {
+                snprintf(name, len, "%s", ops[i].name);
+                *found = true;
+            }
+            gem_operation_free(&ops[i]);
+        }
+        free(ops);
+        if (*found || !next[0])
+            return GEM_OK;
+        snprintf(token, sizeof(token), "%s", next);
+    }
+    return GEM_OK;
+}
+
+/* An intent whose create may or may not have reached Google. */
+static void reconcile(struct worker *w, PGconn *c, struct pipe_batch *b)
+{
+    const struct config *cfg = w->wp->cfg;
+    char err[512] = "", name[128];
+    bool found = false;
+    if (strcmp(b->job_state, "cancelled") == 0) {
+        if (!pipe_release(c, b, "cancelled", "cancelled", false, (int)cfg->max_attempts, err,
+                          sizeof(err)))
+            log_error("batch %s: %s", b->display_name, err);
+        return;
+    }
+    enum gem_outcome out = find_by_display_name(w, b, name, sizeof(name), &found);
+    if (out != GEM_OK) {
+        if (!pipe_retry_later(c, b->id, jitter(w, cfg->poll_min_ms * 2), err, sizeof(err)))
+            log_error("batch %s: %s", b->display_name, err);
+        return;
+    }
+    if (found) {
+        log_info("batch %s: found at Google as %s; not creating it again", b->display_name, name);
+        if (!pipe_submitted(c, b->id, name, 0, err, sizeof(err)))
+            log_error("batch %s: %s", b->display_name, err);
+        return;
+    }
+    if (!pipe_load_chunks(c, b, err, sizeof(err))) {
+        log_error("batch %s: %s", b->display_name, err);
+        return;
+    }
+    submit(w, c, b);
+}
+
+/* Map results to chunks by key; fall back to position only when no key came back. */
+static void store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_result *r, size_t n)
+{
+    const struct config *cfg = w->wp->cfg;
+    char err[512] = "";
+    struct pipe_result *pr = calloc(n ? n : 1, sizeof(*pr));
+    size_t k = 0;
+    bool positional = b->n_chunks == n && n > 0;
+    for (size_t i = 0; i < n; i++)
+        positional = positional && r[i].key == NULL;
+    char(*emsg)[300] = calloc(n ? n : 1, sizeof(*emsg));
+    for (size_t i = 0; pr && emsg && i < n; i++) {
+        char *end = NULL;
+        long seq = r[i].key ? strtol(r[i].key, &end, 10) : -1;
+        if (positional)
+            seq = b->chunks[i].seq;
+        else if (!r[i].key || !end || *end || seq < 0)
+            continue; /* unmatched: the chunk counts as "no result" */
+        pr[k].seq = (int32_t)seq;
+        if (r[i].values && r[i].dims == b->dims) {
+            pr[k].values = r[i].values;
+            pr[k].dims = r[i].dims;
+        } else {
+            if (r[i].values)
+                snprintf(emsg[i], sizeof(emsg[i]), "vector has %d dimensions, expected %d",
+                         r[i].dims, b->dims);
+            else
+                snprintf(emsg[i], sizeof(emsg[i]), "%.250s (code %d)",
+                         r[i].error.message[0] ? r[i].error.message : "item failed",
+                         r[i].error.code);
+            pr[k].error = emsg[i];
+        }
+        k++;
+    }
+    size_t stored = 0, requeued = 0, failed = 0;
+    if (!pr || !emsg ||
+        !pipe_store_results(c, b, pr, k, (int)cfg->max_attempts, &stored, &requeued, &failed, err,
+                            sizeof(err)))
+        log_error("batch %s: could not store results: %s", b->display_name,
+                  pr && emsg ? err : "out of memory");
+    else
+        log_info("batch %s: stored %zu vectors, %zu retried, %zu failed", b->display_name, stored,
+                 requeued, failed);
+    free(pr);
+    free(emsg);
+}
+
+/* Results of a succeeded batch, inline or from its output file. */
+static void collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_operation *op)
+{
+    if (op->has_inline || !op->responses_file[0]) {
+        store(w, c, b, op->results, op->n_results);
+        return;
+    }
+    struct buf file;
+    buf_init(&file, (size_t)1 << 31);
+    struct gem_call res;
+    gem_download_file(w->gem, op->responses_file, &file, &res);
+    char err[512] = "";
+    if (res.outcome != GEM_OK) {
+        log_warn("batch %s: download failed: %s", b->display_name, res.detail);
+        if (!pipe_retry_later(c, b->id, jitter(w, w->wp->cfg->poll_min_ms), err, sizeof(err)))
+            log_error("%s", err);
+        buf_cleanup(&file);
+        return;
+    }
+    size_t cap = 64, n = 0;
+    struct gem_result *rs = calloc(cap, sizeof(*rs));
+    const char *p = file.data ? file.data : "", *end = p + file.len;
+    while (rs && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (len) {
+            if (n == cap) {
+                struct gem_result *bigger = realloc(rs, cap * 2 * sizeof(*rs));
+                if (!bigger)
+                    break;
+                rs = bigger;
+                cap *= 2;
+            }
+            memset(&rs[n], 0, sizeof(rs[n]));
+            if (gem_parse_result_line(p, len, &rs[n], err, sizeof(err)))
+                n++;
+        }
+        p += len + 1;
+    }
+    store(w, c, b, rs, n);
+    for (size_t i = 0; i < n; i++)
+        gem_result_free(&rs[i]);
+    free(rs);
+    buf_cleanup(&file);
+}
+
+static void cancel_at_google(struct worker *w, PGconn *c, struct pipe_batch *b, const char *state,
+                             const char *reason, bool count_attempt)
+{
+    struct gem_call res;
+    char err[512] = "";
+    if (b->gemini_name[0]) {
+        gem_cancel_batch(w->gem, b->gemini_name, &res);
+        if (res.outcome == GEM_RETRY) {
+            if (!pipe_retry_later(c, b->id, jitter(w, w->wp->cfg->poll_min_ms), err, sizeof(err)))
+                log_error("%s", err);
+            return;
+        }
+    }
+    if (!pipe_release(c, b, state, reason, count_attempt, (int)w->wp->cfg->max_attempts, err,
+                      sizeof(err)))
+        log_error("batch %s: %s", b->display_name, err);
+    else
+        log_info("batch %s: %s (%s)", b->display_name, state, reason);
+}
+
+static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
+{
+    const struct config *cfg = w->wp->cfg;
+    char err[512] = "";
+    if (strcmp(b->job_state, "cancelled") == 0) {
+        cancel_at_google(w, c, b, "cancelled", "cancelled", false);
+        return;
+    }
+    struct gem_operation op;
+    struct gem_call res;
+    memset(&op, 0, sizeof(op));
+    gem_get_batch(w->gem, b->gemini_name, &op, &res);
+    bool ok = true;
+    if (res.outcome == GEM_RETRY) {
+        ok = pipe_retry_later(
+            c, b->id, res.retry_after_ms > 0 ? res.retry_after_ms : jitter(w, cfg->poll_min_ms * 2),
+            err, sizeof(err));
+    } else if (res.outcome != GEM_OK) {
+        log_error("batch %s: poll refused: %s", b->display_name, res.detail);
+        ok = pipe_release(c, b, "failed", res.detail, true, (int)cfg->max_attempts, err,
+                          sizeof(err));
+    } else {
+        switch (op.state) {
+        case GEM_STATE_SUCCEEDED:
+            collect(w, c, b, &op);
+            break;
+        case GEM_STATE_FAILED:
+        case GEM_STATE_EXPIRED:
+        case GEM_STATE_CANCELLED: {
+            const char *st = op.state == GEM_STATE_FAILED    ? "failed"
+                             : op.state == GEM_STATE_EXPIRED ? "expired"
+                                                             : "cancelled";
+            char why[600];
+            snprintf(why, sizeof(why), "Google batch %s: %s", st,
+                     op.error.message[0] ? op.error.message : gem_state_name(op.state));
+            ok = pipe_release(c, b, st, why, op.state != GEM_STATE_CANCELLED,
+                              (int)cfg->max_attempts, err, sizeof(err));
+            break;
+        }
+        default:
+            if (b->age_ms > cfg->batch_deadline_ms) {
+                log_warn("batch %s: still %s after %lld ms; cancelling and resubmitting",
+                         b->display_name, gem_state_name(op.state), (long long)b->age_ms);
+                cancel_at_google(w, c, b, "released", "deadline exceeded", false);
+            } else {
+                ok = pipe_poll_later(c, b->id, gem_state_name(op.state),
+                                     poll_interval(w, b, (size_t)op.request_count), err,
+                                     sizeof(err));
+            }
+        }
+    }
+    gem_operation_free(&op);
+    if (!ok)
+        log_error("batch %s: %s", b->display_name, err);
+}
+
+/* One unit of work; returns whether there was any. */
+static bool step(struct worker *w, PGconn *c)
+{
+    const struct config *cfg = w->wp->cfg;
+    char err[512] = "";
+    struct pipe_batch b;
+    bool found = false;
+    if (!pipe_claim_due(c, w->owner, cfg->lease_ms, &b, &found, err, sizeof(err))) {
+        log_error("worker %d: %s", w->index, err);
+        return false;
+    }
+    if (found) {
+        if (strcmp(b.state, "intent") == 0)
+            reconcile(w, c, &b);
+        else
+            poll_batch(w, c, &b);
+        pipe_batch_free(&b);
+        return true;
+    }
+    /* display names are all "embedd-" + 8 + "-" + 12 characters long */
+    if (!pipe_claim(c, w->owner, cfg->lease_ms, (size_t)cfg->batch_max_requests,
+                    (size_t)cfg->batch_max_bytes,
+                    gem_batch_overhead("embedd-00000000-000000000000"), chunk_size, NULL, &b,
+                    &found, err, sizeof(err))) {
+        log_error("worker %d: %s", w->index, err);
+        return false;
+    }
+    if (!found)
+        return false;
+    submit(w, c, &b);
+    pipe_batch_free(&b);
+    return true;
+}
+
+static void *run(void *arg)
+{
+    struct worker *w = arg;
+    struct worker_pool *wp = w->wp;
+    int64_t backoff = 100;
+    while (!atomic_load(&wp->stop)) {
+        char err[512];
+        PGconn *c = db_pool_acquire(wp->db, 5000, err, sizeof(err));
+        if (!c) {
+            log_warn("worker %d: %s", w->index, err);
+            nap(wp, jitter(w, backoff));
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            continue;
+        }
+        backoff = 100;
+        bool busy = step(w, c);
+        db_pool_release(wp->db, c);
+        if (!busy) {
+            int64_t idle = wp->cfg->poll_min_ms < 1000 ? wp->cfg->poll_min_ms : 1000;
+            nap(wp, jitter(w, idle));
+        }
+    }
+    return NULL;
+}
+
+struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *db, char *err,
+                                      size_t errlen)
+{
+    struct worker_pool *wp = calloc(1, sizeof(*wp));
+    size_t n = (size_t)cfg->workers;
+    if (!wp || !(wp->workers = calloc(n, sizeof(*wp->workers)))) {
+        free(wp);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    wp->cfg = cfg;
+    wp->db = db;
+    atomic_init(&wp->stop, false);
+    pthread_mutex_init(&wp->lock, NULL);
+    pthread_cond_init(&wp->wake, NULL);
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    struct gem_client_opts go = {
+        cfg->gemini_base_url, cfg->gemini_api_version, cfg->gemini_api_key, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        struct worker *w = &wp->workers[i];
+        w->wp = wp;
+        w->index = (int)i;
+        snprintf(w->owner, sizeof(w->owner), "%.60s:%d:%zu", host, (int)getpid(), i);
+        if (getrandom(&w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng) || !w->rng)
+            w->rng = 0x9e3779b97f4a7c15ULL + i;
+        w->gem = gem_client_new(&go);
+        if (!w->gem || pthread_create(&w->thread, NULL, run, w) != 0) {
+            snprintf(err, errlen, "could not start worker %zu", i);
+            gem_client_free(w->gem);
+            w->gem = NULL;
+            wp->n = i;
+            worker_pool_stop(wp);
+            return NULL;
+        }
+        wp->n = i + 1;
+    }
+    return wp;
+}
+
+void worker_pool_stop(struct worker_pool *wp)
+{
+    if (!wp)
+        return;
+    pthread_mutex_lock(&wp->lock);
+    atomic_store(&wp->stop, true);
+    pthread_cond_broadcast(&wp->wake);
+    pthread_mutex_unlock(&wp->lock);
+    for (size_t i = 0; i < wp->n; i++) {
+        pthread_join(wp->workers[i].thread, NULL);
+        gem_client_free(wp->workers[i].gem);
+    }
+    pthread_mutex_destroy(&wp->lock);
+    pthread_cond_destroy(&wp->wake);
+    free(wp->workers);
+    free(wp);
+}
