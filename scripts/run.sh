@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
-# The run command (README Quick start): installs what is missing, builds, and
-# embeds the sample document set in examples/ through the Gemini async batch
-# API: against a local gemini-sim when GEMINI_API_KEY is unset, against
-# Google when it is set. It shows the batch's progress until it ends and
-# prints a summary of the vectors.
-#
-# The embedd service itself (REST API, PostgreSQL, workers) is being built
-# in issue 3; until it lands this script drives the batch API directly with
-# curl and jq, written only from shared/gemini-batch-api.md.
+# The run command (README Quick start): installs what is missing, builds,
+# starts a private PostgreSQL cluster in .run/, migrates, starts gemini-sim
+# (unless GEMINI_API_KEY is set, in which case Google is used), starts
+# `embedd serve`, creates an API key, submits the sample document set in
+# examples/, shows progress until the job ends, prints a summary of the
+# results and how to query the API with curl. Everything stops on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,74 +14,82 @@ bash scripts/deps.sh
 echo "==> building"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSVC_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+embedd="$root/build/release/service/embedd"
+sim_bin="$root/build/release/tools/gemini-sim/gemini-sim"
 
 mkdir -p .run
-sim_pid=""
-cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null; true; }
+pgdir=$(mktemp -d /tmp/embedd-run-pg.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  bash "$root/scripts/pg.sh" stop "$pgdir" || true
+  rm -rf "$pgdir"
+}
 trap cleanup EXIT
 
-if [ -z "${GEMINI_API_KEY:-}" ]; then
-  key=sim-key
-  rm -f .run/sim.port
-  build/release/tools/gemini-sim/gemini-sim --port 0 --port-file .run/sim.port --api-key "$key" \
-    --pending-ms 1500 --running-ms 3000 2>.run/gemini-sim.log &
-  sim_pid=$!
-  for _ in $(seq 1 100); do [ -s .run/sim.port ] && break; sleep 0.05; done
-  base="http://127.0.0.1:$(cat .run/sim.port)"
-  poll=1
-  echo "==> GEMINI_API_KEY is not set: using gemini-sim at $base"
-else
-  key=$GEMINI_API_KEY
-  base=${GEMINI_BASE_URL:-https://generativelanguage.googleapis.com}
-  poll=30
-  echo "==> using Google at $base"
-fi
-ver=${GEMINI_API_VERSION:-v1beta}
-model=$(jq -r '.model // "gemini-embedding-001"' "$docs")
-api() { curl -sS --fail-with-body -H "x-goog-api-key: $key" -H 'Content-Type: application/json' "$@"; }
+echo "==> starting PostgreSQL (private cluster in $pgdir)"
+export DATABASE_URL
+DATABASE_URL=$(bash scripts/pg.sh start "$pgdir")
 
-# One request per document, keyed by the document id (results are matched by key).
-body=$(jq -c --arg model "$model" '{batch: {
-  displayName: ("embedd-demo-" + (.display_name // "docs")),
-  inputConfig: {requests: {requests: [.documents[] | {
-    request: {model: ("models/" + $model), content: {parts: [{text: .text}]},
-              taskType: ($ENV.TASK // "RETRIEVAL_DOCUMENT"), title: .title,
-              outputDimensionality: 768},
-    metadata: {key: .id}}]}}}}' "$docs")
+wait_file() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+
+if [ -z "${GEMINI_API_KEY:-}" ]; then
+  rm -f .run/sim.port
+  "$sim_bin" --port 0 --port-file .run/sim.port --api-key sim-key \
+    --pending-ms 1500 --running-ms 3000 2>.run/gemini-sim.log &
+  pids+=($!)
+  wait_file .run/sim.port || { cat .run/gemini-sim.log >&2; exit 1; }
+  export GEMINI_BASE_URL="http://127.0.0.1:$(cat .run/sim.port)" GEMINI_API_KEY=sim-key
+  export EMBEDD_POLL_MIN_MS=500 EMBEDD_POLL_MAX_MS=2000
+  echo "==> GEMINI_API_KEY is not set: using gemini-sim at $GEMINI_BASE_URL"
+else
+  echo "==> using Google at ${GEMINI_BASE_URL:-https://generativelanguage.googleapis.com}"
+fi
+
+echo "==> migrating"
+"$embedd" migrate 2>>.run/embedd.log
+rm -f .run/embedd.port
+"$embedd" --listen 127.0.0.1:0 --port-file .run/embedd.port serve 2>>.run/embedd.log &
+pids+=($!)
+wait_file .run/embedd.port || { tail -20 .run/embedd.log >&2; exit 1; }
+base="http://127.0.0.1:$(cat .run/embedd.port)"
+key=$("$embedd" keys create --name demo 2>>.run/embedd.log)
+echo "==> embedd serving at $base (log: .run/embedd.log)"
+
+api() { curl -sS -H "Authorization: Bearer $key" -H 'Content-Type: application/json' "$@"; }
 
 echo "==> submitting $(jq '.documents | length' "$docs") documents from $docs"
-op=$(api -X POST "$base/$ver/models/$model:asyncBatchEmbedContent" -d "$body")
-name=$(jq -r .name <<<"$op")
-echo "    batch $name"
+job=$(api -X POST "$base/v1/jobs" --data-binary "@$docs")
+id=$(jq -r .id <<<"$job")
+[ "$id" != null ] || { echo "job refused: $job" >&2; exit 1; }
+echo "    job $id: $(jq -r '.stats.chunks.total' <<<"$job") chunks"
 
 state=""
 while :; do
-  op=$(api "$base/$ver/$name")
-  new=$(jq -r .metadata.state <<<"$op")
-  [ "$new" != "$state" ] && echo "    $(date +%T) $new" && state=$new
-  case "$state" in
-    BATCH_STATE_SUCCEEDED|BATCH_STATE_FAILED|BATCH_STATE_CANCELLED|BATCH_STATE_EXPIRED) break ;;
-  esac
-  sleep "$poll"
+  job=$(api "$base/v1/jobs/$id")
+  line=$(jq -r '"\(.state): \(.stats.progress_percent)% (\(.stats.chunks.succeeded) ok, \(.stats.chunks.in_flight) in flight, \(.stats.chunks.pending) pending, \(.stats.chunks.failed) failed; batches submitted \(.stats.batches.submitted), done \(.stats.batches.succeeded))"' <<<"$job")
+  [ "$line" != "$state" ] && echo "    $(date +%T) $line" && state=$line
+  case "$(jq -r .state <<<"$job")" in pending|running) sleep 1 ;; *) break ;; esac
 done
 
-if [ "$state" != BATCH_STATE_SUCCEEDED ]; then
-  echo "batch ended $state: $(jq -c '.error // {}' <<<"$op")" >&2
-  exit 1
-fi
-
 echo "==> results"
-jq -r '(.response.inlinedResponses.inlinedResponses // .metadata.output.inlinedResponses.inlinedResponses)[]
-  | if .error then "  \(.metadata.key // "?"): failed: \(.error.message)"
-    else (.response.embedding.values) as $v
-      | "  \(.metadata.key // "?"): \($v | length) dims, tokens \(.response.tokenCount // "?"), norm \(([$v[] | . * .] | add | sqrt) * 1000 | round / 1000), first \($v[0:3])"
-    end' <<<"$op"
-echo "    stats: $(jq -c .metadata.batchStats <<<"$op")"
+api "$base/v1/jobs/$id/results?limit=1000" | jq -r '.results[] |
+  "  \(.document_id)#\(.chunk_index) [\(.char_start)..\(.char_end)) \(.state): " +
+  (if .embedding then "\(.embedding | length) dims, norm \(([.embedding[] | . * .] | add | sqrt) * 1000 | round / 1000), first \(.embedding[0:3])"
+   else (.error // "") end)'
+echo "    final: $(jq -c '{state, stats: .stats.chunks, batches: .stats.batches}' <<<"$job")"
 
-echo
-echo "==> query it yourself:"
-echo "    curl -H 'x-goog-api-key: \$KEY' $base/$ver/$name | jq .metadata.state"
-if [ -n "$sim_pid" ]; then
-  echo "    (the simulator stops with this script; start one with:"
-  echo "     build/release/tools/gemini-sim/gemini-sim --api-key sim-key, then port 8089)"
+cat <<EOT
+
+==> query it yourself (while this script runs; it stops everything on exit):
+    KEY=$key
+    curl -H "Authorization: Bearer \$KEY" $base/v1/jobs
+    curl -H "Authorization: Bearer \$KEY" $base/v1/jobs/$id
+    curl -H "Authorization: Bearer \$KEY" "$base/v1/jobs/$id/results?limit=10"
+    curl -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
+         --data-binary @$docs $base/v1/jobs
+EOT
+if [ -t 0 ]; then
+  read -r -p "Press Enter to stop embedd, the simulator and PostgreSQL... " _ || true
 fi
