@@ -47,6 +47,9 @@ else
   echo "==> using Google at ${GEMINI_BASE_URL:-https://generativelanguage.googleapis.com}"
 fi
 
+# the demo shows the batch API even for this small set (small jobs normally go interactive)
+export EMBEDD_SYNC_MAX_TEXTS=${EMBEDD_SYNC_MAX_TEXTS:-0}
+
 echo "==> migrating"
 "$embedd" migrate 2>>.run/embedd.log
 rm -f .run/embedd.port

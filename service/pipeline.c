@@ -51,8 +51,8 @@ static bool load_job(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
 {
     const char *v[1] = {b->job_id};
     PGresult *r = q(c,
-                    "SELECT model, task_type, output_dimensionality, normalize, state FROM jobs"
-                    " WHERE id = $1",
+                    "SELECT model, task_type, output_dimensionality, normalize, state,"
+                    " chunks_total FROM jobs WHERE id = $1",
                     1, v, "could not read the job", err, errlen);
     if (!r)
         return false;
@@ -63,6 +63,7 @@ static bool load_job(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
         b->dims = (int)db_int(PQgetvalue(r, 0, 2));
         b->normalize = PQgetvalue(r, 0, 3)[0] == 't';
         snprintf(b->job_state, sizeof(b->job_state), "%s", PQgetvalue(r, 0, 4));
+        b->job_chunks = db_int(PQgetvalue(r, 0, 5));
     } else {
         snprintf(err, errlen, "job %s is gone", b->job_id);
     }

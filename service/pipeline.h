@@ -45,6 +45,7 @@ struct pipe_batch {
     char job_state[32];
     int dims;
     bool normalize;
+    int64_t job_chunks; /* the job's chunk total */
     int polls;
     int64_t age_ms;            /* since the batch was submitted (or created, for an intent) */
     struct pipe_chunk *chunks; /* claim only; owned */

@@ -101,11 +101,84 @@ static size_t chunk_size(const struct pipe_batch *b, const struct pipe_chunk *c,
     return gem_batch_item_size(&o, &t);
 }
 
+static void store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_result *r,
+                  size_t n);
+
+/* Small jobs: the interactive batchEmbedContents (at most 100 texts a call)
+ * answers in one round trip instead of a batch's minutes. */
+static enum gem_outcome embed_now(struct worker *w, PGconn *c, struct pipe_batch *b, char *why,
+                                  size_t whylen)
+{
+    struct gem_req_opts o = req_opts(b);
+    struct gem_text texts[100];
+    char keys[100][16];
+    struct gem_result *all = calloc(b->n_chunks ? b->n_chunks : 1, sizeof(*all));
+    size_t got = 0;
+    enum gem_outcome out = all ? GEM_OK : GEM_RETRY;
+    snprintf(why, whylen, "out of memory");
+    for (size_t start = 0; out == GEM_OK && start < b->n_chunks; start += 100) {
+        size_t n = b->n_chunks - start < 100 ? b->n_chunks - start : 100;
+        for (size_t i = 0; i < n; i++) {
+            const struct pipe_chunk *ch = &b->chunks[start + i];
+            seq_key(ch->seq, keys[i]);
+            texts[i] = (struct gem_text){keys[i], ch->text, ch->text_len, ch->title};
+        }
+        struct buf body;
+        buf_init(&body, (size_t)w->wp->cfg->batch_max_bytes + 1024 * 1024);
+        struct gem_result *rs = NULL;
+        size_t nr = 0;
+        struct gem_call res;
+        memset(&res, 0, sizeof(res));
+        if (!gem_build_sync(&body, &o, texts, n)) {
+            out = GEM_FATAL;
+            snprintf(why, whylen, "request body too large");
+        } else {
+            gem_embed_sync(w->gem, b->model, body.data, body.len, &rs, &nr, &res);
+            out = res.outcome == GEM_OK && nr != n ? GEM_FATAL : res.outcome;
+            snprintf(why, whylen, "%s",
+                     res.outcome == GEM_OK ? "wrong number of embeddings" : res.detail);
+        }
+        buf_cleanup(&body);
+        for (size_t i = 0; i < nr; i++) {
+            if (out == GEM_OK) {
+                all[got] = rs[i];
+                all[got].key = strdup(keys[i]);
+                got++;
+            } else {
+                gem_result_free(&rs[i]);
+            }
+        }
+        free(rs);
+    }
+    if (out == GEM_OK)
+        store(w, c, b, all, got);
+    for (size_t i = 0; i < got; i++)
+        gem_result_free(&all[i]);
+    free(all);
+    return out;
+}
+
 /* Create the batch at Google for b's chunks (loaded). */
 static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
 {
     const struct config *cfg = w->wp->cfg;
     char err[512] = "";
+    if (cfg->sync_max_texts > 0 && b->job_chunks <= cfg->sync_max_texts &&
+        strcmp(b->state, "intent") == 0 && b->polls == 0) {
+        char why[256];
+        enum gem_outcome out = embed_now(w, c, b, why, sizeof(why));
+        bool ok = true;
+        if (out == GEM_FATAL) {
+            log_error("job %s: interactive embedding refused: %s", b->job_id, why);
+            ok = pipe_release(c, b, "failed", why, true, (int)cfg->max_attempts, err, sizeof(err));
+        } else if (out != GEM_OK) {
+            log_warn("job %s: interactive embedding deferred: %s", b->job_id, why);
+            ok = pipe_retry_later(c, b->id, jitter(w, cfg->poll_min_ms * 2), err, sizeof(err));
+        }
+        if (!ok)
+            log_error("batch %s: %s", b->display_name, err);
+        return;
+    }
     struct gem_req_opts o = req_opts(b);
     struct gem_text *texts = calloc(b->n_chunks ? b->n_chunks : 1, sizeof(*texts));
     char(*keys)[16] = calloc(b->n_chunks ? b->n_chunks : 1, 16);

@@ -348,3 +348,24 @@ Test(e2e, rate_limits_are_retried, .init = start_throttled)
     cr_assert_eq(simh_stat(&sim, "creates_accepted"), 1);
     free(id);
 }
+
+static void start_sync(void)
+{
+    static const char *const f[] = {"--pending-ms=600000", NULL};
+    static const char *const s[] = {"--sync-max-texts=99", NULL};
+    start_both(f, s);
+}
+
+Test(e2e, small_jobs_use_the_interactive_api, .init = start_sync)
+{
+    char *id = submit(sample_body());
+    json_object *o = wait_job(id, 30000);
+    cr_assert_str_eq(simh_str(o, "state"), "succeeded", "batches would take 10 minutes here");
+    json_object_put(o);
+    cr_assert_eq(simh_stat(&sim, "creates"), 0);
+    cr_assert_eq(simh_stat(&sim, "sync_texts"), 2);
+    int ok, bad;
+    check_results(id, "RETRIEVAL_DOCUMENT", 256, true, &ok, &bad);
+    cr_assert_eq(ok, 2);
+    free(id);
+}
