@@ -39,14 +39,16 @@ run_build() {
 run_build dev -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_build asan -DCMAKE_BUILD_TYPE=Debug -DSVC_SANITIZE=ON
 
-# The simulator is the threaded code here: run the simulator tests once more
-# against a ThreadSanitizer build of it (Criterion itself cannot run under TSan).
-echo "==> [tsan] simulator tests against a ThreadSanitizer gemini-sim"
+# The threaded programs (embedd serve: HTTP + workers; gemini-sim) run the
+# integration tests once more as ThreadSanitizer builds (Criterion itself
+# cannot run under TSan, so the test binaries stay normal).
+echo "==> [tsan] simulator and service tests against ThreadSanitizer builds"
 cmake -S "$root" -B "$root/build/tsan" -DSVC_WERROR=ON -DSVC_TSAN=ON -DSVC_BUILD_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build "$root/build/tsan" -j "$jobs" --target gemini-sim >/dev/null
+cmake --build "$root/build/tsan" -j "$jobs" --target gemini-sim embedd >/dev/null
 if ! (cd "$root/build/dev" && SIMH_SIM_BIN="$root/build/tsan/tools/gemini-sim/gemini-sim" \
-      ctest --output-on-failure -j "$jobs" -L sim); then
+      TEST_OVERRIDE_EMBEDD_BIN="$root/build/tsan/service/embedd" \
+      ctest --output-on-failure -j "$jobs" -L 'sim|api'); then
   status=1
 fi
 
