@@ -344,7 +344,8 @@ static bool put_array_text(struct buf *out, const char *s)
 /* Finish the job when nothing is pending or in flight (a cancelled job stays cancelled). */
 static const char *const finish_sql =
     "UPDATE jobs SET state = CASE WHEN chunks_failed = 0 THEN 'succeeded'"
-    " ELSE 'completed_with_errors' END, finished_at = now(), last_activity_at = now()"
+    " WHEN chunks_succeeded = 0 THEN 'failed' ELSE 'completed_with_errors' END,"
+    " finished_at = now(), last_activity_at = now()"
     " WHERE id = $1 AND state IN ('pending', 'running') AND chunks_pending = 0"
     " AND chunks_in_flight = 0";
 

@@ -228,3 +228,22 @@ Test(pipeline, release_and_cancel)
     cr_assert_eq(n, 0);
     pipe_batch_free(&b);
 }
+
+Test(pipeline, all_failed_means_failed)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(2, 0, id);
+    struct pipe_batch b;
+    claim(&b, 10, 100000, true);
+    struct pipe_result r[2] = {{0, NULL, 0, "code 3"}, {1, NULL, 0, "code 3"}};
+    size_t stored, requeued, failed;
+    cr_assert(pipe_store_results(db.conn, &b, r, 2, 1, &stored, &requeued, &failed, err,
+                                 sizeof(err)),
+              "%s", err);
+    cr_assert_eq(failed, 2);
+    char sql[200];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'failed'",
+             id);
+    cr_assert_eq(dbh_scalar(&db, sql), 1, "no chunk succeeded: the job failed");
+    pipe_batch_free(&b);
+}
