@@ -237,9 +237,9 @@ Test(pipeline, all_failed_means_failed)
     claim(&b, 10, 100000, true);
     struct pipe_result r[2] = {{0, NULL, 0, "code 3"}, {1, NULL, 0, "code 3"}};
     size_t stored, requeued, failed;
-    cr_assert(pipe_store_results(db.conn, &b, r, 2, 1, &stored, &requeued, &failed, err,
-                                 sizeof(err)),
-              "%s", err);
+    cr_assert(
+        pipe_store_results(db.conn, &b, r, 2, 1, &stored, &requeued, &failed, err, sizeof(err)),
+        "%s", err);
     cr_assert_eq(failed, 2);
     char sql[200];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE id = '%s' AND state = 'failed'",
