@@ -165,7 +165,7 @@ static bool parse_options(json_object *root, struct job_request *r, struct job_r
     return true;
 }
 
-/* Strings inside metadata must not hold NUL (PostgreSQL's jsonb cannot). */
+/* Strings inside metadata must not hold NUL (kept out of the database's text, as for texts). */
 static bool metadata_ok(json_object *v, int depth)
 {
     if (depth > 32)

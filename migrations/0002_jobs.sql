@@ -42,7 +42,7 @@ CREATE TABLE documents (
     doc_index integer NOT NULL,
     doc_id    text    NOT NULL,
     title     text,
-    metadata  jsonb,
+    metadata  json, -- json, not jsonb: returned with its chunks as the caller wrote it (key order kept)
     chars     integer NOT NULL,
     PRIMARY KEY (job_id, doc_index),
     UNIQUE (job_id, doc_id)

@@ -297,7 +297,7 @@ bool pipe_retry_later(PGconn *c, int64_t batch_id, int64_t delay_ms, char *err, 
     const char *v[2] = {bid, ms};
     return run(c,
                "UPDATE batches SET next_poll_at = now() + $2::bigint * interval '1 millisecond',"
-               " lease_owner = NULL, lease_until = NULL WHERE id = $1",
+               " polls = polls + 1, lease_owner = NULL, lease_until = NULL WHERE id = $1",
                2, v, "could not reschedule the batch", err, errlen);
 }
 

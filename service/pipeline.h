@@ -83,7 +83,8 @@ bool pipe_claim_due(PGconn *c, const char *owner, int64_t lease_ms, struct pipe_
 bool pipe_poll_later(PGconn *c, int64_t batch_id, const char *gemini_state, int64_t poll_ms,
                      char *err, size_t errlen) SVC_MUSTCHECK;
 
-/* Give a leased batch back untouched, to be retried after delay_ms. */
+/* Give a leased batch back, to be retried after delay_ms (counted in polls,
+ * which the caller's backoff grows with). */
 bool pipe_retry_later(PGconn *c, int64_t batch_id, int64_t delay_ms, char *err,
                       size_t errlen) SVC_MUSTCHECK;
 

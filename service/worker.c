@@ -79,6 +79,20 @@ static int64_t poll_interval(struct worker *w, const struct pipe_batch *b, size_
     return jitter(w, (int64_t)d);
 }
 
+/* Backoff after a transient failure: Google's RetryInfo when given, else
+ * exponential in the batch's retries, with jitter, capped at poll_max_ms. */
+static int64_t retry_delay(struct worker *w, const struct pipe_batch *b, int64_t retry_after_ms)
+{
+    const struct config *cfg = w->wp->cfg;
+    double d = (double)cfg->poll_min_ms;
+    for (int i = 0; i < b->polls && d < (double)cfg->poll_max_ms; i++)
+        d *= 2;
+    if (d > (double)cfg->poll_max_ms)
+        d = (double)cfg->poll_max_ms;
+    int64_t j = jitter(w, (int64_t)d);
+    return retry_after_ms > j ? retry_after_ms : j;
+}
+
 static void seq_key(int32_t seq, char out[16])
 {
     snprintf(out, 16, "%d", seq);
@@ -173,7 +187,7 @@ static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
             ok = pipe_release(c, b, "failed", why, true, (int)cfg->max_attempts, err, sizeof(err));
         } else if (out != GEM_OK) {
             log_warn("job %s: interactive embedding deferred: %s", b->job_id, why);
-            ok = pipe_retry_later(c, b->id, jitter(w, cfg->poll_min_ms * 2), err, sizeof(err));
+            ok = pipe_retry_later(c, b->id, retry_delay(w, b, -1), err, sizeof(err));
         }
         if (!ok)
             log_error("batch %s: %s", b->display_name, err);
@@ -213,9 +227,7 @@ static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
         break;
     case GEM_RETRY:
         log_warn("batch %s: create deferred: %s", b->display_name, res.detail);
-        ok = pipe_retry_later(
-            c, b->id, res.retry_after_ms > 0 ? res.retry_after_ms : jitter(w, cfg->poll_min_ms * 2),
-            err, sizeof(err));
+        ok = pipe_retry_later(c, b->id, retry_delay(w, b, res.retry_after_ms), err, sizeof(err));
         break;
     case GEM_UNKNOWN:
         /* it may exist at Google: the next visit lists batches before creating again */
@@ -277,7 +289,7 @@ static void reconcile(struct worker *w, PGconn *c, struct pipe_batch *b)
     }
     enum gem_outcome out = find_by_display_name(w, b, name, sizeof(name), &found);
     if (out != GEM_OK) {
-        if (!pipe_retry_later(c, b->id, jitter(w, cfg->poll_min_ms * 2), err, sizeof(err)))
+        if (!pipe_retry_later(c, b->id, retry_delay(w, b, -1), err, sizeof(err)))
             log_error("batch %s: %s", b->display_name, err);
         return;
     }
@@ -421,9 +433,7 @@ static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
     gem_get_batch(w->gem, b->gemini_name, &op, &res);
     bool ok = true;
     if (res.outcome == GEM_RETRY) {
-        ok = pipe_retry_later(
-            c, b->id, res.retry_after_ms > 0 ? res.retry_after_ms : jitter(w, cfg->poll_min_ms * 2),
-            err, sizeof(err));
+        ok = pipe_retry_later(c, b->id, retry_delay(w, b, res.retry_after_ms), err, sizeof(err));
     } else if (res.outcome != GEM_OK) {
         log_error("batch %s: poll refused: %s", b->display_name, res.detail);
         ok = pipe_release(c, b, "failed", res.detail, true, (int)cfg->max_attempts, err,

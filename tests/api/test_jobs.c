@@ -100,7 +100,8 @@ Test(jobs, create_then_get)
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM chunks WHERE job_id = '%s'", id);
     cr_assert_eq(dbh_scalar(&svc.db, sql), total);
     snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM documents WHERE job_id = '%s' AND metadata = '{\"k\":1}'", id);
+             "SELECT count(*) FROM documents WHERE job_id = '%s' AND metadata::text = '{\"k\":1}'",
+             id);
     cr_assert_eq(dbh_scalar(&svc.db, sql), 1);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM chunks WHERE job_id = '%s' AND text = "
@@ -306,5 +307,24 @@ Test(jobs, results_pages_with_vectors)
     json_object_put(call_json("GET", path, NULL, 400));
     json_object_put(
         call_json("GET", "/v1/jobs/00000000-0000-4000-8000-000000000000/results", NULL, 404));
+    free(id);
+}
+
+Test(jobs, metadata_comes_back_as_written)
+{
+    const char *body = "{\"documents\":[{\"id\":\"m\",\"text\":\"hello\",\"metadata\":{\"b\":1,"
+                       "\"a\":[1,2.5,\"x\"],\"nested\":{\"z\":true,\"y\":null}}}]}";
+    char *id = create(body);
+    char url[256], auth[128];
+    snprintf(url, sizeof(url), "%s/v1/jobs/%s/results", svc.base, id);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", svc.key);
+    const char *hs[] = {auth, NULL};
+    struct simh_resp r;
+    simh_req_url(&r, "GET", url, NULL, 0, hs);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "\"metadata\":{\"b\":1,\"a\":[1,2.5,\"x\"],\"nested\":{\"z\":true,"
+                             "\"y\":null}}"),
+              "key order and values kept: %s", r.body);
+    simh_resp_free(&r);
     free(id);
 }
