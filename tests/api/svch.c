@@ -40,40 +40,20 @@ void svch_new_key(struct svch *s, const char *name, char *out)
     free(e);
 }
 
-void svch_start(struct svch *s, const char *const *flags)
+/* Fork and exec s->argv with stderr appended to the log; wait for the port file. */
+static void spawn(struct svch *s)
 {
-    memset(s, 0, sizeof(*s));
-    dbh_create(&s->db);
-    snprintf(s->dir, sizeof(s->dir), "/tmp/svch-XXXXXX");
-    cr_assert(mkdtemp(s->dir), "mkdtemp failed (errno %d)", errno);
-    static char args[40][600];
-    char *argv[40];
-    int n = 0;
-    snprintf(args[n], sizeof(args[n]), "%s", dbh_bin("EMBEDD_BIN"));
-    argv[n] = args[n], n++;
-    snprintf(args[n], sizeof(args[n]), "--database-url=%s", s->db.url);
-    argv[n] = args[n], n++;
-    snprintf(args[n], sizeof(args[n]), "--listen=127.0.0.1:0");
-    argv[n] = args[n], n++;
-    snprintf(args[n], sizeof(args[n]), "--port-file=%s/port", s->dir);
-    argv[n] = args[n], n++;
-    for (int i = 0; flags && flags[i] && n < 37; i++) {
-        snprintf(args[n], sizeof(args[n]), "%s", flags[i]);
-        argv[n] = args[n], n++;
-    }
-    snprintf(args[n], sizeof(args[n]), "serve");
-    argv[n] = args[n], n++;
-    argv[n] = NULL;
     char log[128], pf[128];
     snprintf(log, sizeof(log), "%s/log", s->dir);
     snprintf(pf, sizeof(pf), "%s/port", s->dir);
+    unlink(pf);
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         dup2(fd, 2);
         dup2(fd, 1);
-        execv(argv[0], argv);
+        execv(s->argv[0], s->argv);
         _exit(127);
     }
     s->pid = pid;
@@ -85,7 +65,6 @@ void svch_start(struct svch *s, const char *const *flags)
             fclose(f);
             if (ok == 1 && s->port > 0) {
                 snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
-                svch_new_key(s, "test", s->key);
                 return;
             }
         }
@@ -97,6 +76,43 @@ void svch_start(struct svch *s, const char *const *flags)
         nap();
     }
     cr_assert_fail("embedd serve did not start within 20 s");
+}
+
+void svch_start(struct svch *s, const char *const *flags)
+{
+    memset(s, 0, sizeof(*s));
+    dbh_create(&s->db);
+    snprintf(s->dir, sizeof(s->dir), "/tmp/svch-XXXXXX");
+    cr_assert(mkdtemp(s->dir), "mkdtemp failed (errno %d)", errno);
+    static char args[40][600];
+    int n = 0;
+    snprintf(args[n], sizeof(args[n]), "%s", dbh_bin("EMBEDD_BIN"));
+    s->argv[n] = args[n], n++;
+    snprintf(args[n], sizeof(args[n]), "--database-url=%s", s->db.url);
+    s->argv[n] = args[n], n++;
+    snprintf(args[n], sizeof(args[n]), "--listen=127.0.0.1:0");
+    s->argv[n] = args[n], n++;
+    snprintf(args[n], sizeof(args[n]), "--port-file=%s/port", s->dir);
+    s->argv[n] = args[n], n++;
+    for (int i = 0; flags && flags[i] && n < 37; i++) {
+        snprintf(args[n], sizeof(args[n]), "%s", flags[i]);
+        s->argv[n] = args[n], n++;
+    }
+    snprintf(args[n], sizeof(args[n]), "serve");
+    s->argv[n] = args[n], n++;
+    s->argv[n] = NULL;
+    spawn(s);
+    svch_new_key(s, "test", s->key);
+}
+
+void svch_crash_restart(struct svch *s)
+{
+    if (s->pid) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+    spawn(s);
 }
 
 void svch_stop(struct svch *s)
@@ -120,7 +136,10 @@ void svch_stop(struct svch *s)
         if (f)
             fclose(f);
         buf[n] = '\0';
-        unlink(path);
+        if (getenv("SVCH_KEEP_LOG")) /* for debugging: keep the service's log */
+            fprintf(stderr, "embedd log kept in %s\n", path);
+        else
+            unlink(path);
         snprintf(path, sizeof(path), "%s/port", s->dir);
         unlink(path);
         rmdir(s->dir);

@@ -13,6 +13,7 @@
 struct svch {
     struct dbh db;
     pid_t pid;
+    char *argv[40]; /* kept for restarts */
     int port;
     char dir[64];
     char base[64]; /* http://127.0.0.1:PORT */
@@ -23,6 +24,10 @@ struct svch {
 void svch_start(struct svch *s, const char *const *flags);
 /* SIGTERM, wait, assert exit 0 and a clean log; drop the database. */
 void svch_stop(struct svch *s);
+/* kill -9 the running process (no clean shutdown), then start it again on
+ * the same database and wait until it listens. */
+void svch_crash_restart(struct svch *s);
+
 /* Create another API key through the CLI; writes it to out (>= 64 bytes). */
 void svch_new_key(struct svch *s, const char *name, char *out);
 
