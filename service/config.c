@@ -58,8 +58,6 @@ static const struct setting settings[] = {
      false, "a Google batch still running after this is cancelled and resubmitted"},
     {"max-body-bytes", "EMBEDD_MAX_BODY_BYTES", INT(max_body_bytes), 1024, BIG, "67108864", false,
      "largest accepted request body (larger gets 413)"},
-    {"shutdown-timeout-ms", "EMBEDD_SHUTDOWN_TIMEOUT_MS", INT(shutdown_timeout_ms), 0, BIG, "30000",
-     false, "how long SIGTERM waits for in-flight work"},
     {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
     {"port-file", "EMBEDD_PORT_FILE", STR(port_file), "", false,
      "write the bound HTTP port to this file once listening (for port 0)"},
