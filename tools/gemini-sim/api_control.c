@@ -83,7 +83,13 @@ static void config_put(struct sim *sim, struct route *rt, struct reply *r)
     }
     char err[300] = "";
     pthread_mutex_lock(&sim->lock);
+    uint64_t old_seed = sim->cfg.s.seed;
     bool ok = sim_settings_apply_json(&sim->cfg.s, o, err, sizeof(err));
+    if (ok && sim->cfg.s.seed != old_seed) {
+        /* a new seed drives ids and HTTP fault decisions from here on, too */
+        sim->id_rng = sim->cfg.s.seed ^ 0x5bd1e995a1b2c3d4ULL;
+        sim->fault_rng = sim->cfg.s.seed ^ 0x27d4eb2f165667c5ULL;
+    }
     pthread_mutex_unlock(&sim->lock);
     json_object_put(o);
     if (!ok) {

@@ -172,6 +172,7 @@ struct fault_plan {
     char retry_delay[32];
     bool drop;
     bool malformed;
+    const char *cls; /* route class, NULL for /_sim/ and unrouted requests */
 };
 
 static bool fire(struct sim *sim, int64_t *count, double rate)
@@ -198,11 +199,23 @@ static void plan_faults(struct sim *sim, const char *cls, struct fault_plan *p)
             p->http_error = (int)s->http_error_code;
             snprintf(p->retry_delay, sizeof(p->retry_delay), "%s", s->retry_delay);
             sim->stats.faults_http_error++;
-        } else if (fire(sim, &s->drop_count, s->drop_rate)) {
-            p->drop = true;
-        } else if (fire(sim, &s->malformed_count, s->malformed_rate)) {
-            p->malformed = true;
         }
+    }
+    p->cls = cls;
+    pthread_mutex_unlock(&sim->lock);
+}
+
+/* Decide the response faults once the handler answered 200, so that a count is never used up
+ * by a response the fault does not apply to. */
+static void plan_output_faults(struct sim *sim, struct fault_plan *p)
+{
+    pthread_mutex_lock(&sim->lock);
+    struct sim_settings *s = &sim->cfg.s;
+    if (p->cls && !p->http_error && sim_scope_has(s->fault_scope, p->cls)) {
+        if (fire(sim, &s->drop_count, s->drop_rate))
+            p->drop = true;
+        else if (fire(sim, &s->malformed_count, s->malformed_rate))
+            p->malformed = true;
     }
     pthread_mutex_unlock(&sim->lock);
 }
@@ -539,6 +552,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     reply_init(&r);
     handle(sim, c, url, method, ctx, &r, &fp);
     bool ok200 = r.status == 200;
+    if (ok200)
+        plan_output_faults(sim, &fp);
     enum MHD_Result ret = send_reply(sim, c, &r, ok200 && fp.drop, ok200 && fp.malformed);
     if (ok200 && (fp.drop || fp.malformed)) {
         pthread_mutex_lock(&sim->lock);

@@ -165,7 +165,7 @@ struct sim_stats {
     uint64_t creates_accepted; /* batches created */
     uint64_t texts_received;   /* items in created batches */
     uint64_t texts_unique;     /* distinct (model, task, dims, title, text) seen in batches */
-    uint64_t texts_duplicate;  /* items whose identity was already sent in an earlier batch */
+    uint64_t texts_duplicate;  /* texts sent again in a later batch (counted once per batch) */
     uint64_t gets;             /* GET batches/{id} */
     uint64_t lists;
     uint64_t cancels;
