@@ -5,12 +5,19 @@
  * A chunk is a span of the document (byte and code-point offsets) of at most
  * max_chars code points and at most max_tokens estimated tokens. Boundaries
  * are chosen, in order of preference, at a paragraph break (blank line), at
- * the end of a sentence (". ", "! ", "? ", "。", "！", "？", line break), at
- * whitespace, and only as a last resort inside a word, and never inside a
- * UTF-8 sequence. Consecutive chunks overlap by up to overlap_chars code
- * points, the overlap itself starting at a word boundary where possible.
- * Leading and trailing whitespace is left out of every chunk, and
- * whitespace-only stretches produce no chunk.
+ * the end of a sentence (". ", "! ", "? ", "… ", optionally followed by
+ * closing quotes or brackets; "。", "！", "？", "．", "।", "॥", "؟", "۔";
+ * a line break), at whitespace, and only as a last resort inside a word, and
+ * never inside a UTF-8 sequence. A boundary is used only when the chunk keeps
+ * a fair share (a quarter to a third) of what the limits allow; a cut inside
+ * a word avoids splitting a combining mark, ZWJ sequence or flag from its
+ * base where it can. Consecutive chunks overlap by up to overlap_chars code
+ * points (and at most half a chunk), the overlap starting at a word start
+ * (in text without whitespace, such as CJK or a hard cut, at any character);
+ * when no such start exists the chunks do not overlap. Whitespace means ASCII
+ * whitespace (space, \t, \n, \v, \f, \r); it is left out at both ends of
+ * every chunk, and whitespace-only stretches produce no chunk. Splitting is
+ * linear in the length of the text.
  */
 #ifndef SVC_CHUNKER_H
 #define SVC_CHUNKER_H
