@@ -6,11 +6,15 @@
  *
  * Every call fills a struct gem_call that tells the caller what to do next:
  *   GEM_OK       success; outputs are filled
- *   GEM_RETRY    transient (429, 500, 502, 503, 504, a timeout or a transport
- *                error before the request was sent): retry after
- *                retry_after_ms (RetryInfo when Google gave one, else -1:
- *                the caller picks its backoff)
- *   GEM_FATAL    permanent (other 4xx, an unparseable 2xx body): do not retry
+ *   GEM_RETRY    transient: HTTP 408, 429 or 5xx; a timeout or transport
+ *                error (for gem_create_batch only one before the whole
+ *                request was sent); a 2xx body that is not JSON (cut off on
+ *                the way; not for a create): retry after retry_after_ms
+ *                (RetryInfo when Google gave one, else -1: the caller picks
+ *                its backoff)
+ *   GEM_FATAL    permanent (other 4xx, 404 included; a 2xx JSON body of the
+ *                wrong shape; a response past max_response_bytes; an invalid
+ *                name or model id, refused with http 0): do not retry
  *   GEM_UNKNOWN  only for gem_create_batch: the request may have reached
  *                Google but no valid answer came back (timeout or connection
  *                lost after sending, truncated or malformed 2xx body); the
@@ -79,7 +83,8 @@ void gem_embed_sync(struct gem_client *c, const char *model, const char *body, s
  * file's name ("files/...") to name_out. */
 void gem_upload_file(struct gem_client *c, const char *display_name, const char *data, size_t len,
                      char *name_out, size_t name_len, struct gem_call *res);
-/* GET {name}:download?alt=media into out (appended; bounded by out->max). */
+/* GET {name}:download?alt=media into out (appended; bounded by out->max;
+ * out is left as it was unless the call succeeds). */
 void gem_download_file(struct gem_client *c, const char *name, struct buf *out,
                        struct gem_call *res);
 /* DELETE {name} for a file. */

@@ -110,17 +110,19 @@ struct gem_text {
 };
 
 /* Append the inline asyncBatchEmbedContent body for texts[0..n). Returns
- * false if it does not fit in out->max (out is then left as it was). */
+ * false if it does not fit in out->max or n is 0 (out is then left as it was). */
 bool gem_build_batch(struct buf *out, const char *display_name, const struct gem_req_opts *o,
                      const struct gem_text *texts, size_t n) SVC_MUSTCHECK;
 
 /* Exact number of bytes one text adds to gem_build_batch's body (including
- * its separating comma), and the fixed overhead of the body around them;
- * so that a packer can fill a batch up to a byte limit without building it. */
+ * its separating comma), and the fixed overhead of the body around them
+ * (less the one comma the first text does not have): for n >= 1 texts the
+ * body is exactly overhead + the sum of the item sizes, so that a packer can
+ * fill a batch up to a byte limit without building it. */
 size_t gem_batch_item_size(const struct gem_req_opts *o, const struct gem_text *t);
 size_t gem_batch_overhead(const char *display_name);
 
-/* Append a batchEmbedContents body (at most 100 texts). */
+/* Append a batchEmbedContents body (1 to 100 texts; false otherwise, out unchanged). */
 bool gem_build_sync(struct buf *out, const struct gem_req_opts *o, const struct gem_text *texts,
                     size_t n) SVC_MUSTCHECK;
 

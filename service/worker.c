@@ -434,10 +434,16 @@ static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
     bool ok = true;
     if (res.outcome == GEM_RETRY) {
         ok = pipe_retry_later(c, b->id, retry_delay(w, b, res.retry_after_ms), err, sizeof(err));
-    } else if (res.outcome != GEM_OK) {
-        log_error("batch %s: poll refused: %s", b->display_name, res.detail);
+    } else if (res.outcome != GEM_OK && res.http == 404) {
+        /* Google no longer has the batch: its chunks go back to be sent again */
+        log_error("batch %s: %s is gone: %s", b->display_name, b->gemini_name, res.detail);
         ok = pipe_release(c, b, "failed", res.detail, true, (int)cfg->max_attempts, err,
                           sizeof(err));
+    } else if (res.outcome != GEM_OK) {
+        /* the batch may well be fine (a refused or garbled poll): releasing its chunks
+         * could pay for them twice, so keep polling, more and more slowly */
+        log_error("batch %s: poll failed: %s", b->display_name, res.detail);
+        ok = pipe_retry_later(c, b->id, retry_delay(w, b, -1), err, sizeof(err));
     } else {
         switch (op.state) {
         case GEM_STATE_SUCCEEDED:
