@@ -5,6 +5,7 @@
  */
 #include "sim.h"
 
+#include "util/jsonw.h"
 #include "util/numfmt.h"
 
 #include <stdio.h>
@@ -29,53 +30,7 @@ bool sim_put_time(struct buf *b, int64_t ns)
 
 bool sim_put_jstr(struct buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    if (!buf_reserve(b, n + 2) || !buf_putc(b, '"'))
-        return false;
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        if (!buf_append(b, s + start, i - start))
-            return false;
-        start = i + 1;
-        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
-        size_t el = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            el = 6;
-        }
-        if (!buf_append(b, esc, el))
-            return false;
-    }
-    return buf_append(b, s + start, n - start) && buf_putc(b, '"');
+    return jsonw_str(b, s, n);
 }
 
 static bool put_jstr0(struct buf *b, const char *s)
