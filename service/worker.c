@@ -115,7 +115,7 @@ static size_t chunk_size(const struct pipe_batch *b, const struct pipe_chunk *c,
     return gem_batch_item_size(&o, &t);
 }
 
-static void store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_result *r,
+static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_result *r,
                   size_t n);
 
 /* Small jobs: the interactive batchEmbedContents (at most 100 texts a call)
@@ -164,8 +164,8 @@ static enum gem_outcome embed_now(struct worker *w, PGconn *c, struct pipe_batch
         }
         free(rs);
     }
-    if (out == GEM_OK)
-        store(w, c, b, all, got);
+    if (out == GEM_OK && !store(w, c, b, all, got))
+        out = GEM_RETRY;
     for (size_t i = 0; i < got; i++)
         gem_result_free(&all[i]);
     free(all);
@@ -307,7 +307,7 @@ static void reconcile(struct worker *w, PGconn *c, struct pipe_batch *b)
 }
 
 /* Map results to chunks by key; fall back to position only when no key came back. */
-static void store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_result *r, size_t n)
+static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_result *r, size_t n)
 {
     const struct config *cfg = w->wp->cfg;
     char err[512] = "";
@@ -341,9 +341,10 @@ static void store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_
         k++;
     }
     size_t stored = 0, requeued = 0, failed = 0;
-    if (!pr || !emsg ||
-        !pipe_store_results(c, b, pr, k, (int)cfg->max_attempts, &stored, &requeued, &failed, err,
-                            sizeof(err)))
+    bool ok = pr && emsg &&
+              pipe_store_results(c, b, pr, k, (int)cfg->max_attempts, &stored, &requeued, &failed,
+                                 err, sizeof(err));
+    if (!ok)
         log_error("batch %s: could not store results: %s", b->display_name,
                   pr && emsg ? err : "out of memory");
     else
@@ -351,15 +352,14 @@ static void store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_
                  requeued, failed);
     free(pr);
     free(emsg);
+    return ok;
 }
 
-/* Results of a succeeded batch, inline or from its output file. */
-static void collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_operation *op)
+/* Results of a succeeded batch, inline or from its output file; true once stored. */
+static bool collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_operation *op)
 {
-    if (op->has_inline || !op->responses_file[0]) {
-        store(w, c, b, op->results, op->n_results);
-        return;
-    }
+    if (op->has_inline || !op->responses_file[0])
+        return store(w, c, b, op->results, op->n_results);
     struct buf file;
     buf_init(&file, (size_t)1 << 31);
     struct gem_call res;
@@ -370,7 +370,7 @@ static void collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct ge
         if (!pipe_retry_later(c, b->id, jitter(w, w->wp->cfg->poll_min_ms), err, sizeof(err)))
             log_error("%s", err);
         buf_cleanup(&file);
-        return;
+        return false;
     }
     size_t cap = 64, n = 0;
     struct gem_result *rs = calloc(cap, sizeof(*rs));
@@ -392,11 +392,25 @@ static void collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct ge
         }
         p += len + 1;
     }
-    store(w, c, b, rs, n);
+    bool ok = rs && store(w, c, b, rs, n);
     for (size_t i = 0; i < n; i++)
         gem_result_free(&rs[i]);
     free(rs);
     buf_cleanup(&file);
+    return ok;
+}
+
+/* Best effort: delete a batch whose results are stored, so that Google's list
+ * (searched when reconciling) stays short. */
+static void tidy(struct worker *w, const struct pipe_batch *b)
+{
+    struct gem_call res;
+    if (!b->gemini_name[0])
+        return;
+    gem_delete_batch(w->gem, b->gemini_name, &res);
+    if (res.outcome != GEM_OK)
+        log_debug("batch %s: could not delete %s at Google: %s", b->display_name, b->gemini_name,
+                  res.detail);
 }
 
 static void cancel_at_google(struct worker *w, PGconn *c, struct pipe_batch *b, const char *state,
@@ -447,7 +461,8 @@ static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
     } else {
         switch (op.state) {
         case GEM_STATE_SUCCEEDED:
-            collect(w, c, b, &op);
+            if (collect(w, c, b, &op))
+                tidy(w, b); /* only once the vectors are safely stored */
             break;
         case GEM_STATE_FAILED:
         case GEM_STATE_EXPIRED:
@@ -555,8 +570,16 @@ struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *
     pthread_cond_init(&wp->wake, NULL);
     char host[64] = "host";
     gethostname(host, sizeof(host) - 1);
-    struct gem_client_opts go = {
-        cfg->gemini_base_url, cfg->gemini_api_version, cfg->gemini_api_key, 0, 0, 0};
+    /* Every Google call must end well inside the lease of the batch it works on:
+     * otherwise another worker could take the intent over while a create is
+     * still in flight, find nothing by displayName, and create it again. */
+    long call_ms = (long)(cfg->lease_ms / 2);
+    struct gem_client_opts go = {cfg->gemini_base_url,
+                                 cfg->gemini_api_version,
+                                 cfg->gemini_api_key,
+                                 call_ms < 10000 ? call_ms : 10000,
+                                 call_ms,
+                                 0};
     for (size_t i = 0; i < n; i++) {
         struct worker *w = &wp->workers[i];
         w->wp = wp;
