@@ -50,15 +50,18 @@ start)
       { cat "$dir/initdb.log" >&2; exit 1; }
   fi
   started=""
+  fixed=${3:-}
+  # a restart keeps the cluster's port, so URLs handed out stay valid
+  [ -z "$fixed" ] && [ -s "$dir/port" ] && [ -f "$dir/data/PG_VERSION" ] && fixed=$(cat "$dir/port")
   for _ in 1 2 3 4 5; do # a free port can be taken before the server binds it
-    port=${3:-$(free_port)}
+    port=${fixed:-$(free_port)}
     echo "$port" >"$dir/port"
     if as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null; then
       started=1
       break
     fi
-    [ -n "${3:-}" ] && break
+    [ -n "$fixed" ] && break
   done
   [ -n "$started" ] || { cat "$dir/server.log" >&2; exit 1; }
   as_pg "$bindir/psql" -h "$dir" -p "$port" -U postgres -d postgres -qAt \
