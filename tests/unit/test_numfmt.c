@@ -1,4 +1,4 @@
-/* test_numfmt.c: float32 JSON formatting: known outputs, JSON syntax, exact round trip. */
+/* test_numfmt.c: float32 JSON numbers: known values, syntax, shortest digits, exact round trip. */
 #include "util/numfmt.h"
 
 #include <criterion/criterion.h>
@@ -6,10 +6,25 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 TestSuite(numfmt, .timeout = 300);
+
+static float from_bits(uint32_t bits)
+{
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+static uint32_t to_bits(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof(bits));
+    return bits;
+}
 
 static const char *fmt(float v)
 {
@@ -19,28 +34,7 @@ static const char *fmt(float v)
     return out;
 }
 
-Test(numfmt, known_values)
-{
-    cr_assert_str_eq(fmt(0.0f), "0");
-    cr_assert_str_eq(fmt(-0.0f), "-0");
-    cr_assert_str_eq(fmt(1.0f), "1");
-    cr_assert_str_eq(fmt(-2.5f), "-2.5");
-    cr_assert_str_eq(fmt(100.0f), "100");
-    cr_assert_str_eq(fmt(0.5f), "0.5");
-    cr_assert_str_eq(fmt(0.1f), "0.100000001");
-    cr_assert_str_eq(fmt(-0.0123456789f), "-0.0123456791");
-    cr_assert_str_eq(fmt(16777216.0f), "16777216");
-    cr_assert_str_eq(fmt(1e9f), "1e9");
-    cr_assert_str_eq(fmt(1e-7f), "1.00000001e-7");
-    cr_assert_str_eq(fmt(FLT_MAX), "3.40282347e38");
-    cr_assert_str_eq(fmt(1e-45f), "1.40129846e-45", "smallest denormal");
-    cr_assert_str_eq(fmt(FLT_MIN), "1.17549435e-38");
-    cr_assert_str_eq(fmt(NAN), "0", "JSON has no NaN");
-    cr_assert_str_eq(fmt(INFINITY), "0");
-    cr_assert_str_eq(fmt(-INFINITY), "0");
-}
-
-/* RFC 8259 number grammar: -? int frac? exp? */
+/* RFC 8259 number grammar: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
 static bool json_number(const char *s)
 {
     if (*s == '-')
@@ -71,37 +65,169 @@ static bool json_number(const char *s)
     return *s == '\0';
 }
 
-/* Every 61st bit pattern (about 70 million floats, all exponents): exact round
- * trip through strtof, valid JSON, bounded length. */
+/* Significant digits in a formatted number: from the first to the last
+ * non-zero digit of the mantissa ("157740" and "0.0015774" have 5). */
+static int sig_digits(const char *s)
+{
+    int first = -1, last = -1, i = 0;
+    for (; *s && *s != 'e'; s++) {
+        if (*s < '0' || *s > '9')
+            continue;
+        if (*s != '0') {
+            if (first < 0)
+                first = i;
+            last = i;
+        }
+        i++;
+    }
+    return first < 0 ? 1 : last - first + 1;
+}
+
+Test(numfmt, known_values)
+{
+    cr_assert_str_eq(fmt(0.0f), "0");
+    cr_assert_str_eq(fmt(-0.0f), "-0");
+    cr_assert_str_eq(fmt(1.0f), "1");
+    cr_assert_str_eq(fmt(-1.0f), "-1");
+    cr_assert_str_eq(fmt(-2.5f), "-2.5");
+    cr_assert_str_eq(fmt(100.0f), "100");
+    cr_assert_str_eq(fmt(0.5f), "0.5");
+    cr_assert_str_eq(fmt(0.25f), "0.25");
+    cr_assert_str_eq(fmt(0.1f), "0.1");
+    cr_assert_str_eq(fmt(0.3f), "0.3");
+    cr_assert_str_eq(fmt(2.0f / 3.0f), "0.6666667");
+    cr_assert_str_eq(fmt(-0.0123456789f), "-0.012345679");
+    cr_assert_str_eq(fmt(16777216.0f), "16777216");
+    cr_assert_str_eq(fmt(123456789.0f), "123456790");
+    cr_assert_str_eq(fmt(999999999.0f), "1e9", "rounds to the float 1e9");
+    cr_assert_str_eq(fmt(1e9f), "1e9");
+    cr_assert_str_eq(fmt(-3.25e12f), "-3.25e12");
+    cr_assert_str_eq(fmt(1e-7f), "1e-7");
+    cr_assert_str_eq(fmt(1.5e-7f), "1.5e-7");
+    cr_assert_str_eq(fmt(FLT_MAX), "3.4028235e38");
+    cr_assert_str_eq(fmt(-FLT_MAX), "-3.4028235e38");
+    cr_assert_str_eq(fmt(FLT_MIN), "1.1754944e-38", "smallest normal");
+    cr_assert_str_eq(fmt(from_bits(0x007fffff)), "1.1754942e-38", "largest denormal");
+    cr_assert_str_eq(fmt(1e-45f), "1e-45", "smallest denormal");
+    cr_assert_str_eq(fmt(-1e-45f), "-1e-45");
+    cr_assert_str_eq(fmt(from_bits(2)), "3e-45");
+    cr_assert_str_eq(fmt(NAN), "0", "JSON has no NaN");
+    cr_assert_str_eq(fmt(-NAN), "0");
+    cr_assert_str_eq(fmt(INFINITY), "0");
+    cr_assert_str_eq(fmt(-INFINITY), "0");
+}
+
+Test(numfmt, plain_range_boundaries)
+{
+    /* plain notation for 1e-5 <= |v| < 1e9, exponent notation outside */
+    cr_assert_str_eq(fmt(0.00001f), "0.00001");
+    cr_assert_str_eq(fmt(-0.0000123456789f), "-0.000012345679");
+    cr_assert_str_eq(fmt(9.999999e-6f), "9.999999e-6");
+    cr_assert_str_eq(fmt(0.0001f), "0.0001");
+    cr_assert_str_eq(fmt(999999936.0f), "999999940", "largest float below 1e9");
+    cr_assert_str_eq(fmt(1e10f), "1e10");
+    cr_assert_str_eq(fmt(33554432.0f), "33554432");
+    cr_assert_str_eq(fmt(12345.678f), "12345.678");
+}
+
+Test(numfmt, json_syntax)
+{
+    static const float vals[] = {
+        0.0f,    -0.0f,  1.0f,    -1.0f,   10.0f,    1e8f,    0.1f,   -0.1f,  1e-5f,
+        -1e-5f,  1e-6f,  1e9f,    1e10f,   123.456f, -7e-20f, 5e30f,  1e-45f, FLT_MIN,
+        FLT_MAX, 0.001f, 4.5e15f, -2e-38f, 65536.0f, 3.0e-5f, 9.5e8f,
+    };
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        const char *s = fmt(vals[i]);
+        cr_assert(json_number(s), "not a JSON number: %s", s);
+        cr_assert_neq(s[0], '+', "%s", s);
+        cr_assert_null(strchr(s, '+'), "no '+' anywhere: %s", s);
+        cr_assert_null(strstr(s, ".e"), "no '.' before the exponent: %s", s);
+        cr_assert_neq(s[strlen(s) - 1], '.', "no trailing '.': %s", s);
+        if (strchr(s, '.') && !strchr(s, 'e'))
+            cr_assert_neq(s[strlen(s) - 1], '0', "trailing zeros trimmed: %s", s);
+    }
+}
+
+/* Longest outputs in an exact-size heap buffer, so AddressSanitizer catches
+ * any write past NUMFMT_F32_MAX. */
+Test(numfmt, fits_exact_buffer)
+{
+    static const float vals[] = {-0.0000123456789f, -1.23456789e-38f, -1.1754942e-38f,
+                                 -123456789.0f,     -3.4028235e38f,   -0.012345679f,
+                                 -1234567.5f,       -8388607.5f,      -1.0000001f};
+    char *out = malloc(NUMFMT_F32_MAX);
+    cr_assert_not_null(out);
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        size_t n = numfmt_f32(out, vals[i]);
+        cr_assert_lt(n, NUMFMT_F32_MAX, "%s", out);
+        cr_assert_eq(strtof(out, NULL), vals[i], "%s", out);
+    }
+    free(out);
+}
+
+/* Every 197th bit pattern (about 21.7 million finite floats, every exponent):
+ * exact round trip through strtof, valid JSON, bounded length. */
 Test(numfmt, round_trip_across_all_exponents)
 {
     char out[NUMFMT_F32_MAX];
     uint64_t checked = 0;
-    for (uint64_t u = 0; u < 0x100000000ULL; u += 61) {
+    for (uint64_t u = 0; u < 0x100000000ULL; u += 197) {
         uint32_t bits = (uint32_t)u;
-        float f;
-        memcpy(&f, &bits, sizeof(f));
+        float f = from_bits(bits);
         if (!isfinite(f))
             continue;
         size_t n = numfmt_f32(out, f);
-        cr_assert(n < NUMFMT_F32_MAX, "too long: %s", out);
-        float back = strtof(out, NULL);
-        uint32_t bb;
-        memcpy(&bb, &back, sizeof(bb));
-        cr_assert_eq(bb, bits, "0x%08x formatted as %s reads back as 0x%08x", bits, out, bb);
-        if ((checked & 1023) == 0)
-            cr_assert(json_number(out), "not a JSON number: %s", out);
+        if (n > NUMFMT_F32_MAX - 1 || n != strlen(out))
+            cr_assert_fail("0x%08x: bad length %zu for %s", bits, n, out);
+        uint32_t back = to_bits(strtof(out, NULL));
+        if (back != bits)
+            cr_assert_fail("0x%08x formatted as %s reads back as 0x%08x", bits, out, back);
+        if (!json_number(out))
+            cr_assert_fail("0x%08x: not a JSON number: %s", bits, out);
         checked++;
     }
-    cr_assert_gt(checked, 60000000);
+    cr_assert_gt(checked, 20000000);
 }
 
-Test(numfmt, shortest_integer_and_decimal_forms)
+/* Exact ties: a decimal exactly halfway between two floats reads back as the
+ * one with the even mantissa, so it may stand for that one; two candidates
+ * equally near v go to the even last digit, as printf does. */
+Test(numfmt, ties_and_interval_edges)
 {
-    /* trailing zeros are trimmed; no exponent inside the plain range */
-    cr_assert_str_eq(fmt(0.25f), "0.25");
-    cr_assert_str_eq(fmt(0.00001f), "9.99999975e-6");
-    cr_assert_str_eq(fmt(0.0001f), "0.0000999999975");
-    cr_assert_str_eq(fmt(123456789.0f), "123456792");
-    cr_assert(strchr(fmt(1e-4f), 'e') == NULL);
+    cr_assert_str_eq(fmt(from_bits(0x4c00010e)), "33555510", "33555512 +- 2 are ties");
+    cr_assert_str_eq(fmt(from_bits(0x4e6e6dbe)), "1.0000424e9", "1000042368 + 32 is a tie");
+    cr_assert_str_eq(fmt(from_bits(0x3e850000)), "0.25976562", "0.259765625");
+    cr_assert_str_eq(fmt(from_bits(0x44e54d00)), "1834.4062", "1834.40625");
+    cr_assert_str_eq(fmt(from_bits(0x3c68b1ca)), "0.014202544", "barely inside the interval");
+}
+
+/* On a sample across the bit space: no shorter decimal reads back as the same
+ * float, and among the shortest the nearest one is chosen (printf's correctly
+ * rounded "%.*e" at the shortest round-tripping precision). Guaranteed for
+ * 1e-4 <= |v| < 1e15; elsewhere a borderline case may take one more digit. */
+Test(numfmt, shortest_and_nearest)
+{
+    char out[NUMFMT_F32_MAX];
+    char ref[32];
+    for (uint64_t u = 1; u < 0x100000000ULL; u += 21011) {
+        float f = from_bits((uint32_t)u);
+        if (!isfinite(f))
+            continue;
+        numfmt_f32(out, f);
+        int k;
+        for (k = 1; k < 9; k++) {
+            snprintf(ref, sizeof(ref), "%.*e", k - 1, (double)f);
+            if (strtof(ref, NULL) == f)
+                break;
+        }
+        if (k == 9)
+            snprintf(ref, sizeof(ref), "%.8e", (double)f);
+        int got = sig_digits(out);
+        bool exact_range = fabsf(f) >= 1e-4f && fabsf(f) < 1e15f;
+        if (got > k + !exact_range)
+            cr_assert_fail("%s has %d digits; %s is shorter", out, got, ref);
+        if (got == k && strtod(out, NULL) != strtod(ref, NULL))
+            cr_assert_fail("%s is not the nearest %d-digit decimal (%s)", out, k, ref);
+    }
 }
