@@ -15,6 +15,12 @@
 extern const struct http_route api_routes[];
 extern const size_t api_routes_count;
 
+/* Borrow a database connection; when none can be had, log why and answer
+ * 503 database_unavailable with Retry-After, and return NULL. */
+PGconn *api_db_or_503(struct app *app, struct http_req *req, struct http_resp *resp);
+/* A query failed: log err, answer 503 database_error with Retry-After. */
+void api_db_failed(struct http_req *req, struct http_resp *resp, const char *err);
+
 /* http_auth_fn: "Authorization: Bearer <key>" → req->key_id, else 401 (503
  * when the database cannot be reached). */
 bool api_authenticate(void *app, struct http_req *req, struct http_resp *resp);

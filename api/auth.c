@@ -1,4 +1,4 @@
-/* auth.c: bearer-key authentication for /v1 routes. */
+/* auth.c: bearer-key authentication for /v1 routes, and the shared database-failure replies. */
 #include "api.h"
 
 #include "keys.h"
@@ -29,14 +29,9 @@ bool api_authenticate(void *appv, struct http_req *req, struct http_resp *resp)
     while (*key == ' ')
         key++;
     char err[512];
-    PGconn *c = db_pool_acquire(app->db, app->db_timeout_ms, err, sizeof(err));
-    if (!c) {
-        log_warn("request %s: %s", req->id, err);
-        http_resp_header(resp, "Retry-After", "5");
-        http_problem(resp, req, 503, "database_unavailable", NULL,
-                     "the database is unreachable; retry later");
+    PGconn *c = api_db_or_503(app, req, resp);
+    if (!c)
         return false;
-    }
     int64_t id = 0;
     enum keys_result kr = keys_verify(c, key, &id, err, sizeof(err));
     db_pool_release(app->db, c);
@@ -48,10 +43,28 @@ bool api_authenticate(void *appv, struct http_req *req, struct http_resp *resp)
         unauthorized(resp, req, "the API key is not valid");
         return false;
     default:
+        api_db_failed(req, resp, err);
+        return false;
+    }
+}
+
+PGconn *api_db_or_503(struct app *app, struct http_req *req, struct http_resp *resp)
+{
+    char err[512];
+    PGconn *c = db_pool_acquire(app->db, app->db_timeout_ms, err, sizeof(err));
+    if (!c) {
         log_warn("request %s: %s", req->id, err);
         http_resp_header(resp, "Retry-After", "5");
         http_problem(resp, req, 503, "database_unavailable", NULL,
                      "the database is unreachable; retry later");
-        return false;
     }
+    return c;
+}
+
+void api_db_failed(struct http_req *req, struct http_resp *resp, const char *err)
+{
+    log_error("request %s: %s", req->id, err);
+    http_resp_header(resp, "Retry-After", "5");
+    http_problem(resp, req, 503, "database_error", NULL,
+                 "the request could not be completed; retry later");
 }

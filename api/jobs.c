@@ -16,27 +16,6 @@
 #define LIST_DEFAULT 20
 #define LIST_MAX     100
 
-static PGconn *db_or_503(struct app *app, struct http_req *req, struct http_resp *resp)
-{
-    char err[512];
-    PGconn *c = db_pool_acquire(app->db, app->db_timeout_ms, err, sizeof(err));
-    if (!c) {
-        log_warn("request %s: %s", req->id, err);
-        http_resp_header(resp, "Retry-After", "5");
-        http_problem(resp, req, 503, "database_unavailable", NULL,
-                     "the database is unreachable; retry later");
-    }
-    return c;
-}
-
-static void db_failed(struct http_req *req, struct http_resp *resp, const char *err)
-{
-    log_error("request %s: %s", req->id, err);
-    http_resp_header(resp, "Retry-After", "5");
-    http_problem(resp, req, 503, "database_error", NULL,
-                 "the request could not be completed; retry later");
-}
-
 static bool put_ts(struct buf *b, const char *name, const char *ts)
 {
     return buf_printf(b, ",\"%s\":", name) && (ts[0] ? jsonw_cstr(b, ts) : buf_puts(b, "null"));
@@ -119,7 +98,7 @@ void api_jobs_create(void *appv, struct http_req *req, struct http_resp *resp)
     struct job_spec spec = {
         req->key_id,  jr.display_name, jr.model,     jr.task_type,    jr.output_dimensionality,
         jr.normalize, jr.priority,     jr.max_chars, jr.overlap_chars};
-    PGconn *c = db_or_503(app, req, resp);
+    PGconn *c = api_db_or_503(app, req, resp);
     char id[JOB_ID_LEN + 1], err[512] = "";
     struct job_row row;
     bool ok = c && jobs_create(c, &spec, docs, jr.n_docs, id, err, sizeof(err));
@@ -132,7 +111,7 @@ void api_jobs_create(void *appv, struct http_req *req, struct http_resp *resp)
     if (!c)
         return;
     if (!ok) {
-        db_failed(req, resp, err);
+        api_db_failed(req, resp, err);
         return;
     }
     log_info("request %s: job %s created: %lld documents, %lld chunks", req->id, id,
@@ -146,7 +125,7 @@ void api_jobs_create(void *appv, struct http_req *req, struct http_resp *resp)
 void api_jobs_get(void *appv, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = appv;
-    PGconn *c = db_or_503(app, req, resp);
+    PGconn *c = api_db_or_503(app, req, resp);
     if (!c)
         return;
     struct job_row row;
@@ -158,7 +137,7 @@ void api_jobs_get(void *appv, struct http_req *req, struct http_resp *resp)
     else if (r == JOBS_NOT_FOUND)
         http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
     else
-        db_failed(req, resp, err);
+        api_db_failed(req, resp, err);
 }
 
 static const char *const job_states[] = {
@@ -192,7 +171,7 @@ void api_jobs_list(void *appv, struct http_req *req, struct http_resp *resp)
         }
         limit = (int)v;
     }
-    PGconn *c = db_or_503(app, req, resp);
+    PGconn *c = api_db_or_503(app, req, resp);
     if (!c)
         return;
     struct job_row *rows = calloc((size_t)limit, sizeof(*rows));
@@ -205,7 +184,7 @@ void api_jobs_list(void *appv, struct http_req *req, struct http_resp *resp)
     if (r == JOBS_CONFLICT) {
         http_problem(resp, req, 400, "invalid_parameter", NULL, "cursor is not valid");
     } else if (r != JOBS_OK) {
-        db_failed(req, resp, err);
+        api_db_failed(req, resp, err);
     } else {
         resp->status = 200;
         resp->content_type = "application/json";
@@ -222,7 +201,7 @@ void api_jobs_list(void *appv, struct http_req *req, struct http_resp *resp)
 
 static void change(struct app *app, struct http_req *req, struct http_resp *resp, bool del)
 {
-    PGconn *c = db_or_503(app, req, resp);
+    PGconn *c = api_db_or_503(app, req, resp);
     if (!c)
         return;
     char err[512];
@@ -253,7 +232,7 @@ static void change(struct app *app, struct http_req *req, struct http_resp *resp
             http_problem(resp, req, 409, "job_finished", NULL, "the job has already finished");
         break;
     default:
-        db_failed(req, resp, err);
+        api_db_failed(req, resp, err);
     }
 }
 

@@ -78,13 +78,9 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
         return;
     }
     char err[512];
-    PGconn *c = db_pool_acquire(app->db, app->db_timeout_ms, err, sizeof(err));
-    if (!c) {
-        http_resp_header(resp, "Retry-After", "5");
-        http_problem(resp, req, 503, "database_unavailable", NULL,
-                     "the database is unreachable; retry later");
+    PGconn *c = api_db_or_503(app, req, resp);
+    if (!c)
         return;
-    }
     struct job_row job;
     struct result_page page = {0};
     enum jobs_result jr = jobs_get(c, req->key_id, req->params[0], &job, err, sizeof(err));
@@ -95,10 +91,7 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
         return;
     }
     if (!ok) {
-        log_error("request %s: %s", req->id, err);
-        http_resp_header(resp, "Retry-After", "5");
-        http_problem(resp, req, 503, "database_error", NULL,
-                     "the request could not be completed; retry later");
+        api_db_failed(req, resp, err);
         return;
     }
     struct buf *b = &resp->body;
