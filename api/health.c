@@ -17,6 +17,11 @@ void api_readyz(void *appv, struct http_req *req, struct http_resp *resp)
     struct app *app = appv;
     char err[512];
     http_resp_header(resp, "Cache-Control", "no-store");
+    if (atomic_load(&app->stopping)) {
+        http_problem(resp, req, 503, "shutting_down", NULL,
+                     "this instance is shutting down; others take its work");
+        return;
+    }
     PGconn *c = db_pool_acquire(app->db, app->db_timeout_ms, err, sizeof(err));
     if (!c) {
         http_resp_header(resp, "Retry-After", "5");

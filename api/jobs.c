@@ -52,7 +52,10 @@ static bool put_job(struct buf *b, const struct job_row *j)
     for (int k = 0; k < 7 && ok; k++)
         ok = buf_printf(b, "%s\"%s\":%lld", k ? "," : "", jobs_batch_states[k],
                         (long long)j->batches[k]);
-    ok = ok && buf_printf(b, "},\"token_estimate\":%lld}", (long long)j->token_estimate) &&
+    ok = ok &&
+         buf_printf(b, "},\"google\":{\"batches_created\":%lld,\"texts_sent\":%lld},",
+                    (long long)j->google_batches, (long long)j->texts_sent) &&
+         buf_printf(b, "\"token_estimate\":%lld}", (long long)j->token_estimate) &&
          put_ts(b, "created_at", j->created_at) && put_ts(b, "started_at", j->started_at) &&
          put_ts(b, "finished_at", j->finished_at) &&
          put_ts(b, "last_activity_at", j->last_activity_at) && buf_putc(b, '}');

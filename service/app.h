@@ -8,10 +8,13 @@
 #include "config.h"
 #include "db_pool.h"
 
+#include <stdatomic.h>
+
 struct app {
     const struct config *cfg;
     struct db_pool *db;
-    int db_timeout_ms; /* how long a request waits for a connection */
+    int db_timeout_ms;    /* how long a request waits for a connection */
+    atomic_bool stopping; /* SIGTERM received: /readyz says not ready */
 };
 
 #endif

@@ -29,6 +29,7 @@ struct gem_client {
     bool key_usable; /* the key has no line break (which would split the header) */
     long connect_timeout_ms, timeout_ms;
     size_t max_response;
+    const atomic_bool *abort;
     struct buf body;          /* 2xx body of the last request */
     struct buf err_body;      /* non-2xx body of the last request (its head) */
     char upload_url[URL_MAX]; /* X-Goog-Upload-URL of the last response; "" if none */
@@ -98,6 +99,7 @@ struct gem_client *gem_client_new(const struct gem_client_opts *o)
     c->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 300000;
     c->max_response = o->max_response_bytes ? o->max_response_bytes : (size_t)1 << 30;
+    c->abort = o->abort;
     buf_init(&c->body, c->max_response);
     buf_init(&c->err_body, ERR_BODY_MAX);
     return c;
@@ -254,6 +256,15 @@ static bool request_headers(const struct gem_client *c, const struct req *r, str
     return ok;
 }
 
+/* Progress callback: a non-zero return ends the transfer (shutdown past its deadline). */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    const struct gem_client *c = arg;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return atomic_load(c->abort) ? 1 : 0;
+}
+
 static void set_options(struct gem_client *c, const struct req *r, struct sink *s,
                         struct curl_slist *hl)
 {
@@ -273,6 +284,11 @@ static void set_options(struct gem_client *c, const struct req *r, struct sink *
     curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+    if (c->abort) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     if (r->body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body);

@@ -24,6 +24,7 @@
 #ifndef SVC_GEMINI_CLIENT_H
 #define SVC_GEMINI_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,7 @@ struct gem_client_opts {
     long connect_timeout_ms;   /* default 10 s when 0 */
     long timeout_ms;           /* whole request; default 300 s when 0 */
     size_t max_response_bytes; /* default 1 GiB when 0 */
+    const atomic_bool *abort;  /* when set and true, calls in flight end at once (shutdown) */
 };
 
 struct gem_client;

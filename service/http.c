@@ -20,6 +20,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -27,6 +28,8 @@ struct http_server {
     int port;
     atomic_uint_fast64_t next_id;
     uint32_t id_salt;
+    atomic_int in_flight; /* requests between their headers and their completion */
+    atomic_bool draining; /* shutting down: answer what is in flight, then close */
 };
 
 struct req_state {
@@ -213,8 +216,8 @@ static const struct http_route *route(struct http_server *s, struct http_req *re
     return NULL;
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_req *req,
-                                 struct http_resp *resp)
+static enum MHD_Result send_resp(struct http_server *s, struct MHD_Connection *c,
+                                 struct http_req *req, struct http_resp *resp)
 {
     size_t len;
     char *data = buf_steal(&resp->body, &len);
@@ -230,6 +233,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_req *req,
     MHD_add_response_header(m, "X-Request-Id", req->id);
     for (int i = 0; i < resp->n_hdr; i++)
         MHD_add_response_header(m, resp->hdr[i].name, resp->hdr[i].value);
+    if (atomic_load(&s->draining)) /* clients move their keep-alive elsewhere */
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, m);
     MHD_destroy_response(m);
     return ret;
@@ -290,6 +295,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         buf_init(&st->req.body, s->o.max_body_bytes);
         st->too_large = length_too_large(c, s->o.max_body_bytes);
         *req_cls = st;
+        atomic_fetch_add(&s->in_flight, 1);
         return MHD_YES;
     }
     if (*data_size) {
@@ -306,7 +312,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     buf_init(&resp.body, SIZE_MAX / 2);
     dispatch(s, st, &resp);
     int status = resp.status;
-    enum MHD_Result ret = send_resp(c, &st->req, &resp);
+    enum MHD_Result ret = send_resp(s, c, &st->req, &resp);
     buf_cleanup(&resp.body);
     double ms = (double)(now_ns() - st->start_ns) / 1e6;
     if (status >= 500)
@@ -319,11 +325,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct http_server *s = cls;
     struct req_state *st = *req_cls;
-    (void)cls;
     (void)c;
     (void)toe;
     if (st) {
+        atomic_fetch_sub(&s->in_flight, 1);
         buf_cleanup(&st->req.body);
         free(st);
         *req_cls = NULL;
@@ -367,12 +374,17 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
     s->o = *o;
     if (getrandom(&s->id_salt, sizeof(s->id_salt), 0) != (ssize_t)sizeof(s->id_salt))
         s->id_salt = (uint32_t)time(NULL);
+    atomic_init(&s->in_flight, 0);
+    atomic_init(&s->draining, false);
+    /* MHD_USE_ITC: MHD_quiesce_daemon() needs it to wake the pool's threads */
     s->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-        o->threads, MHD_OPTION_CONNECTION_LIMIT, o->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL,
+        NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_LIMIT, o->connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connection_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "could not listen on %s", o->listen);
         free(s);
@@ -386,6 +398,30 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
 int http_server_port(const struct http_server *s)
 {
     return s->port;
+}
+
+static int64_t mono_ms(void)
+{
+    return now_ns() / 1000000;
+}
+
+int http_server_drain(struct http_server *s, int64_t deadline_ms)
+{
+    if (!s)
+        return 0;
+    atomic_store(&s->draining, true);
+    /* stop accepting: close the listening socket so that new connections are
+     * refused at once (and go to another replica) */
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    int64_t end = mono_ms() + deadline_ms;
+    int n;
+    while ((n = atomic_load(&s->in_flight)) > 0 && mono_ms() < end) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return n;
 }
 
 void http_server_stop(struct http_server *s)

@@ -76,6 +76,7 @@ struct http_server_opts {
     const char *listen; /* "host:port"; port 0 picks a free one */
     unsigned threads;
     unsigned connection_limit;
+    unsigned per_ip_connection_limit; /* 0: none */
     unsigned connection_timeout_s;
     size_t max_body_bytes;
     const struct http_route *routes;
@@ -91,6 +92,10 @@ struct http_server;
 struct http_server *http_server_start(const struct http_server_opts *o, char *err, size_t errlen);
 /* The bound port. */
 int http_server_port(const struct http_server *s);
+/* Shutting down: stop accepting (the listening socket is closed), mark responses
+ * "Connection: close", and wait up to deadline_ms for the requests in flight.
+ * Returns how many are still in flight (0: all answered). */
+int http_server_drain(struct http_server *s, int64_t deadline_ms);
 /* Stop accepting, finish in-flight requests, free everything. NULL is a no-op. */
 void http_server_stop(struct http_server *s);
 

@@ -295,16 +295,23 @@ static bool read_batch_counts(PGconn *c, struct job_row *j, char *err, size_t er
 {
     const char *vals[1] = {j->id};
     PGresult *r = PQexecParams(c,
-                               "SELECT state, count(*) FROM batches WHERE job_id = $1"
-                               " GROUP BY state",
+                               "SELECT state, count(*),"
+                               " count(*) FILTER (WHERE gemini_name IS NOT NULL),"
+                               " coalesce(sum(n_chunks) FILTER (WHERE gemini_name IS NOT NULL"
+                               "   OR state = 'succeeded'), 0)"
+                               " FROM batches WHERE job_id = $1 GROUP BY state",
                                1, NULL, vals, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
         db_error(r, c, "could not count batches", err, errlen);
-    for (int i = 0; ok && i < PQntuples(r); i++)
+    for (int i = 0; ok && i < PQntuples(r); i++) {
         for (int k = 0; k < 7; k++)
             if (strcmp(PQgetvalue(r, i, 0), jobs_batch_states[k]) == 0)
                 j->batches[k] = db_int(PQgetvalue(r, i, 1));
+        /* a succeeded batch without a Google name went through the interactive API */
+        j->google_batches += db_int(PQgetvalue(r, i, 2));
+        j->texts_sent += db_int(PQgetvalue(r, i, 3));
+    }
     PQclear(r);
     return ok;
 }

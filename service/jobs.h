@@ -54,8 +54,10 @@ struct job_row {
     int64_t documents;
     int64_t chunks_total, chunks_pending, chunks_in_flight, chunks_succeeded, chunks_failed;
     int64_t token_estimate;
-    int64_t batches[7]; /* by batch state: intent, submitted, succeeded, failed, expired,
-                           cancelled, released */
+    int64_t batches[7];     /* by batch state: intent, submitted, succeeded, failed, expired,
+                               cancelled, released */
+    int64_t google_batches; /* batches created at Google (each one paid) */
+    int64_t texts_sent;     /* texts Google embedded for this job, resubmissions included */
     char created_at[40], started_at[40], finished_at[40], last_activity_at[40]; /* "" if null */
 };
 

@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char *env(const char *name)
 {
@@ -108,6 +111,47 @@ static bool write_port_file(const char *path, int port)
     return fclose(f) == 0 && rename(tmp, path) == 0;
 }
 
+/* Room for max_connections sockets plus the database pool, logs and libcurl. */
+static void raise_file_limit(const struct config *cfg, size_t pool)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)cfg->max_connections + (rlim_t)pool + (rlim_t)cfg->workers * 4 + 64;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want)
+        log_warn("open-file limit %llu is below what %lld connections need (%llu)",
+                 (unsigned long long)rl.rlim_cur, (long long)cfg->max_connections,
+                 (unsigned long long)want);
+}
+
+/* The shutdown deadline is a promise: if draining hangs (a database that
+ * does not answer), the process still ends, with a non-zero status. */
+static int64_t watchdog_ms;
+
+static void *shutdown_watchdog(void *arg)
+{
+    (void)arg;
+    int64_t ms = watchdog_ms + 1000;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    log_error("shutdown did not finish within %lld ms; exiting now (leases expire by themselves)",
+              (long long)watchdog_ms);
+    _exit(1);
+    return NULL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int cmd_serve(const struct config *cfg)
 {
     /* signals go to sigwait() below, never to a worker or server thread */
@@ -127,8 +171,10 @@ static int cmd_serve(const struct config *cfg)
     }
     size_t pool = cfg->db_pool_size ? (size_t)cfg->db_pool_size
                                     : (size_t)(cfg->http_threads + cfg->workers + 2);
+    raise_file_limit(cfg, pool);
     struct app app = {
         .cfg = cfg, .db = db_pool_new(cfg->database_url, pool), .db_timeout_ms = 5000};
+    atomic_init(&app.stopping, false);
     if (!app.db) {
         log_error("out of memory");
         gem_global_cleanup();
@@ -137,8 +183,9 @@ static int cmd_serve(const struct config *cfg)
     struct http_server_opts o = {
         .listen = cfg->listen,
         .threads = (unsigned)cfg->http_threads,
-        .connection_limit = 1024,
-        .connection_timeout_s = 60,
+        .connection_limit = (unsigned)cfg->max_connections,
+        .per_ip_connection_limit = (unsigned)cfg->max_connections_per_ip,
+        .connection_timeout_s = (unsigned)cfg->connection_timeout_s,
         .max_body_bytes = (size_t)cfg->max_body_bytes,
         .routes = api_routes,
         .n_routes = api_routes_count,
@@ -175,12 +222,26 @@ static int cmd_serve(const struct config *cfg)
     while (rc == 0 && sigwait(&set, &sig) != 0)
         ;
     if (rc == 0)
-        log_info("signal %d: shutting down", sig);
-    http_server_stop(srv);     /* stop accepting; in-flight requests finish */
-    worker_pool_stop(workers); /* each worker finishes its step; leases expire or are done */
+        log_info("signal %d: shutting down (deadline %lld ms)", sig,
+                 (long long)cfg->shutdown_deadline_ms);
+    pthread_t watchdog;
+    watchdog_ms = cfg->shutdown_deadline_ms;
+    if (pthread_create(&watchdog, NULL, shutdown_watchdog, NULL) == 0)
+        pthread_detach(watchdog);
+    int64_t t0 = mono_ms();
+    atomic_store(&app.stopping, true);
+    worker_pool_request_stop(workers); /* no new work is claimed from here on */
+    /* stop accepting and answer what is in flight, while the workers finish
+     * their steps at the same time */
+    int left = http_server_drain(srv, cfg->shutdown_deadline_ms * 3 / 5);
+    if (left)
+        log_warn("shutdown: %d request(s) still in flight", left);
+    int64_t spent = mono_ms() - t0;
+    int handed = worker_pool_stop(workers, cfg->shutdown_deadline_ms - spent);
+    http_server_stop(srv);
     db_pool_free(app.db);
     gem_global_cleanup();
-    log_info("stopped");
+    log_info("stopped in %lld ms (%d lease(s) handed back)", (long long)(mono_ms() - t0), handed);
     return rc;
 }
 

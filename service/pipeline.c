@@ -541,3 +541,20 @@ bool pipe_cancelled_open(PGconn *c, char names[][128], int64_t *ids, size_t max,
     PQclear(r);
     return true;
 }
+
+bool pipe_hand_back(PGconn *c, const char *owner_prefix, int *n, char *err, size_t errlen)
+{
+    const char *v[1] = {owner_prefix};
+    PGresult *r = PQexecParams(c,
+                               "UPDATE batches SET lease_owner = NULL, lease_until = NULL"
+                               " WHERE lease_owner IS NOT NULL AND starts_with(lease_owner, $1)",
+                               1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "could not hand back leases: %s", PQerrorMessage(c));
+        PQclear(r);
+        return false;
+    }
+    *n = (int)strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return true;
+}

@@ -116,6 +116,12 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
 bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, const char *reason,
                   bool count_attempt, int max_attempts, char *err, size_t errlen) SVC_MUSTCHECK;
 
+/* Shutdown: clear every lease whose owner starts with owner_prefix (this
+ * process), so that other replicas take those batches over at once.
+ * *n receives how many were handed back. */
+bool pipe_hand_back(PGconn *c, const char *owner_prefix, int *n, char *err,
+                    size_t errlen) SVC_MUSTCHECK;
+
 /* Batches of cancelled jobs still open at Google (to cancel them there). */
 bool pipe_cancelled_open(PGconn *c, char names[][128], int64_t *ids, size_t max, size_t *n,
                          char *err, size_t errlen) SVC_MUSTCHECK;

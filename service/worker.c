@@ -29,8 +29,12 @@ struct worker_pool {
     const struct config *cfg;
     struct db_pool *db;
     atomic_bool stop;
+    atomic_bool abort; /* shutdown deadline near: Google calls in flight end now */
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t exited; /* a worker thread returned (running went down) */
+    size_t running;
+    char owner_prefix[80]; /* "host:pid:", the start of every lease owner here */
     struct worker *workers;
     size_t n;
 };
@@ -91,6 +95,15 @@ static int64_t retry_delay(struct worker *w, const struct pipe_batch *b, int64_t
         d = (double)cfg->poll_max_ms;
     int64_t j = jitter(w, (int64_t)d);
     return retry_after_ms > j ? retry_after_ms : j;
+}
+
+/* How long to leave a create whose outcome is unknown before listing Google's
+ * batches for it: a create still being processed when it is looked for would
+ * not be found, and would be paid for twice. */
+static int64_t unknown_settle_ms(const struct config *cfg)
+{
+    int64_t call = cfg->lease_ms / 2 < 30000 ? cfg->lease_ms / 2 : 30000;
+    return call > cfg->poll_min_ms ? call : cfg->poll_min_ms;
 }
 
 static void seq_key(int32_t seq, char out[16])
@@ -230,10 +243,11 @@ static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
         ok = pipe_retry_later(c, b->id, retry_delay(w, b, res.retry_after_ms), err, sizeof(err));
         break;
     case GEM_UNKNOWN:
-        /* it may exist at Google: the next visit lists batches before creating again */
+        /* it may exist at Google: the next visit lists batches before creating again,
+         * after the request could still be in Google's hands (up to a call's timeout) */
         log_warn("batch %s: create outcome unknown (%s); will reconcile", b->display_name,
                  res.detail);
-        ok = pipe_retry_later(c, b->id, jitter(w, cfg->poll_min_ms), err, sizeof(err));
+        ok = pipe_retry_later(c, b->id, jitter(w, unknown_settle_ms(cfg)), err, sizeof(err));
         break;
     case GEM_FATAL:
         log_error("batch %s: create refused: %s", b->display_name, res.detail);
@@ -313,9 +327,14 @@ static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_
     char err[512] = "";
     struct pipe_result *pr = calloc(n ? n : 1, sizeof(*pr));
     size_t k = 0;
-    bool positional = b->n_chunks == n && n > 0;
+    bool keyless = n > 0;
     for (size_t i = 0; i < n; i++)
-        positional = positional && r[i].key == NULL;
+        keyless = keyless && r[i].key == NULL;
+    /* no metadata echoed at all: results are in request order, which is the
+     * batch's chunks by seq (how they were packed); load them to map by position */
+    if (keyless && !b->chunks && !pipe_load_chunks(c, b, err, sizeof(err)))
+        log_warn("batch %s: %s", b->display_name, err);
+    bool positional = keyless && b->n_chunks == n;
     char(*emsg)[300] = calloc(n ? n : 1, sizeof(*emsg));
     for (size_t i = 0; pr && emsg && i < n; i++) {
         char *end = NULL;
@@ -550,6 +569,10 @@ static void *run(void *arg)
             nap(wp, jitter(w, idle));
         }
     }
+    pthread_mutex_lock(&wp->lock);
+    wp->running--;
+    pthread_cond_broadcast(&wp->exited);
+    pthread_mutex_unlock(&wp->lock);
     return NULL;
 }
 
@@ -566,10 +589,17 @@ struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *
     wp->cfg = cfg;
     wp->db = db;
     atomic_init(&wp->stop, false);
+    atomic_init(&wp->abort, false);
     pthread_mutex_init(&wp->lock, NULL);
     pthread_cond_init(&wp->wake, NULL);
+    pthread_condattr_t ca; /* wait_exited() measures its deadline on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wp->exited, &ca);
+    pthread_condattr_destroy(&ca);
     char host[64] = "host";
     gethostname(host, sizeof(host) - 1);
+    snprintf(wp->owner_prefix, sizeof(wp->owner_prefix), "%.60s:%d:", host, (int)getpid());
     /* Every Google call must end well inside the lease of the batch it works on:
      * otherwise another worker could take the intent over while a create is
      * still in flight, find nothing by displayName, and create it again. */
@@ -579,7 +609,8 @@ struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *
                                  cfg->gemini_api_key,
                                  call_ms < 10000 ? call_ms : 10000,
                                  call_ms,
-                                 0};
+                                 0,
+                                 &wp->abort};
     for (size_t i = 0; i < n; i++) {
         struct worker *w = &wp->workers[i];
         w->wp = wp;
@@ -588,12 +619,18 @@ struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *
         if (getrandom(&w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng) || !w->rng)
             w->rng = 0x9e3779b97f4a7c15ULL + i;
         w->gem = gem_client_new(&go);
+        pthread_mutex_lock(&wp->lock);
+        wp->running++;
+        pthread_mutex_unlock(&wp->lock);
         if (!w->gem || pthread_create(&w->thread, NULL, run, w) != 0) {
             snprintf(err, errlen, "could not start worker %zu", i);
             gem_client_free(w->gem);
             w->gem = NULL;
+            pthread_mutex_lock(&wp->lock);
+            wp->running--;
+            pthread_mutex_unlock(&wp->lock);
             wp->n = i;
-            worker_pool_stop(wp);
+            worker_pool_stop(wp, 0);
             return NULL;
         }
         wp->n = i + 1;
@@ -601,7 +638,37 @@ struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *
     return wp;
 }
 
-void worker_pool_stop(struct worker_pool *wp)
+/* Wait until no worker runs or the monotonic deadline passes; true if none runs. */
+static bool wait_exited(struct worker_pool *wp, const struct timespec *until)
+{
+    pthread_mutex_lock(&wp->lock);
+    while (wp->running > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > until->tv_sec ||
+            (now.tv_sec == until->tv_sec && now.tv_nsec >= until->tv_nsec))
+            break;
+        pthread_cond_timedwait(&wp->exited, &wp->lock, until);
+    }
+    bool done = wp->running == 0;
+    pthread_mutex_unlock(&wp->lock);
+    return done;
+}
+
+static struct timespec mono_after(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+void worker_pool_request_stop(struct worker_pool *wp)
 {
     if (!wp)
         return;
@@ -609,12 +676,41 @@ void worker_pool_stop(struct worker_pool *wp)
     atomic_store(&wp->stop, true);
     pthread_cond_broadcast(&wp->wake);
     pthread_mutex_unlock(&wp->lock);
+}
+
+int worker_pool_stop(struct worker_pool *wp, int64_t deadline_ms)
+{
+    if (!wp)
+        return 0;
+    worker_pool_request_stop(wp);
+    /* steps in flight finish if they can; Google calls still going when most
+     * of the deadline is spent are cut off (a cut-off create is reconciled) */
+    struct timespec soft = mono_after(deadline_ms - deadline_ms / 5);
+    if (!wait_exited(wp, &soft)) {
+        log_warn("shutdown: workers still busy; ending their Google calls");
+        atomic_store(&wp->abort, true);
+    }
     for (size_t i = 0; i < wp->n; i++) {
         pthread_join(wp->workers[i].thread, NULL);
         gem_client_free(wp->workers[i].gem);
     }
+    /* normally every step has released its lease already; this catches the
+     * rest (a step whose last write failed), so others need not wait for expiry */
+    int handed = 0;
+    char err[512];
+    PGconn *c = db_pool_acquire(wp->db, 2000, err, sizeof(err));
+    if (!c)
+        log_warn("shutdown: leases not handed back (%s); they expire by themselves", err);
+    else if (!pipe_hand_back(c, wp->owner_prefix, &handed, err, sizeof(err)))
+        log_warn("shutdown: %s; they expire by themselves", err);
+    else if (handed)
+        log_info("shutdown: handed back %d lease(s)", handed);
+    if (c)
+        db_pool_release(wp->db, c);
     pthread_mutex_destroy(&wp->lock);
     pthread_cond_destroy(&wp->wake);
+    pthread_cond_destroy(&wp->exited);
     free(wp->workers);
     free(wp);
+    return handed;
 }

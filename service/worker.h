@@ -13,14 +13,21 @@
 #include "db_pool.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct worker_pool;
 
 /* Start cfg->workers threads. NULL with err set on failure. */
 struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *db, char *err,
                                       size_t errlen);
-/* Ask the workers to stop, wait for them (each finishes the step it is in;
- * leases it holds expire or are handed back), free the pool. NULL is a no-op. */
-void worker_pool_stop(struct worker_pool *wp);
+/* Ask the workers to stop after their current step; returns at once. */
+void worker_pool_request_stop(struct worker_pool *wp);
+/* Ask the workers to stop and wait for them: each finishes the step it is in;
+ * Google calls still in flight when 80% of deadline_ms is spent are cut off
+ * (a cut-off create is reconciled later, never blindly resent). Then every
+ * lease this process still holds is handed back so that other replicas take
+ * the work over at once. Frees the pool; returns the leases handed back.
+ * NULL is a no-op. */
+int worker_pool_stop(struct worker_pool *wp, int64_t deadline_ms);
 
 #endif
