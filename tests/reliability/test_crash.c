@@ -55,7 +55,7 @@ static bool job_exists(const char *name)
     PGresult *r = PQexecParams(R.db.conn, "SELECT count(*) FROM jobs WHERE display_name = $1", 1,
                                NULL, v, NULL, NULL, 0);
     cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-    bool yes = atoi(PQgetvalue(r, 0, 0)) > 0;
+    bool yes = strtol(PQgetvalue(r, 0, 0), NULL, 10) > 0;
     PQclear(r);
     return yes;
 }
@@ -77,7 +77,7 @@ static bool store_imminent(void)
                                    "SELECT count(*) FROM batches WHERE gemini_name = $1"
                                    " AND state = 'submitted'",
                                    1, NULL, v, NULL, NULL, 0);
-        yes = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+        yes = PQresultStatus(r) == PGRES_TUPLES_OK && strtol(PQgetvalue(r, 0, 0), NULL, 10) > 0;
         PQclear(r);
     }
     json_object_put(o);

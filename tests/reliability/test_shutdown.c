@@ -41,7 +41,7 @@ static void setup(void)
                               "--poll-min-ms=20",
                               "--poll-max-ms=200",
                               "--sync-max-texts=0",
-                              "--batch-max-requests=60",
+                              "--batch-max-requests=200",
                               dl,
                               NULL};
     rel_start(&R, 2, false, sf, ef);
@@ -152,7 +152,7 @@ Test(shutdown, sigterm_under_load_drains_hands_back_and_exits_in_time)
     /* a large POST in flight when the signal arrives */
     struct post p = {0};
     snprintf(p.name, sizeof(p.name), "in-flight-at-sigterm");
-    p.body = rel_job_body(rel_pick(1500, 4000), 10, 99u,
+    p.body = rel_job_body(rel_pick(400, 4000), 10, 99u,
                           "\"display_name\":\"in-flight-at-sigterm\",\"output_dimensionality\":128,"
                           "\"chunking\":{\"max_chars\":220,\"overlap_chars\":0},");
     pthread_t pt;
