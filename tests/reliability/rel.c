@@ -423,7 +423,8 @@ static void audit_job(struct rel *r, json_object *job, struct rel_audit *a)
     float *exp = malloc(sizeof(float) * 3072);
     long n_ok = 0, n_bad = 0;
     for (int i = 0; i < PQntuples(res); i++) {
-        int st = (int)strtol(PQgetvalue(res, i, 0), NULL, 10); /* text column in binary format: raw text */
+        int st = (int)strtol(PQgetvalue(res, i, 0), NULL,
+                             10); /* text column in binary format: raw text */
         if (st == 3) {
             cr_assert(!PQgetisnull(res, i, 3), "job %s chunk %d failed without a reason", id, i);
             cr_assert(PQgetisnull(res, i, 2), "a failed chunk has no vector");
