@@ -33,11 +33,15 @@ void api_readyz(void *app, struct http_req *req, struct http_resp *resp);
 /* POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel,
  * DELETE /v1/jobs/{id}. */
 void api_jobs_create(void *app, struct http_req *req, struct http_resp *resp);
+/* POST /v1/jobs with Content-Type: application/x-ndjson: line 1 the options,
+ * then one document per line; streamed (see jobs.c). */
+extern const struct http_body_stream api_jobs_create_ndjson;
 void api_jobs_list(void *app, struct http_req *req, struct http_resp *resp);
 void api_jobs_get(void *app, struct http_req *req, struct http_resp *resp);
 void api_jobs_cancel(void *app, struct http_req *req, struct http_resp *resp);
 void api_jobs_delete(void *app, struct http_req *req, struct http_resp *resp);
-/* GET /v1/jobs/{id}/results */
+/* GET /v1/jobs/{id}/results: paged JSON, or every result streamed as NDJSON
+ * (Accept: application/x-ndjson). */
 void api_jobs_results(void *app, struct http_req *req, struct http_resp *resp);
 
 #endif

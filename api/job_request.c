@@ -271,11 +271,8 @@ static bool check_unique_ids(struct job_request *r, struct job_req_error *e)
     return true;
 }
 
-bool job_request_parse(const char *body, size_t len, struct job_request *r, struct job_req_error *e)
+static void set_defaults(struct job_request *r, struct job_req_error *e)
 {
-    static const char *const keys[] = {
-        "documents", "display_name", "model",    "task_type", "output_dimensionality",
-        "priority",  "normalize",    "chunking", NULL};
     memset(r, 0, sizeof(*r));
     memset(e, 0, sizeof(*e));
     r->model = "gemini-embedding-001";
@@ -284,17 +281,28 @@ bool job_request_parse(const char *body, size_t len, struct job_request *r, stru
     r->normalize = true;
     r->max_chars = CHUNK_DEFAULT_MAX_CHARS;
     r->overlap_chars = CHUNK_DEFAULT_OVERLAP_CHARS;
+}
 
+/* Parse body as exactly one JSON value (surrounding whitespace allowed) into *root. */
+static bool parse_json(const char *body, size_t len, json_object **root, struct job_req_error *e)
+{
+    *root = NULL;
+    /* JSON_TOKENER_VALIDATE_UTF8 (json-c 0.16) lets overlong forms, surrogates and code points
+     * past U+10FFFF through, which the chunker and PostgreSQL's UTF8 text then choke on (found
+     * by tests/fuzz/fuzz_job_request): the body must be strictly valid UTF-8 (RFC 8259 §8.1). */
+    if (!utf8_valid(body, len))
+        return fail(e, 400, "invalid_json", "", "the body is not valid UTF-8");
     struct json_tokener *tok = json_tokener_new_ex(64);
     if (!tok)
         return fail(e, 503, "out_of_memory", "", "the server is out of memory");
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    r->root = len > INT32_MAX ? NULL : json_tokener_parse_ex(tok, body, (int)len);
+    *root = len > INT32_MAX ? NULL : json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
-    if (!r->root || jerr != json_tokener_success) {
-        job_request_free(r);
+    if (!*root || jerr != json_tokener_success) {
+        json_object_put(*root);
+        *root = NULL;
         return fail(e, 400, "invalid_json", "", "the body is not valid JSON: %s",
                     jerr == json_tokener_continue ? "unexpected end of input"
                                                   : json_tokener_error_desc(jerr));
@@ -303,9 +311,21 @@ bool job_request_parse(const char *body, size_t len, struct job_request *r, stru
            (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' || body[end] == '\t'))
         end++;
     if (end != len) {
-        job_request_free(r);
+        json_object_put(*root);
+        *root = NULL;
         return fail(e, 400, "invalid_json", "", "the body has data after the JSON value");
     }
+    return true;
+}
+
+bool job_request_parse(const char *body, size_t len, struct job_request *r, struct job_req_error *e)
+{
+    static const char *const keys[] = {
+        "documents", "display_name", "model",    "task_type", "output_dimensionality",
+        "priority",  "normalize",    "chunking", NULL};
+    set_defaults(r, e);
+    if (!parse_json(body, len, &r->root, e))
+        return false;
     bool ok = want_type(r->root, json_type_object, "an object", "", e) &&
               only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
     json_object *docs = NULL;
@@ -330,6 +350,46 @@ bool job_request_parse(const char *body, size_t len, struct job_request *r, stru
     if (!ok)
         job_request_free(r);
     return ok;
+}
+
+bool job_request_parse_options(const char *line, size_t len, struct job_request *r,
+                               struct job_req_error *e)
+{
+    static const char *const keys[] = {
+        "display_name", "model",     "task_type", "output_dimensionality",
+        "priority",     "normalize", "chunking",  NULL};
+    set_defaults(r, e);
+    if (!parse_json(line, len, &r->root, e))
+        return false;
+    bool ok = want_type(r->root, json_type_object, "an object", "", e) &&
+              only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
+    if (!ok)
+        job_request_free(r);
+    return ok;
+}
+
+bool job_request_parse_doc(const char *line, size_t len, size_t index, struct job_doc_line *out,
+                           struct job_req_error *e)
+{
+    char base[48];
+    memset(out, 0, sizeof(*out));
+    memset(e, 0, sizeof(*e));
+    if (!parse_json(line, len, &out->root, e)) {
+        snprintf(base, sizeof(base), "/documents/%zu", index);
+        snprintf(e->pointer, sizeof(e->pointer), "%s", base);
+        return false;
+    }
+    if (!parse_doc(out->root, index, &out->doc, e)) {
+        job_doc_line_free(out);
+        return false;
+    }
+    return true;
+}
+
+void job_doc_line_free(struct job_doc_line *d)
+{
+    json_object_put(d->root);
+    memset(d, 0, sizeof(*d));
 }
 
 void job_request_free(struct job_request *r)

@@ -54,4 +54,23 @@ bool job_request_parse(const char *body, size_t len, struct job_request *out,
                        struct job_req_error *e);
 void job_request_free(struct job_request *r);
 
+/*
+ * The same validation for an NDJSON body, a line at a time. The first line
+ * holds the options (every field of the JSON body but documents; out->docs
+ * stays empty): job_request_parse_options. Each following line holds one
+ * document, validated like /documents/<index> of the JSON body (the same
+ * codes and pointers): job_request_parse_doc. Checks across documents (their
+ * number, unique ids) are the caller's.
+ */
+struct job_doc_line {
+    json_object *root; /* owns every pointer in doc */
+    struct job_doc doc;
+};
+
+bool job_request_parse_options(const char *line, size_t len, struct job_request *out,
+                               struct job_req_error *e);
+bool job_request_parse_doc(const char *line, size_t len, size_t index, struct job_doc_line *out,
+                           struct job_req_error *e);
+void job_doc_line_free(struct job_doc_line *d);
+
 #endif

@@ -9,6 +9,8 @@
 #include "log.h"
 #include "util/jsonw.h"
 
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +80,7 @@ void api_jobs_create(void *appv, struct http_req *req, struct http_resp *resp)
     const char *ct = http_req_header(req, "Content-Type");
     if (ct && strncmp(ct, "application/json", 16) != 0) {
         http_problem(resp, req, 415, "unsupported_media_type", NULL,
-                     "the body must be application/json");
+                     "the body must be application/json or application/x-ndjson");
         return;
     }
     struct job_request jr;
@@ -124,6 +126,241 @@ void api_jobs_create(void *appv, struct http_req *req, struct http_resp *resp)
     http_resp_header(resp, "Location", loc);
     reply_job(req, resp, 202, &row);
 }
+
+/* ---- POST /v1/jobs with an NDJSON body, streamed ---- */
+
+/*
+ * Line 1 holds the options, every following non-empty line one document.
+ * Lines are cut out of the body as it arrives (a line may span any number of
+ * pieces; only an incomplete line is copied, capped at max-body-bytes), each
+ * document is validated, chunked and handed to the ingest at once, and the
+ * whole job commits at the end: the body is never held, and a bad line
+ * anywhere leaves nothing stored. After a failure the rest of the body is
+ * read and dropped and the error is answered at the end.
+ */
+struct ndjson {
+    struct app *app;
+    struct buf line;   /* the incomplete line carried between pieces */
+    size_t line_no;    /* lines seen so far (1-based numbers in errors) */
+    uint64_t bytes;    /* body bytes so far */
+    bool have_options; /* line 1 was read */
+    struct job_request opts;
+    PGconn *c;
+    struct jobs_ingest *in;
+    /* the failure, once there is one */
+    bool failed;
+    int status; /* 0: database failure (err) */
+    char code[40], pointer[96], detail[480], err[512];
+};
+
+static void nd_release(struct ndjson *nd)
+{
+    jobs_ingest_abort(nd->in);
+    nd->in = NULL;
+    if (nd->c)
+        db_pool_release(nd->app->db, nd->c);
+    nd->c = NULL;
+}
+
+/* Record the first failure and drop everything stored so far. */
+static bool nd_fail(struct ndjson *nd, int status, const char *code, const char *pointer,
+                    const char *fmt, ...) SVC_PRINTF(5, 6);
+
+static bool nd_fail(struct ndjson *nd, int status, const char *code, const char *pointer,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    nd->failed = true;
+    nd->status = status;
+    snprintf(nd->code, sizeof(nd->code), "%s", code);
+    snprintf(nd->pointer, sizeof(nd->pointer), "%s", pointer ? pointer : "");
+    va_start(ap, fmt);
+    vsnprintf(nd->detail, sizeof(nd->detail), fmt, ap);
+    va_end(ap);
+    nd_release(nd);
+    buf_cleanup(&nd->line);
+    return false;
+}
+
+static bool nd_fail_req(struct ndjson *nd, const struct job_req_error *e)
+{
+    return nd_fail(nd, e->status, e->code, e->pointer[0] ? e->pointer : NULL, "%s (line %zu)",
+                   e->detail, nd->line_no);
+}
+
+static bool nd_options(struct ndjson *nd, struct http_req *req, const char *p, size_t n)
+{
+    struct job_req_error e;
+    if (!job_request_parse_options(p, n, &nd->opts, &e))
+        return nd_fail_req(nd, &e);
+    nd->have_options = true;
+    char err[512];
+    nd->c = db_pool_acquire(nd->app->db, nd->app->db_timeout_ms, err, sizeof(err));
+    if (!nd->c) {
+        log_warn("request %s: %s", req->id, err);
+        return nd_fail(nd, 503, "database_unavailable", NULL,
+                       "the database is unreachable; retry later");
+    }
+    struct job_spec spec = {req->key_id,
+                            nd->opts.display_name,
+                            nd->opts.model,
+                            nd->opts.task_type,
+                            nd->opts.output_dimensionality,
+                            nd->opts.normalize,
+                            nd->opts.priority,
+                            nd->opts.max_chars,
+                            nd->opts.overlap_chars};
+    nd->in = jobs_ingest_begin(nd->c, &spec, nd->err, sizeof(nd->err));
+    if (!nd->in)
+        return nd_fail(nd, 0, "", NULL, "%s", nd->err);
+    return true;
+}
+
+static bool nd_document(struct ndjson *nd, const char *p, size_t n)
+{
+    size_t i = jobs_ingest_documents(nd->in);
+    if (i >= JOB_MAX_DOCUMENTS)
+        return nd_fail(nd, 422, "too_many_documents", "/documents",
+                       "the body has more than %d documents; at most %d are accepted per job"
+                       " (line %zu)",
+                       JOB_MAX_DOCUMENTS, JOB_MAX_DOCUMENTS, nd->line_no);
+    struct job_doc_line dl;
+    struct job_req_error e;
+    if (!job_request_parse_doc(p, n, i, &dl, &e))
+        return nd_fail_req(nd, &e);
+    const struct job_doc *d = &dl.doc;
+    struct ingest_doc doc = {d->id,   d->id_len,  d->title, d->title_len, d->metadata_json,
+                             d->text, d->text_len};
+    size_t first = 0;
+    char err[512];
+    enum jobs_result r = jobs_ingest_add(nd->in, &doc, &first, err, sizeof(err));
+    if (r == JOBS_CONFLICT) {
+        char ptr[64];
+        snprintf(ptr, sizeof(ptr), "/documents/%zu/id", i);
+        nd_fail(nd, 422, "duplicate_id", ptr,
+                "document id \"%.*s\" is also used by /documents/%zu (line %zu)",
+                (int)(d->id_len > 60 ? 60 : d->id_len), d->id, first, nd->line_no);
+    } else if (r != JOBS_OK) {
+        nd_fail(nd, 0, "", NULL, "%s", err);
+    }
+    job_doc_line_free(&dl);
+    return r == JOBS_OK;
+}
+
+static bool nd_line(struct ndjson *nd, struct http_req *req, const char *p, size_t n)
+{
+    nd->line_no++;
+    size_t k = 0;
+    while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
+        k++;
+    if (k == n) /* blank lines are allowed anywhere */
+        return true;
+    return nd->have_options ? nd_document(nd, p, n) : nd_options(nd, req, p, n);
+}
+
+static void *nd_begin(void *appv, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = appv;
+    uint64_t max = (uint64_t)app->cfg->max_stream_bytes;
+    const char *cl = http_req_header(req, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > max) {
+        http_problem(resp, req, 413, "body_too_large", NULL,
+                     "the request body is larger than the limit of %llu bytes",
+                     (unsigned long long)max);
+        return NULL;
+    }
+    struct ndjson *nd = calloc(1, sizeof(*nd));
+    if (!nd) {
+        http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
+        return NULL;
+    }
+    nd->app = app;
+    /* one line (one document) may be as large as a whole JSON body */
+    buf_init(&nd->line, (size_t)app->cfg->max_body_bytes);
+    return nd;
+}
+
+static bool nd_data(void *state, struct http_req *req, const char *data, size_t len)
+{
+    struct ndjson *nd = state;
+    nd->bytes += len;
+    if (nd->bytes > (uint64_t)nd->app->cfg->max_stream_bytes)
+        return nd_fail(nd, 413, "body_too_large", NULL,
+                       "the request body is larger than the limit of %lld bytes",
+                       (long long)nd->app->cfg->max_stream_bytes);
+    while (len) {
+        const char *nl = memchr(data, '\n', len);
+        size_t n = nl ? (size_t)(nl - data) : len;
+        if (!buf_append(&nd->line, data, n))
+            return nd_fail(nd, 413, "line_too_large", NULL,
+                           "line %zu is longer than the limit of %zu bytes", nd->line_no + 1,
+                           nd->line.max);
+        if (!nl)
+            return true;
+        bool ok = nd_line(nd, req, nd->line.data ? nd->line.data : "", nd->line.len);
+        if (!ok)
+            return false;
+        buf_reset(&nd->line);
+        data += n + 1;
+        len -= n + 1;
+    }
+    return true;
+}
+
+static void nd_free(void *state)
+{
+    struct ndjson *nd = state;
+    nd_release(nd);
+    if (nd->have_options)
+        job_request_free(&nd->opts);
+    buf_cleanup(&nd->line);
+    free(nd);
+}
+
+static void nd_end(void *state, struct http_req *req, struct http_resp *resp)
+{
+    struct ndjson *nd = state;
+    /* the last line may lack its newline */
+    if (!nd->failed && nd->line.len)
+        (void)nd_line(nd, req, nd->line.data, nd->line.len);
+    if (!nd->failed && !nd->have_options)
+        nd_fail(nd, 400, "invalid_json", NULL,
+                "the body is empty; its first line must hold the job options");
+    if (!nd->failed && jobs_ingest_documents(nd->in) == 0)
+        nd_fail(nd, 422, "no_documents", "/documents",
+                "/documents must not be empty: the body has no document line after the options");
+    char id[JOB_ID_LEN + 1];
+    struct job_row row;
+    if (!nd->failed) {
+        struct jobs_ingest *in = nd->in;
+        nd->in = NULL;
+        if (!jobs_ingest_finish(in, id, nd->err, sizeof(nd->err)) ||
+            jobs_get(nd->c, req->key_id, id, &row, nd->err, sizeof(nd->err)) != JOBS_OK)
+            nd_fail(nd, 0, "", NULL, "%s", nd->err);
+    }
+    if (nd->failed && nd->status == 0) {
+        api_db_failed(req, resp, nd->detail);
+    } else if (nd->failed) {
+        http_problem(resp, req, nd->status, nd->code, nd->pointer[0] ? nd->pointer : NULL, "%s",
+                     nd->detail);
+    } else {
+        log_info("request %s: job %s created from NDJSON: %lld documents, %lld chunks", req->id, id,
+                 (long long)row.documents, (long long)row.chunks_total);
+        char loc[64];
+        snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
+        http_resp_header(resp, "Location", loc);
+        reply_job(req, resp, 202, &row);
+    }
+    nd_free(nd);
+}
+
+const struct http_body_stream api_jobs_create_ndjson = {
+    .content_type = "application/x-ndjson",
+    .begin = nd_begin,
+    .data = nd_data,
+    .end = nd_end,
+    .abort = nd_free,
+};
 
 void api_jobs_get(void *appv, struct http_req *req, struct http_resp *resp)
 {

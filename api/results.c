@@ -1,4 +1,8 @@
-/* results.c: GET /v1/jobs/{id}/results: chunks with their vectors, cursor-paged. */
+/*
+ * results.c: GET /v1/jobs/{id}/results: chunks with their vectors, either
+ * cursor-paged JSON (one page built at a time) or, with Accept:
+ * application/x-ndjson, every result streamed as one JSON object per line.
+ */
 #include "api.h"
 
 #include "jobs.h"
@@ -14,6 +18,7 @@
 
 #define RESULTS_DEFAULT 100
 #define RESULTS_MAX     1000
+#define STREAM_PAGE     500 /* rows fetched per query while streaming: ~6 MB at 3072 dims */
 
 static const char *const chunk_states[] = {"pending", "in_flight", "succeeded", "failed"};
 
@@ -63,6 +68,82 @@ static bool parse_bounded(const char *s, long long lo, long long hi, long long *
     return true;
 }
 
+/*
+ * The NDJSON export: rows are fetched a page at a time (keyset on seq, no
+ * transaction and no server-side cursor, so an abandoned stream leaves the
+ * connection clean) as the client reads, and formatted one row at a time, so
+ * memory holds one page and one row whatever the job's size. The pooled
+ * connection is held for the response's lifetime and released in
+ * export_done, which the HTTP layer calls on completion and on client abort.
+ */
+struct export
+{
+    struct app *app;
+    PGconn *c;
+    char job_id[JOB_ID_LEN + 1];
+    char req_id[24];
+    int64_t next; /* seq of the next page; -1 after the last one */
+    struct result_page page;
+    size_t i;       /* next row of page */
+    struct buf row; /* the formatted row being sent */
+    size_t off;     /* bytes of row already sent */
+};
+
+static long export_read(void *cls, char *out, size_t max)
+{
+    struct export *x = cls;
+    size_t n = 0;
+    while (n < max) {
+        if (x->off < x->row.len) {
+            size_t k = x->row.len - x->off < max - n ? x->row.len - x->off : max - n;
+            memcpy(out + n, x->row.data + x->off, k);
+            x->off += k;
+            n += k;
+            continue;
+        }
+        if (x->page.res && x->i < x->page.n) {
+            struct result_row r;
+            results_row(&x->page, x->i++, &r);
+            buf_reset(&x->row);
+            x->off = 0;
+            if (!put_row(&x->row, &r) || !buf_putc(&x->row, '\n')) {
+                log_error("request %s: a result row could not be formatted", x->req_id);
+                return -1;
+            }
+            continue;
+        }
+        if (x->page.res) {
+            x->next = x->page.next_seq;
+            results_page_free(&x->page);
+        }
+        if (x->next < 0)
+            break;
+        char err[512];
+        if (!results_page(x->c, x->job_id, x->next, STREAM_PAGE, &x->page, err, sizeof(err))) {
+            log_error("request %s: %s", x->req_id, err);
+            return -1; /* the client sees a chunked body cut short */
+        }
+        x->i = 0;
+    }
+    return (long)n;
+}
+
+static void export_done(void *cls)
+{
+    struct export *x = cls;
+    results_page_free(&x->page);
+    buf_cleanup(&x->row);
+    db_pool_release(x->app->db, x->c);
+    free(x);
+}
+
+/* Whether the client asked for NDJSON. */
+static bool wants_ndjson(const struct http_req *req)
+{
+    const char *a = http_req_header(req, "Accept");
+    return a && strstr(a, "application/x-ndjson") != NULL;
+}
+
 void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = appv;
@@ -82,6 +163,28 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
     if (!c)
         return;
     struct job_row job;
+    if (wants_ndjson(req)) { /* every result from the cursor on; limit does not apply */
+        enum jobs_result jr = jobs_get(c, req->key_id, req->params[0], &job, err, sizeof(err));
+        struct export *x = jr == JOBS_OK ? calloc(1, sizeof(*x)) : NULL;
+        if (!x) {
+            db_pool_release(app->db, c);
+            if (jr == JOBS_NOT_FOUND)
+                http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
+            else if (jr == JOBS_OK)
+                http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
+            else
+                api_db_failed(req, resp, err);
+            return;
+        }
+        x->app = app;
+        x->c = c;
+        x->next = from;
+        snprintf(x->job_id, sizeof(x->job_id), "%s", job.id);
+        snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
+        buf_init(&x->row, SIZE_MAX / 4);
+        http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
+        return;
+    }
     struct result_page page = {0};
     enum jobs_result jr = jobs_get(c, req->key_id, req->params[0], &job, err, sizeof(err));
     bool ok = jr == JOBS_OK && results_page(c, job.id, from, (int)limit, &page, err, sizeof(err));

@@ -2,14 +2,14 @@
 #include "api.h"
 
 const struct http_route api_routes[] = {
-    {"GET", "/healthz", api_healthz, 0},
-    {"GET", "/readyz", api_readyz, 0},
-    {"POST", "/v1/jobs", api_jobs_create, HTTP_ROUTE_AUTH},
-    {"GET", "/v1/jobs", api_jobs_list, HTTP_ROUTE_AUTH},
-    {"GET", "/v1/jobs/{id}", api_jobs_get, HTTP_ROUTE_AUTH},
-    {"GET", "/v1/jobs/{id}/results", api_jobs_results, HTTP_ROUTE_AUTH},
-    {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, HTTP_ROUTE_AUTH},
-    {"DELETE", "/v1/jobs/{id}", api_jobs_delete, HTTP_ROUTE_AUTH},
+    {"GET", "/healthz", api_healthz, 0, NULL},
+    {"GET", "/readyz", api_readyz, 0, NULL},
+    {"POST", "/v1/jobs", api_jobs_create, HTTP_ROUTE_AUTH, &api_jobs_create_ndjson},
+    {"GET", "/v1/jobs", api_jobs_list, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/v1/jobs/{id}", api_jobs_get, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/v1/jobs/{id}/results", api_jobs_results, HTTP_ROUTE_AUTH, NULL},
+    {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, HTTP_ROUTE_AUTH, NULL},
+    {"DELETE", "/v1/jobs/{id}", api_jobs_delete, HTTP_ROUTE_AUTH, NULL},
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

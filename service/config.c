@@ -58,6 +58,10 @@ static const struct setting settings[] = {
      false, "a Google batch still running after this is cancelled and resubmitted"},
     {"max-body-bytes", "EMBEDD_MAX_BODY_BYTES", INT(max_body_bytes), 1024, BIG, "67108864", false,
      "largest accepted request body (larger gets 413)"},
+    {"max-stream-bytes", "EMBEDD_MAX_STREAM_BYTES", INT(max_stream_bytes), 1024, BIG, "8589934592",
+     false,
+     "largest streamed (application/x-ndjson) request body; one line of it may hold at most"
+     " max-body-bytes"},
     {"max-connections", "EMBEDD_MAX_CONNECTIONS", INT(max_connections), 1, 1000000, "4096", false,
      "most open HTTP connections; more are refused (the file limit is raised to fit)"},
     {"max-connections-per-ip", "EMBEDD_MAX_CONNECTIONS_PER_IP", INT(max_connections_per_ip), 0,
@@ -67,6 +71,9 @@ static const struct setting settings[] = {
     {"shutdown-deadline-ms", "EMBEDD_SHUTDOWN_DEADLINE_MS", INT(shutdown_deadline_ms), 100, BIG,
      "25000", false,
      "on SIGTERM: finish requests and Google calls within this, hand back leases, exit"},
+    {"key-cache-ms", "EMBEDD_KEY_CACHE_MS", INT(key_cache_ms), 0, 3600000, "5000", false,
+     "remember a verified API key this long (a revoked key works at most this much longer; 0: "
+     "check every request)"},
     {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
     {"port-file", "EMBEDD_PORT_FILE", STR(port_file), "", false,
      "write the bound HTTP port to this file once listening (for port 0)"},

@@ -31,10 +31,12 @@ struct config {
     int64_t sync_max_texts;
     int64_t batch_deadline_ms;
     int64_t max_body_bytes;
+    int64_t max_stream_bytes; /* a streamed (NDJSON) request body */
     int64_t max_connections;
     int64_t max_connections_per_ip;
     int64_t connection_timeout_s;
     int64_t shutdown_deadline_ms;
+    int64_t key_cache_ms;
     char log_level[16];
     char port_file[512]; /* write the bound HTTP port here once listening */
 };

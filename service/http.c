@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -36,6 +37,11 @@ struct req_state {
     struct http_req req;
     bool too_large;
     int64_t start_ns;
+    /* a streamed request body (route->stream), see struct http_body_stream */
+    const struct http_body_stream *sops;
+    void *sstate;              /* the handler's state between begin and end/abort */
+    struct http_resp *refusal; /* begin or authentication refused: sent once the body is read */
+    bool sfailed;              /* data returned false: drop the rest of the body */
 };
 
 static int64_t now_ns(void)
@@ -73,6 +79,17 @@ void http_resp_json(struct http_resp *r, int status, const char *json)
         r->status = 500;
         buf_reset(&r->body);
     }
+}
+
+void http_resp_stream(struct http_resp *r, int status, const char *content_type,
+                      http_stream_read_fn read, http_stream_done_fn done, void *cls)
+{
+    buf_reset(&r->body);
+    r->status = status;
+    r->content_type = content_type;
+    r->stream_read = read;
+    r->stream_done = done;
+    r->stream_cls = cls;
 }
 
 static const char *status_title(int status)
@@ -216,17 +233,65 @@ static const struct http_route *route(struct http_server *s, struct http_req *re
     return NULL;
 }
 
+struct stream_resp {
+    http_stream_read_fn read;
+    http_stream_done_fn done;
+    void *cls;
+};
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_resp *sr = cls;
+    (void)pos;
+    long n = sr->read(sr->cls, buf, max);
+    if (n > 0)
+        return (ssize_t)n;
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* MHD frees the response when it is done with it: sent, or the client gone. */
+static void stream_free(void *cls)
+{
+    struct stream_resp *sr = cls;
+    sr->done(sr->cls);
+    free(sr);
+}
+
+static struct MHD_Response *stream_response(struct http_resp *resp)
+{
+    struct stream_resp *sr = malloc(sizeof(*sr));
+    if (!sr) {
+        resp->stream_done(resp->stream_cls);
+        return NULL;
+    }
+    *sr = (struct stream_resp){resp->stream_read, resp->stream_done, resp->stream_cls};
+    /* 64 KiB pieces: large enough for a few rows, small enough to stay flat */
+    struct MHD_Response *m = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                                               stream_reader, sr, stream_free);
+    if (!m)
+        stream_free(sr);
+    return m;
+}
+
 static enum MHD_Result send_resp(struct http_server *s, struct MHD_Connection *c,
                                  struct http_req *req, struct http_resp *resp)
 {
-    size_t len;
-    char *data = buf_steal(&resp->body, &len);
-    if (!data)
-        return MHD_NO;
-    struct MHD_Response *m = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    if (!m) {
-        free(data);
-        return MHD_NO;
+    struct MHD_Response *m;
+    if (resp->stream_read) {
+        m = stream_response(resp);
+        resp->stream_read = NULL;
+        if (!m)
+            return MHD_NO;
+    } else {
+        size_t len;
+        char *data = buf_steal(&resp->body, &len);
+        if (!data)
+            return MHD_NO;
+        m = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+        if (!m) {
+            free(data);
+            return MHD_NO;
+        }
     }
     MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE,
                             resp->content_type ? resp->content_type : "application/json");
@@ -248,6 +313,17 @@ static void dispatch(struct http_server *s, struct req_state *st, struct http_re
                      "the request body is larger than the limit of %zu bytes", s->o.max_body_bytes);
         return;
     }
+    if (st->sops) { /* a streamed body: begin already authenticated and routed */
+        if (st->refusal) {
+            *resp = *st->refusal; /* takes over its body */
+            buf_init(&st->refusal->body, 0);
+        } else {
+            void *state = st->sstate;
+            st->sstate = NULL;
+            st->sops->end(state, req, resp);
+        }
+        return;
+    }
     /* authenticate before routing, so that unknown and known paths look alike */
     bool authed = false;
     if (s->o.auth_prefix && strncmp(req->path, s->o.auth_prefix, strlen(s->o.auth_prefix)) == 0) {
@@ -261,6 +337,75 @@ static void dispatch(struct http_server *s, struct req_state *st, struct http_re
     if (!authed && (rt->flags & HTTP_ROUTE_AUTH) && !s->o.auth(s->o.app, req, resp))
         return;
     rt->handler(s->o.app, req, resp);
+}
+
+/* Whether the Content-Type header names media type mt (parameters ignored). */
+static bool content_type_is(struct MHD_Connection *c, const char *mt)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t n = strlen(mt);
+    if (!ct || strncasecmp(ct, mt, n) != 0)
+        return false;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/* The route of a request whose body a handler streams, or NULL. */
+static const struct http_body_stream *stream_route(struct http_server *s, struct req_state *st,
+                                                   const struct http_route **rt_out)
+{
+    for (size_t i = 0; i < s->o.n_routes; i++) {
+        const struct http_route *rt = &s->o.routes[i];
+        const char *params[HTTP_MAX_PARAMS];
+        size_t n;
+        char store[sizeof(st->req.param_store_)];
+        if (!rt->stream || strcmp(rt->method, st->req.method) != 0 ||
+            !http_route_match(rt->pattern, st->req.path, params, &n, store, sizeof(store)))
+            continue;
+        if (!content_type_is(st->req.conn_, rt->stream->content_type))
+            return NULL;
+        memcpy(st->req.param_store_, store, sizeof(store));
+        for (size_t k = 0; k < n; k++)
+            st->req.params[k] = st->req.param_store_ + (params[k] - store);
+        st->req.n_params = n;
+        *rt_out = rt;
+        return rt->stream;
+    }
+    return NULL;
+}
+
+/* Headers of a streamed-body request are in: authenticate and let the
+ * handler begin; a refusal is kept and sent once the body has been read. */
+static bool stream_begin(struct http_server *s, struct req_state *st, const struct http_route *rt)
+{
+    struct http_resp *r = calloc(1, sizeof(*r));
+    if (!r)
+        return false;
+    r->status = 500;
+    buf_init(&r->body, SIZE_MAX / 2);
+    bool needs_auth = (rt->flags & HTTP_ROUTE_AUTH) ||
+                      (s->o.auth_prefix &&
+                       strncmp(st->req.path, s->o.auth_prefix, strlen(s->o.auth_prefix)) == 0);
+    if (needs_auth && !s->o.auth(s->o.app, &st->req, r)) {
+        st->refusal = r;
+        return true;
+    }
+    st->sstate = st->sops->begin(s->o.app, &st->req, r);
+    if (!st->sstate) {
+        st->refusal = r;
+        return true;
+    }
+    buf_cleanup(&r->body);
+    free(r);
+    return true;
+}
+
+static void free_refusal(struct req_state *st)
+{
+    if (st->refusal) {
+        buf_cleanup(&st->refusal->body);
+        free(st->refusal);
+        st->refusal = NULL;
+    }
 }
 
 static bool length_too_large(struct MHD_Connection *c, size_t max)
@@ -293,9 +438,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         st->req.path = url;
         st->req.conn_ = c;
         buf_init(&st->req.body, s->o.max_body_bytes);
-        st->too_large = length_too_large(c, s->o.max_body_bytes);
         *req_cls = st;
         atomic_fetch_add(&s->in_flight, 1);
+        const struct http_route *rt = NULL;
+        st->sops = stream_route(s, st, &rt);
+        if (st->sops)
+            return stream_begin(s, st, rt) ? MHD_YES : MHD_NO;
+        st->too_large = length_too_large(c, s->o.max_body_bytes);
+        return MHD_YES;
+    }
+    if (*data_size && st->sops) {
+        if (st->sstate && !st->sfailed)
+            st->sfailed = !st->sops->data(st->sstate, &st->req, data, *data_size);
+        *data_size = 0;
         return MHD_YES;
     }
     if (*data_size) {
@@ -314,6 +469,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     int status = resp.status;
     enum MHD_Result ret = send_resp(s, c, &st->req, &resp);
     buf_cleanup(&resp.body);
+    free_refusal(st);
     double ms = (double)(now_ns() - st->start_ns) / 1e6;
     if (status >= 500)
         log_warn("request %s %s %s -> %d (%.1f ms)", st->req.id, method, url, status, ms);
@@ -330,6 +486,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     (void)c;
     (void)toe;
     if (st) {
+        if (st->sstate) /* the client went away before the end of its body */
+            st->sops->abort(st->sstate);
+        free_refusal(st);
         atomic_fetch_sub(&s->in_flight, 1);
         buf_cleanup(&st->req.body);
         free(st);

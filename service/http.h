@@ -30,6 +30,17 @@ struct http_req {
     char param_store_[512];
 };
 
+/*
+ * A streamed response body (see http_resp_stream): read writes up to max
+ * bytes into out and returns how many (> 0), 0 at the end of the body, or -1
+ * to abort the connection (the client sees a truncated chunked body). It is
+ * called from the server's thread as the client reads, so a slow client
+ * slows the producer instead of growing a buffer. done is called exactly
+ * once when the response is finished or the client went away.
+ */
+typedef long (*http_stream_read_fn)(void *cls, char *out, size_t max);
+typedef void (*http_stream_done_fn)(void *cls);
+
 struct http_resp {
     int status;
     struct buf body;
@@ -39,6 +50,9 @@ struct http_resp {
         char value[256];
     } hdr[HTTP_MAX_HEADERS];
     int n_hdr;
+    http_stream_read_fn stream_read; /* set by http_resp_stream; body is then unused */
+    http_stream_done_fn stream_done;
+    void *stream_cls;
 };
 
 /* A query parameter (already percent-decoded) or request header; NULL if absent. */
@@ -57,7 +71,33 @@ void http_resp_json(struct http_resp *r, int status, const char *json);
 void http_problem(struct http_resp *r, const struct http_req *req, int status, const char *code,
                   const char *pointer, const char *fmt, ...) SVC_PRINTF(6, 7);
 
+/* Answer with a body produced piece by piece (chunked transfer encoding),
+ * never held whole in memory. content_type: a static string. The server
+ * owns cls from here on and hands it to done (also if the reply cannot be
+ * queued). */
+void http_resp_stream(struct http_resp *r, int status, const char *content_type,
+                      http_stream_read_fn read, http_stream_done_fn done, void *cls);
+
 typedef void (*http_handler)(void *app, struct http_req *req, struct http_resp *resp);
+
+/*
+ * A route may take its request body as a stream instead of one buffer, when
+ * the request's Content-Type is content_type: the body then has no
+ * max_body_bytes limit (the handler applies its own) and is never held whole.
+ * After authentication, begin returns the handler's state, or NULL with resp
+ * filled to refuse the request (the body is then read and dropped). data gets
+ * each piece as it arrives, in order, split anywhere; returning false means
+ * the handler has failed (it keeps the reason) and wants no more data. end
+ * fills resp and frees the state; abort frees the state when the client went
+ * away before the end. Exactly one of end and abort is called.
+ */
+struct http_body_stream {
+    const char *content_type; /* media type, matched case-insensitively, parameters ignored */
+    void *(*begin)(void *app, struct http_req *req, struct http_resp *resp);
+    bool (*data)(void *state, struct http_req *req, const char *data, size_t len);
+    void (*end)(void *state, struct http_req *req, struct http_resp *resp);
+    void (*abort)(void *state);
+};
 
 /* Verify the request's credentials; return true and set req->key_id, or fill
  * resp (401, 503...) and return false. */
@@ -70,6 +110,7 @@ struct http_route {
     const char *pattern; /* "/v1/jobs/{id}/results": {x} matches one segment */
     http_handler handler;
     unsigned flags;
+    const struct http_body_stream *stream; /* NULL: the body arrives whole in req->body */
 };
 
 struct http_server_opts {

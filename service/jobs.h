@@ -66,10 +66,37 @@ extern const char *const jobs_batch_states[7];
 enum jobs_result { JOBS_OK, JOBS_NOT_FOUND, JOBS_CONFLICT, JOBS_ERROR };
 
 /* Chunk every document and store job, documents and chunks in one
- * transaction; writes the new job's id. On failure nothing is stored. */
+ * transaction (the streaming ingest below, fed from an array); writes the new
+ * job's id. On failure nothing is stored. */
 bool jobs_create(PGconn *c, const struct job_spec *spec, const struct ingest_doc *docs,
                  size_t n_docs, char id_out[JOB_ID_LEN + 1], char *err,
                  size_t errlen) SVC_MUSTCHECK;
+
+/*
+ * Streaming ingest: a job whose documents arrive one at a time, all stored in
+ * one transaction on c (which the caller keeps for the whole ingest):
+ * begin (BEGIN, the job row), add per document (chunked at once; rows are
+ * written with COPY in bounded batches), then finish (totals, COMMIT) or
+ * abort (ROLLBACK). On any failure nothing is stored. Memory is bounded by a
+ * few MB plus 16 bytes per document, whatever the number of documents.
+ */
+struct jobs_ingest;
+
+/* NULL with err set on failure (nothing stored, the transaction is closed). */
+struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, char *err,
+                                      size_t errlen) SVC_MUSTCHECK;
+/* Add document number jobs_ingest_documents(in). JOBS_CONFLICT: its id is
+ * the id of an earlier document, whose index goes to *dup_of (the ingest can
+ * only be aborted then, as after JOBS_ERROR). d is not kept. */
+enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc *d, size_t *dup_of,
+                                 char *err, size_t errlen) SVC_MUSTCHECK;
+/* Documents added so far. */
+size_t jobs_ingest_documents(const struct jobs_ingest *in);
+/* Store the totals and commit; in is freed either way (rolled back on failure). */
+bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], char *err,
+                        size_t errlen) SVC_MUSTCHECK;
+/* Roll back and free; NULL is a no-op. */
+void jobs_ingest_abort(struct jobs_ingest *in);
 
 /* The job id of key key_id (another key's job is JOBS_NOT_FOUND). */
 enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_row *out, char *err,
