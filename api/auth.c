@@ -4,8 +4,60 @@
 #include "keys.h"
 #include "log.h"
 
+#include "util/sha256.h"
+
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+/*
+ * Verified keys are remembered for --key-cache-ms (5 s by default), so that
+ * a client polling a job's status costs one database round trip per request
+ * instead of two. The price: a key revoked in the database keeps working for
+ * up to that long in each process. Only keys that verified are cached (a new
+ * key works at once; a wrong one always reaches the database).
+ */
+#define KEY_CACHE_SLOTS 256
+
+struct key_slot {
+    unsigned char digest[32];
+    int64_t id;
+    int64_t expires_ms; /* 0: empty */
+};
+
+static struct key_slot key_cache[KEY_CACHE_SLOTS];
+static pthread_mutex_t key_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool key_cached(const unsigned char d[32], int64_t *id)
+{
+    struct key_slot *s = &key_cache[d[0]];
+    bool hit = false;
+    pthread_mutex_lock(&key_cache_lock);
+    if (s->expires_ms > mono_ms() && memcmp(s->digest, d, 32) == 0) {
+        *id = s->id;
+        hit = true;
+    }
+    pthread_mutex_unlock(&key_cache_lock);
+    return hit;
+}
+
+static void key_remember(const unsigned char d[32], int64_t id, int64_t ttl_ms)
+{
+    struct key_slot *s = &key_cache[d[0]];
+    pthread_mutex_lock(&key_cache_lock);
+    memcpy(s->digest, d, 32);
+    s->id = id;
+    s->expires_ms = mono_ms() + ttl_ms;
+    pthread_mutex_unlock(&key_cache_lock);
+}
 
 static void unauthorized(struct http_resp *resp, const struct http_req *req, const char *detail)
 {
@@ -29,14 +81,26 @@ bool api_authenticate(void *appv, struct http_req *req, struct http_resp *resp)
     while (*key == ' ')
         key++;
     char err[512];
+    unsigned char digest[32];
+    int64_t id = 0;
+    struct sha256 sh;
+    sha256_init(&sh);
+    sha256_update(&sh, key, strlen(key));
+    sha256_final(&sh, digest);
+    int64_t ttl = app->cfg->key_cache_ms;
+    if (ttl > 0 && key_cached(digest, &id)) {
+        req->key_id = id;
+        return true;
+    }
     PGconn *c = api_db_or_503(app, req, resp);
     if (!c)
         return false;
-    int64_t id = 0;
     enum keys_result kr = keys_verify(c, key, &id, err, sizeof(err));
     db_pool_release(app->db, c);
     switch (kr) {
     case KEYS_OK:
+        if (ttl > 0)
+            key_remember(digest, id, ttl);
         req->key_id = id;
         return true;
     case KEYS_INVALID:

@@ -66,3 +66,21 @@ int64_t db_int(const char *s)
     long long v = strtoll(s, &end, 10);
     return errno || end == s || *end ? 0 : v;
 }
+
+PGresult *db_exec_stmt(PGconn *conn, const struct db_stmt *s, const char *const *vals,
+                       int result_format)
+{
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+        return PQexecParams(conn, s->sql, s->n_params, NULL, vals, NULL, NULL, result_format);
+    PGresult *r = PQexecPrepared(conn, s->name, s->n_params, vals, NULL, NULL, result_format);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR || !state || strcmp(state, "26000") != 0)
+        return r;
+    /* not prepared on this connection yet (a new or reopened one) */
+    PQclear(r);
+    r = PQprepare(conn, s->name, s->sql, s->n_params, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return r;
+    PQclear(r);
+    return PQexecPrepared(conn, s->name, s->n_params, vals, NULL, NULL, result_format);
+}

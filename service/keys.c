@@ -83,10 +83,10 @@ enum keys_result keys_verify(PGconn *conn, const char *key, int64_t *id, char *e
     memcpy(prefix, key, KEY_PREFIX_LEN);
     prefix[KEY_PREFIX_LEN] = '\0';
     const char *params[1] = {prefix};
-    PGresult *r = PQexecParams(conn,
-                               "SELECT id, key_sha256 FROM api_keys"
-                               " WHERE prefix = $1 AND revoked_at IS NULL",
-                               1, NULL, params, NULL, NULL, 1);
+    static const struct db_stmt lookup = {
+        "keys_lookup",
+        "SELECT id, key_sha256 FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL", 1};
+    PGresult *r = db_exec_stmt(conn, &lookup, params, 1);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         db_error(r, conn, "could not look up the key", err, errlen);
         PQclear(r);

@@ -7,12 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct svch svc;
 
 static void start(void)
 {
-    static const char *const flags[] = {"--max-body-bytes=4096", NULL};
+    static const char *const flags[] = {"--max-body-bytes=4096", "--key-cache-ms=500", NULL};
     svch_start(&svc, flags);
 }
 
@@ -102,8 +103,19 @@ Test(http, v1_needs_a_valid_bearer_key)
     get(&r, "GET", "/v1/no-such-thing", auth, NULL);
     assert_problem(&r, 404, "not_found");
     simh_resp_free(&r);
+    /* a revoked key stops working within --key-cache-ms (500 here) */
     PQclear(PQexec(svc.db.conn, "UPDATE api_keys SET revoked_at = now()"));
-    get(&r, "GET", "/v1/no-such-thing", auth, NULL);
+    int64_t t0 = simh_ms();
+    for (;;) {
+        get(&r, "GET", "/v1/no-such-thing", auth, NULL);
+        if (r.status == 401)
+            break;
+        cr_assert_eq(r.status, 404);
+        cr_assert_lt(simh_ms() - t0, 2000, "a revoked key still works after 2 s");
+        simh_resp_free(&r);
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     assert_problem(&r, 401, "unauthorized");
     simh_resp_free(&r);
 }
