@@ -185,6 +185,43 @@ static enum gem_outcome embed_now(struct worker *w, PGconn *c, struct pipe_batch
     return out;
 }
 
+/* Google accepted the batch: that must reach the database. If the database
+ * is away, keep trying (reconnecting) for up to half a lease while still
+ * holding it, rather than leave the batch to be found again by listing
+ * Google's batches once the lease expires. */
+static bool record_submission(struct worker *w, PGconn *c, struct pipe_batch *b, const char *name,
+                              char *err, size_t errlen)
+{
+    const struct config *cfg = w->wp->cfg;
+    int64_t poll = poll_interval(w, b, b->n_chunks);
+    if (pipe_submitted(c, b->id, name, poll, err, errlen))
+        return true;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t delay = 100;
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t spent = (int64_t)(now.tv_sec - t0.tv_sec) * 1000 +
+                        (int64_t)(now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (spent + delay > cfg->lease_ms / 2 || atomic_load(&w->wp->abort))
+            return false; /* the lease expires; a reconcile finds it at Google */
+        log_warn("batch %s: %s; retrying in %lld ms", b->display_name, err, (long long)delay);
+        /* not nap(): that returns at once when the pool is stopping, and this
+         * must go on until the shutdown deadline cuts it off */
+        for (int64_t slept = 0, d = jitter(w, delay); slept < d && !atomic_load(&w->wp->abort);
+             slept += 50) {
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        delay = delay * 2 > 2000 ? 2000 : delay * 2;
+        if (PQstatus(c) != CONNECTION_OK)
+            PQreset(c);
+        if (PQstatus(c) == CONNECTION_OK && pipe_submitted(c, b->id, name, poll, err, errlen))
+            return true;
+    }
+}
+
 /* Create the batch at Google for b's chunks (loaded). */
 static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
 {
@@ -236,7 +273,7 @@ static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
     switch (res.outcome) {
     case GEM_OK:
         log_info("batch %s: created %s with %zu chunks", b->display_name, op.name, b->n_chunks);
-        ok = pipe_submitted(c, b->id, op.name, poll_interval(w, b, b->n_chunks), err, sizeof(err));
+        ok = record_submission(w, c, b, op.name, err, sizeof(err));
         break;
     case GEM_RETRY:
         log_warn("batch %s: create deferred: %s", b->display_name, res.detail);
