@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates curl jq clang-format
+  build-essential cmake pkg-config git ca-certificates curl jq clang-format clang
   libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev libpq-dev libcriterion-dev
   postgresql postgresql-contrib
 )

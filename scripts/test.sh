@@ -48,9 +48,14 @@ cmake -S "$root" -B "$root/build/tsan" -DSVC_WERROR=ON -DSVC_TSAN=ON -DSVC_BUILD
 cmake --build "$root/build/tsan" -j "$jobs" --target gemini-sim embedd >/dev/null
 if ! (cd "$root/build/dev" && SIMH_SIM_BIN="$root/build/tsan/tools/gemini-sim/gemini-sim" \
       TEST_OVERRIDE_EMBEDD_BIN="$root/build/tsan/service/embedd" \
-      ctest --output-on-failure -j "$jobs" -L 'sim|api'); then
+      ctest --output-on-failure -j "$jobs" -L 'sim|api|reliability'); then
   status=1
 fi
+
+# libFuzzer targets (request parsing, chunker, Gemini parsers), briefly: the
+# full run is tests/reliability/run.sh.
+echo "==> [fuzz] libFuzzer targets, ${EMBEDD_FUZZ_SECONDS:-20} s each"
+bash tests/fuzz/run.sh "${EMBEDD_FUZZ_SECONDS:-20}" || status=1
 
 # Google's own JavaScript SDK against the simulator (needs Node.js >= 20 and
 # the npm registry; said loudly when it cannot run).
