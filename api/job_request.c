@@ -1,6 +1,8 @@
 /* job_request.c: validation of job creation requests (see job_request.h). */
 #include "job_request.h"
 
+#include "json_strict.h"
+
 #include "chunker.h"
 
 #include <stdarg.h>
@@ -292,6 +294,11 @@ static bool parse_json(const char *body, size_t len, json_object **root, struct 
      * by tests/fuzz/fuzz_job_request): the body must be strictly valid UTF-8 (RFC 8259 §8.1). */
     if (!utf8_valid(body, len))
         return fail(e, 400, "invalid_json", "", "the body is not valid UTF-8");
+    /* json-c accepts single quotes and raw control characters, and drops what
+     * follows \u0000 in member names: an RFC 8259 check first (json_strict.h) */
+    struct json_strict_error je;
+    if (!json_strict_check(body, len, 64, &je))
+        return fail(e, 400, "invalid_json", "", "the body is not valid JSON: %s", je.message);
     struct json_tokener *tok = json_tokener_new_ex(64);
     if (!tok)
         return fail(e, 503, "out_of_memory", "", "the server is out of memory");
