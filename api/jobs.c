@@ -78,7 +78,7 @@ void api_jobs_create(void *appv, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = appv;
     const char *ct = http_req_header(req, "Content-Type");
-    if (ct && strncmp(ct, "application/json", 16) != 0) {
+    if (ct && !http_media_type_is(ct, "application/json")) {
         http_problem(resp, req, 415, "unsupported_media_type", NULL,
                      "the body must be application/json or application/x-ndjson");
         return;

@@ -63,11 +63,15 @@ static const struct setting settings[] = {
      "largest streamed (application/x-ndjson) request body; one line of it may hold at most"
      " max-body-bytes"},
     {"max-connections", "EMBEDD_MAX_CONNECTIONS", INT(max_connections), 1, 1000000, "4096", false,
-     "most open HTTP connections; more are refused (the file limit is raised to fit)"},
+     "most open HTTP connections; more wait in the listen backlog (the file limit is raised to "
+     "fit)"},
     {"max-connections-per-ip", "EMBEDD_MAX_CONNECTIONS_PER_IP", INT(max_connections_per_ip), 0,
      1000000, "0", false, "most open HTTP connections from one address (0: no limit)"},
     {"connection-timeout-s", "EMBEDD_CONNECTION_TIMEOUT_S", INT(connection_timeout_s), 1, 86400,
      "30", false, "an HTTP connection with no traffic for this long is closed"},
+    {"header-timeout-s", "EMBEDD_HEADER_TIMEOUT_S", INT(header_timeout_s), 0, 3600, "10", false,
+     "a request's line and headers must arrive within this (slow clients are cut off; 0: no "
+     "limit)"},
     {"shutdown-deadline-ms", "EMBEDD_SHUTDOWN_DEADLINE_MS", INT(shutdown_deadline_ms), 100, BIG,
      "25000", false,
      "on SIGTERM: finish requests and Google calls within this, hand back leases, exit"},

@@ -35,6 +35,7 @@ struct config {
     int64_t max_connections;
     int64_t max_connections_per_ip;
     int64_t connection_timeout_s;
+    int64_t header_timeout_s;
     int64_t shutdown_deadline_ms;
     int64_t key_cache_ms;
     char log_level[16];

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,7 +32,22 @@ struct http_server {
     uint32_t id_salt;
     atomic_int in_flight; /* requests between their headers and their completion */
     atomic_bool draining; /* shutting down: answer what is in flight, then close */
+    /* slow-header guard: every open connection, with the time by which its
+     * current request's head must be complete (see watch_*) */
+    pthread_mutex_t watch_lock;
+    struct conn_watch *watched;
+    pthread_t reaper;
+    bool reaper_running;
+    atomic_bool reaper_stop;
 };
+
+struct conn_watch {
+    struct conn_watch *prev, *next;
+    int fd;
+    int64_t deadline_ms; /* 0: none (a request is being served) */
+};
+
+static void watch_set(struct http_server *s, struct MHD_Connection *c, int64_t deadline_ms);
 
 struct req_state {
     struct http_req req;
@@ -43,6 +59,17 @@ struct req_state {
     struct http_resp *refusal; /* begin or authentication refused: sent once the body is read */
     bool sfailed;              /* data returned false: drop the rest of the body */
 };
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 
 static int64_t now_ns(void)
 {
@@ -115,6 +142,8 @@ static const char *status_title(int status)
         return "Unprocessable Content";
     case 429:
         return "Too Many Requests";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:
@@ -210,7 +239,9 @@ static const struct http_route *route(struct http_server *s, struct http_req *re
         char store[sizeof(req->param_store_)];
         if (!http_route_match(rt->pattern, req->path, params, &n, store, sizeof(store)))
             continue;
-        if (strcmp(rt->method, req->method) == 0) {
+        /* HEAD is GET without the body (libmicrohttpd leaves the body out) */
+        bool head = strcmp(req->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0;
+        if (head || strcmp(rt->method, req->method) == 0) {
             memcpy(req->param_store_, store, sizeof(store));
             for (size_t k = 0; k < n; k++)
                 req->params[k] = req->param_store_ + (params[k] - store);
@@ -220,7 +251,8 @@ static const struct http_route *route(struct http_server *s, struct http_req *re
         path_known = true;
         if (!strstr(allow, rt->method)) {
             size_t l = strlen(allow);
-            snprintf(allow + l, sizeof(allow) - l, "%s%s", l ? ", " : "", rt->method);
+            snprintf(allow + l, sizeof(allow) - l, "%s%s%s", l ? ", " : "", rt->method,
+                     strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
         }
     }
     if (path_known) {
@@ -339,14 +371,120 @@ static void dispatch(struct http_server *s, struct req_state *st, struct http_re
     rt->handler(s->o.app, req, resp);
 }
 
+bool http_media_type_is(const char *ct, const char *mt)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strlen(mt);
+    if (strncasecmp(ct, mt, n) != 0)
+        return false;
+    const char *p = ct + n;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return *p == '\0' || *p == ';';
+}
+
 /* Whether the Content-Type header names media type mt (parameters ignored). */
 static bool content_type_is(struct MHD_Connection *c, const char *mt)
 {
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    size_t n = strlen(mt);
-    if (!ct || strncasecmp(ct, mt, n) != 0)
-        return false;
-    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+    return http_media_type_is(
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE), mt);
+}
+
+/* ---- request-head checks libmicrohttpd leaves to the application ---- */
+
+struct head_check {
+    int content_length, host, transfer_encoding;
+    bool nul;        /* a NUL byte inside a header value */
+    bool bad_name;   /* a field name that is not a token */
+    bool host_bad;   /* a Host value with characters no host has */
+    bool te_chunked; /* Transfer-Encoding is exactly "chunked" */
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size)
+{
+    struct head_check *h = cls;
+    (void)kind;
+    if (value && strlen(value) != value_size)
+        h->nul = true;
+    if (key && strlen(key) != key_size)
+        h->nul = true;
+    if (!key || !value)
+        return MHD_YES;
+    /* a field name is a token (RFC 9110, section 5.1): "Host : x" is not a Host header */
+    for (const char *p = key; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *p)))
+            h->bad_name = true;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        h->content_length++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        h->host++;
+        for (const char *p = value; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || strchr("-._~:[]%!$&'()*+,;=", *p)))
+                h->host_bad = true;
+        if (!*value)
+            h->host_bad = true;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        h->transfer_encoding++;
+        h->te_chunked = strcasecmp(value, "chunked") == 0;
+    }
+    return MHD_YES;
+}
+
+/* RFC 9110/9112 rules on the request head; false with resp filled when broken. */
+static bool head_ok(struct MHD_Connection *c, const char *version, struct http_req *req,
+                    struct http_resp *resp)
+{
+    struct head_check h;
+    memset(&h, 0, sizeof(h));
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, count_header, &h);
+    if (h.nul)
+        http_problem(resp, req, 400, "bad_header", NULL, "a header holds a NUL byte");
+    else if (h.bad_name)
+        http_problem(resp, req, 400, "bad_header", NULL, "a header name is not a token");
+    else if (h.content_length > 1)
+        http_problem(resp, req, 400, "bad_header", NULL,
+                     "more than one Content-Length header (RFC 9112, section 6.3)");
+    else if (h.transfer_encoding > 1 || (h.transfer_encoding == 1 && !h.te_chunked)) {
+        http_problem(resp, req, 501, "unsupported_transfer_coding", NULL,
+                     "only Transfer-Encoding: chunked is supported");
+    } else if (h.transfer_encoding && h.content_length)
+        http_problem(resp, req, 400, "bad_header", NULL,
+                     "both Transfer-Encoding and Content-Length (RFC 9112, section 6.1)");
+    else if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && h.host != 1)
+        http_problem(resp, req, 400, "bad_header", NULL,
+                     h.host ? "more than one Host header" : "HTTP/1.1 requires a Host header");
+    else if (h.host_bad)
+        http_problem(resp, req, 400, "bad_header", NULL, "the Host header is not a host");
+    else
+        return true;
+    return false;
+}
+
+/* Decode %HH escapes in place, except %00: a NUL would cut the path or a
+ * query value short ("/healthz%00" must not be "/healthz"), so it is left
+ * as written and never matches a route or parses as a value. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi << 4 | lo);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
 }
 
 /* The route of a request whose body a handler streams, or NULL. */
@@ -426,7 +564,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 {
     struct http_server *s = cls;
     struct req_state *st = *req_cls;
-    (void)version;
     if (!st) {
         st = calloc(1, sizeof(*st));
         if (!st)
@@ -440,6 +577,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         buf_init(&st->req.body, s->o.max_body_bytes);
         *req_cls = st;
         atomic_fetch_add(&s->in_flight, 1);
+        watch_set(s, c, 0); /* the head is complete */
+        struct http_resp bad;
+        memset(&bad, 0, sizeof(bad));
+        buf_init(&bad.body, SIZE_MAX / 2);
+        if (!head_ok(c, version, &st->req, &bad)) {
+            /* answered before the body, which is not read: the connection closes */
+            http_resp_header(&bad, MHD_HTTP_HEADER_CONNECTION, "close");
+            log_debug("request %s %s %s -> %d (bad head)", st->req.id, method, url, bad.status);
+            enum MHD_Result ret = send_resp(s, c, &st->req, &bad);
+            buf_cleanup(&bad.body);
+            return ret;
+        }
+        buf_cleanup(&bad.body);
         const struct http_route *rt = NULL;
         st->sops = stream_route(s, st, &rt);
         if (st->sops)
@@ -478,13 +628,110 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     return ret;
 }
 
+/* ---- slow-header guard ----
+ * libmicrohttpd's connection timeout only measures silence, so a client that
+ * sends one byte every few seconds keeps a connection (and a slot of
+ * max-connections) forever. Every connection therefore gets a deadline by
+ * which its request head must be complete (header_timeout_s from the
+ * connection's start, or from the end of its previous request plus the idle
+ * timeout); a reaper thread shuts down the sockets that miss it, and
+ * libmicrohttpd then closes them through its normal path. The watch entry
+ * is removed (under watch_lock) when libmicrohttpd reports the connection
+ * closed, which it does before closing the socket, so the reaper never
+ * touches a descriptor that has been reused. */
+
+static int64_t mono_ms(void)
+{
+    return now_ns() / 1000000;
+}
+
+static struct conn_watch *watch_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void watch_set(struct http_server *s, struct MHD_Connection *c, int64_t deadline_ms)
+{
+    struct conn_watch *w = watch_of(c);
+    if (!w)
+        return;
+    pthread_mutex_lock(&s->watch_lock);
+    w->deadline_ms = deadline_ms;
+    pthread_mutex_unlock(&s->watch_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn_watch *w = calloc(1, sizeof(*w));
+        if (!w || !ci) {
+            free(w);
+            return;
+        }
+        w->fd = ci->connect_fd;
+        w->deadline_ms = mono_ms() + (int64_t)s->o.header_timeout_s * 1000;
+        pthread_mutex_lock(&s->watch_lock);
+        w->next = s->watched;
+        if (w->next)
+            w->next->prev = w;
+        s->watched = w;
+        pthread_mutex_unlock(&s->watch_lock);
+        *socket_context = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        struct conn_watch *w = *socket_context;
+        pthread_mutex_lock(&s->watch_lock);
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            s->watched = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        pthread_mutex_unlock(&s->watch_lock);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+static void *reaper(void *arg)
+{
+    struct http_server *s = arg;
+    while (!atomic_load(&s->reaper_stop)) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+        int64_t now = mono_ms();
+        int cut = 0;
+        pthread_mutex_lock(&s->watch_lock);
+        for (struct conn_watch *w = s->watched; w; w = w->next)
+            if (w->deadline_ms && now > w->deadline_ms) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->deadline_ms = 0;
+                cut++;
+            }
+        pthread_mutex_unlock(&s->watch_lock);
+        if (cut)
+            log_info("closed %d connection(s) whose request head took over %u s", cut,
+                     s->o.header_timeout_s);
+    }
+    return NULL;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct http_server *s = cls;
     struct req_state *st = *req_cls;
-    (void)c;
     (void)toe;
+    /* the next request on this connection: idle time, then the head's time */
+    if (s->o.header_timeout_s)
+        watch_set(s, c,
+                  mono_ms() +
+                      ((int64_t)s->o.connection_timeout_s + (int64_t)s->o.header_timeout_s) * 1000);
     if (st) {
         if (st->sstate) /* the client went away before the end of its body */
             st->sops->abort(st->sstate);
@@ -535,6 +782,8 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
         s->id_salt = (uint32_t)time(NULL);
     atomic_init(&s->in_flight, 0);
     atomic_init(&s->draining, false);
+    atomic_init(&s->reaper_stop, false);
+    pthread_mutex_init(&s->watch_lock, NULL);
     /* MHD_USE_ITC: MHD_quiesce_daemon() needs it to wake the pool's threads */
     s->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL,
@@ -543,12 +792,16 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "could not listen on %s", o->listen);
+        pthread_mutex_destroy(&s->watch_lock);
         free(s);
         return NULL;
     }
+    if (o->header_timeout_s)
+        s->reaper_running = pthread_create(&s->reaper, NULL, reaper, s) == 0;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : ntohs(sa.sin_port);
     return s;
@@ -557,11 +810,6 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
 int http_server_port(const struct http_server *s)
 {
     return s->port;
-}
-
-static int64_t mono_ms(void)
-{
-    return now_ns() / 1000000;
 }
 
 int http_server_drain(struct http_server *s, int64_t deadline_ms)
@@ -587,6 +835,11 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->daemon);
+    if (s->reaper_running) {
+        atomic_store(&s->reaper_stop, true);
+        pthread_join(s->reaper, NULL);
+    }
+    MHD_stop_daemon(s->daemon); /* reports every connection closed: the watch list empties */
+    pthread_mutex_destroy(&s->watch_lock);
     free(s);
 }

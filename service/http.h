@@ -119,6 +119,7 @@ struct http_server_opts {
     unsigned connection_limit;
     unsigned per_ip_connection_limit; /* 0: none */
     unsigned connection_timeout_s;
+    unsigned header_timeout_s; /* a request head must be complete within this (0: no limit) */
     size_t max_body_bytes;
     const struct http_route *routes;
     size_t n_routes;
@@ -139,6 +140,10 @@ int http_server_port(const struct http_server *s);
 int http_server_drain(struct http_server *s, int64_t deadline_ms);
 /* Stop accepting, finish in-flight requests, free everything. NULL is a no-op. */
 void http_server_stop(struct http_server *s);
+
+/* Whether a Content-Type value names media type mt ("application/json"):
+ * case-insensitive, parameters after ';' ignored, nothing else accepted. */
+bool http_media_type_is(const char *content_type, const char *mt);
 
 /* Match path against a route pattern; fills params (copies into store).
  * Exposed for unit tests. */

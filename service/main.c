@@ -186,6 +186,7 @@ static int cmd_serve(const struct config *cfg)
         .connection_limit = (unsigned)cfg->max_connections,
         .per_ip_connection_limit = (unsigned)cfg->max_connections_per_ip,
         .connection_timeout_s = (unsigned)cfg->connection_timeout_s,
+        .header_timeout_s = (unsigned)cfg->header_timeout_s,
         .max_body_bytes = (size_t)cfg->max_body_bytes,
         .routes = api_routes,
         .n_routes = api_routes_count,

@@ -130,7 +130,16 @@ Test(http, unknown_path_and_wrong_method)
     assert_problem(&r, 405, "method_not_allowed");
     char allow[32];
     cr_assert(simh_header(&r, "Allow", allow, sizeof(allow)));
-    cr_assert_str_eq(allow, "GET");
+    cr_assert_str_eq(allow, "GET, HEAD");
+    simh_resp_free(&r);
+    /* HEAD is GET without a body */
+    get(&r, "HEAD", "/healthz", NULL, NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.len, 0);
+    simh_resp_free(&r);
+    /* %00 never shortens a path ("/healthz%00" is not "/healthz") */
+    get(&r, "GET", "/healthz%00", NULL, NULL);
+    assert_problem(&r, 404, "not_found");
     simh_resp_free(&r);
 }
 

@@ -182,6 +182,8 @@ void simh_req_url(struct simh_resp *out, const char *method, const char *url, co
     }
     if (strcmp(method, "GET") == 0)
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     out->curl_code = (int)curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
     out->body = buf_steal(&b, &out->len);
