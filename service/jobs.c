@@ -497,29 +497,34 @@ static void read_row(PGresult *r, int i, struct job_row *j)
     snprintf(j->last_activity_at, sizeof(j->last_activity_at), "%s", PQgetvalue(r, i, 20));
 }
 
-static bool read_batch_counts(PGconn *c, struct job_row *j, char *err, size_t errlen)
+/* A job's batches by state in the same row as the job (one round trip):
+ * "state n created texts,..." with n batches, of which created were created
+ * at Google, and the texts Google embedded for them (a succeeded batch
+ * without a Google name went through the interactive API). */
+#define BATCH_SUMMARY                                                                              \
+    " (SELECT coalesce(string_agg(x.state || ' ' || x.n || ' ' || x.g || ' ' || x.t, ','), '')"    \
+    "   FROM (SELECT state, count(*) AS n, count(*) FILTER (WHERE gemini_name IS NOT NULL) AS g,"  \
+    "         coalesce(sum(n_chunks) FILTER (WHERE gemini_name IS NOT NULL"                        \
+    "           OR state = 'succeeded'), 0) AS t"                                                  \
+    "         FROM batches WHERE batches.job_id = jobs.id GROUP BY state) x)"
+#define BATCH_SUMMARY_COL 22
+
+static void read_batch_summary(const char *s, struct job_row *j)
 {
-    const char *vals[1] = {j->id};
-    PGresult *r = PQexecParams(c,
-                               "SELECT state, count(*),"
-                               " count(*) FILTER (WHERE gemini_name IS NOT NULL),"
-                               " coalesce(sum(n_chunks) FILTER (WHERE gemini_name IS NOT NULL"
-                               "   OR state = 'succeeded'), 0)"
-                               " FROM batches WHERE job_id = $1 GROUP BY state",
-                               1, NULL, vals, NULL, NULL, 0);
-    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        db_error(r, c, "could not count batches", err, errlen);
-    for (int i = 0; ok && i < PQntuples(r); i++) {
-        for (int k = 0; k < 7; k++)
-            if (strcmp(PQgetvalue(r, i, 0), jobs_batch_states[k]) == 0)
-                j->batches[k] = db_int(PQgetvalue(r, i, 1));
-        /* a succeeded batch without a Google name went through the interactive API */
-        j->google_batches += db_int(PQgetvalue(r, i, 2));
-        j->texts_sent += db_int(PQgetvalue(r, i, 3));
+    while (s && *s) {
+        char state[16];
+        long long n = 0, g = 0, t = 0;
+        if (sscanf(s, "%15s %lld %lld %lld", state, &n, &g, &t) == 4) {
+            for (int k = 0; k < 7; k++)
+                if (strcmp(state, jobs_batch_states[k]) == 0)
+                    j->batches[k] = n;
+            j->google_batches += g;
+            j->texts_sent += t;
+        }
+        s = strchr(s, ',');
+        if (s)
+            s++;
     }
-    PQclear(r);
-    return ok;
 }
 
 enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_row *out, char *err,
@@ -530,21 +535,23 @@ enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_
     char key[24];
     snprintf(key, sizeof(key), "%lld", (long long)key_id);
     const char *vals[2] = {id, key};
-    PGresult *r = PQexecParams(c,
-                               "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1"
-                               " AND api_key_id = $2",
-                               2, NULL, vals, NULL, NULL, 0);
+    static const struct db_stmt get = {"jobs_get",
+                                       "SELECT " JOB_COLUMNS "," BATCH_SUMMARY
+                                       " FROM jobs WHERE id = $1"
+                                       " AND api_key_id = $2",
+                                       2};
+    PGresult *r = db_exec_stmt(c, &get, vals, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         db_error(r, c, "could not read the job", err, errlen);
         PQclear(r);
         return JOBS_ERROR;
     }
     enum jobs_result res = PQntuples(r) == 1 ? JOBS_OK : JOBS_NOT_FOUND;
-    if (res == JOBS_OK)
+    if (res == JOBS_OK) {
         read_row(r, 0, out);
+        read_batch_summary(PQgetvalue(r, 0, BATCH_SUMMARY_COL), out);
+    }
     PQclear(r);
-    if (res == JOBS_OK && !read_batch_counts(c, out, err, errlen))
-        return JOBS_ERROR;
     return res;
 }
 
@@ -569,7 +576,7 @@ enum jobs_result jobs_list(PGconn *c, int64_t key_id, const char *state, const c
     const char *vals[5] = {key, state, us[0] ? us : NULL, cid[0] ? cid : NULL, lim};
     PGresult *r = PQexecParams(
         c,
-        "SELECT " JOB_COLUMNS " FROM jobs WHERE api_key_id = $1"
+        "SELECT " JOB_COLUMNS "," BATCH_SUMMARY " FROM jobs WHERE api_key_id = $1"
         " AND ($2::text IS NULL OR state = $2)"
         " AND ($3::bigint IS NULL OR (created_at, id) <"
         "      ('epoch'::timestamptz + $3::bigint * interval '1 microsecond', $4::uuid))"
@@ -581,15 +588,15 @@ enum jobs_result jobs_list(PGconn *c, int64_t key_id, const char *state, const c
         return JOBS_ERROR;
     }
     int rows = PQntuples(r);
-    for (int i = 0; i < rows && i < limit; i++)
-        read_row(r, i, &out[(*n)++]);
+    for (int i = 0; i < rows && i < limit; i++) {
+        read_row(r, i, &out[*n]);
+        read_batch_summary(PQgetvalue(r, i, BATCH_SUMMARY_COL), &out[*n]);
+        (*n)++;
+    }
     if (rows > limit)
         snprintf(next_cursor, cursor_len, "%s.%s", PQgetvalue(r, limit - 1, 21),
                  PQgetvalue(r, limit - 1, 0));
     PQclear(r);
-    for (size_t i = 0; i < *n; i++)
-        if (!read_batch_counts(c, &out[i], err, errlen))
-            return JOBS_ERROR;
     return JOBS_OK;
 }
 
