@@ -1,6 +1,8 @@
 /* json_strict.c: the RFC 8259 syntax check (see json_strict.h). */
 #include "json_strict.h"
 
+#include "util/compiler.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +13,8 @@ struct scan {
     int depth, max_depth;
     struct json_strict_error *e;
 };
+
+static bool fail(struct scan *s, const char *fmt, ...) SVC_PRINTF(2, 3);
 
 static bool fail(struct scan *s, const char *fmt, ...)
 {

@@ -23,14 +23,28 @@ enum {
     MAX_BACKOFF = 16, /* code points a hard cut may move back */
 };
 
+/* Byte classes, one table lookup per byte on the hot paths. */
+enum { C_SPACE = 1, C_ALNUM = 2 };
+#define SP_ C_SPACE
+#define AN_ C_ALNUM
+/* eight letters in a row: after a designator, initializers go on at the next index */
+#define AN8() AN_, AN_, AN_, AN_, AN_, AN_, AN_, AN_
+static const unsigned char byte_class[256] = {
+    [' '] = SP_,   ['\t'] = SP_, ['\n'] = SP_, ['\r'] = SP_,  ['\f'] = SP_,  ['\v'] = SP_,
+    ['0'] = AN_,   ['1'] = AN_,  ['2'] = AN_,  ['3'] = AN_,   ['4'] = AN_,   ['5'] = AN_,
+    ['6'] = AN_,   ['7'] = AN_,  ['8'] = AN_,  ['9'] = AN_,   ['A'] = AN8(), ['I'] = AN8(),
+    ['Q'] = AN8(), ['Y'] = AN_,  ['Z'] = AN_,  ['a'] = AN8(), ['i'] = AN8(), ['q'] = AN8(),
+    ['y'] = AN_,   ['z'] = AN_,
+};
+
 static bool is_space(unsigned char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    return byte_class[c] == C_SPACE;
 }
 
 static bool is_alnum(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    return byte_class[c] == C_ALNUM;
 }
 
 /* Byte length of the code point at p[i]: its lead byte's length, cut short
@@ -173,13 +187,27 @@ static inline void tok_add(struct tok *t, const unsigned char *p, size_t n)
 int64_t chunker_token_estimate(const char *text, size_t len)
 {
     const unsigned char *p = (const unsigned char *)text;
-    struct tok t = {0, 0};
+    int64_t tokens = 0;
+    /* tok_add() byte by byte, with runs of letters and digits counted whole:
+     * a run of L of them is ceil(L / 3) tokens */
     for (size_t i = 0; i < len;) {
-        size_t n = p[i] < 0x80 ? 1 : cp_len(p, i, len);
-        tok_add(&t, p + i, n);
-        i += n;
+        unsigned char c = p[i];
+        if (is_alnum(c)) {
+            size_t j = i + 1;
+            while (j < len && is_alnum(p[j]))
+                j++;
+            tokens += (int64_t)((j - i + 2) / 3);
+            i = j;
+        } else if (c < 0x80) {
+            tokens += !is_space(c);
+            i++;
+        } else {
+            size_t n = cp_len(p, i, len);
+            tokens += n > 1 ? (int64_t)n - 1 : c >= 0xC0; /* malformed: a lone lead byte counts 1 */
+            i += n;
+        }
     }
-    return t.n == 0 && len > 0 ? 1 : t.n;
+    return tokens == 0 && len > 0 ? 1 : tokens;
 }
 
 bool utf8_valid(const char *s, size_t len)
@@ -280,16 +308,31 @@ static void scan_window(const unsigned char *p, size_t len, const struct chunk_o
             qc++;
             continue;
         }
-        if (is_alnum(p[q]) && !stop) { /* the common case, inline */
-            int64_t add = t.run % 3 == 0;
-            if (full || t.n + add > o->max_tokens)
+        if (is_alnum(p[q]) && !stop) { /* the common case: a run of ASCII letters and digits */
+            size_t e = q, room = full ? 0 : o->max_chars - (qc - start_chars);
+            int64_t n = t.n;
+            size_t run = t.run;
+            bool limit = false;
+            while (e < len && is_alnum(p[e])) {
+                int64_t add = run % 3 == 0;
+                if (e - q >= room || n + add > o->max_tokens) {
+                    limit = true;
+                    break;
+                }
+                n += add;
+                run++;
+                e++;
+            }
+            if (e > q) {
+                t.n = n;
+                t.run = run;
+                nl = false;
+                qc += e - q;
+                q = e;
+                w->last = (struct mark){q, qc, q, qc};
+            }
+            if (limit)
                 break;
-            t.n += add;
-            t.run++;
-            nl = false;
-            w->last = (struct mark){q + 1, qc + 1, q + 1, qc + 1};
-            q++;
-            qc++;
             continue;
         }
         size_t n = cp_len(p, q, len);
