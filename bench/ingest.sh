@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# bench/ingest.sh: the ingest figures. POST /v1/jobs of generated documents
+# (a JSON body, and an application/x-ndjson stream), in chunk rows stored per
+# second, against COPY of the very same documents and chunks rows into the same
+# tables with psql; plus embedd's peak RSS while it streams the NDJSON body.
+# Interface: bench/README.md (one JSON line per figure on stdout).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+# quiesce ID: cancel the job and wait until no chunk of it is in flight, so
+# the workers are idle before the next timed run
+quiesce() {
+  api POST "/v1/jobs/$1/cancel" -o /dev/null
+  local deadline=$((SECONDS + 120))
+  while [ "$(api GET "/v1/jobs/$1" | jq '.stats.chunks.in_flight')" != 0 ]; do
+    [ $SECONDS -lt $deadline ] || die "job $1 still has chunks in flight"
+    sleep 0.1
+  done
+}
+
+# ingest_figure FIGURE FILE CONTENT_TYPE HWM_FIGURE: REPEAT timed POSTs and
+# REPEAT timed COPYs of the same rows; prints the figure line (and the peak
+# RSS line when HWM_FIGURE is set)
+ingest_figure() {
+  local figure=$1 file=$2 ctype=$3 hwm_figure=${4:-}
+  local runs="" bruns="" hwms="" first="" r out code secs id rows dir
+  local mb
+  mb=$(div "$(stat -c %s "$file")" 1048576)
+  out=$BENCH_WORK/ingest/reply.json
+  for r in $(seq "$BENCH_REPEAT"); do
+    # fresh statistics first: without them the workers' claim of a new job
+    # after a 700k-row ingest can plan badly and run for minutes
+    psql_db -c "ANALYZE" >/dev/null
+    reset_hwm "$EMBEDD_PID"
+    read -r code secs < <(post_job "$file" "$ctype" "$out")
+    [ "$code" = 202 ] || die "$figure: POST answered $code: $(head -c 300 "$out")"
+    id=$(jq -r .id "$out")
+    rows=$(jq '.stats.chunks.total' "$out")
+    hwms="$hwms $(div "$(proc_kb "$EMBEDD_PID" VmHWM)" 1024)"
+    runs="$runs $(div "$rows" "$secs")"
+    log "$figure run $r: $rows rows in ${secs}s, VmHWM $(proc_kb "$EMBEDD_PID" VmHWM) kB"
+    quiesce "$id"
+    [ -n "$first" ] || first=$id
+  done
+  # the rows embedd stored, re-keyed to one baseline job id; each baseline
+  # run creates that job, COPYs the rows in, and the job is deleted after it
+  dir=$BENCH_WORK/ingest/rows
+  mkdir -p "$dir"
+  local nid
+  nid=$(psql_db -c "SELECT gen_random_uuid()")
+  dump_rows "$first" "$nid" "$dir"
+  for r in $(seq "$BENCH_REPEAT"); do
+    new_job_like "$first" "$nid" >/dev/null
+    secs=$(copy_rows_in "$dir")
+    bruns="$bruns $(div "$rows" "$secs")"
+    log "$figure baseline $r: $rows rows in ${secs}s"
+    psql_db -c "DELETE FROM jobs WHERE id = '$nid'" >/dev/null
+  done
+  rm -f "$dir"/*.copy
+  figure_json "$figure" "rows/s" true "$runs" "COPY of the same documents + chunks rows (psql)" \
+    "$bruns" "≥ 0.5× baseline" 0.5 "$rows chunk rows, body $mb MiB; embedd --workers 1, job cancelled after each run; peak RSS (MiB):$hwms"
+  if [ -n "$hwm_figure" ]; then
+    local met=true h
+    for h in $hwms; do
+      awk -v h="$h" 'BEGIN { exit !(h < 128) }' || met=false
+    done
+    figure_json "$hwm_figure" "MiB" false "$hwms" "" "" "< 128 MiB" null \
+      "VmHWM of embedd while it stores a $mb MiB NDJSON body (a freshly started embedd; VmHWM reset to the current RSS before each run)" "$met"
+  fi
+}
+
+# Batches stay PENDING at the simulator: after each timed POST the job is
+# cancelled, and its one batch costs a create and a cancel, not a result.
+start_sim ingest --pending-ms 86400000
+start_embedd ingest --workers 1
+mkdir -p "$BENCH_WORK/ingest"
+
+if [ "$BENCH_MODE" = full ]; then
+  json_sizes="10000 100000"
+  nd_docs=100000 # 10 KB each: about 1 GB
+else
+  json_sizes="10000"
+  nd_docs=2000 # about 20 MB
+fi
+
+for n in $json_sizes; do
+  f=$BENCH_WORK/ingest/docs-$n.json
+  gen_docs --docs "$n" --doc-bytes 1000 --seed 1 --format json --out "$f"
+  ingest_figure "ingest, JSON ($(printf "%'d" "$n") docs)" "$f" application/json
+  rm -f "$f"
+done
+
+# streaming ingest: reported as not available until the server accepts NDJSON
+f=$BENCH_WORK/ingest/docs.ndjson
+gen_docs --docs 2 --doc-bytes 200 --seed 9 --format ndjson --out "$f"
+read -r code _ < <(post_job "$f" application/x-ndjson "$BENCH_WORK/ingest/probe.json")
+if [ "$code" = 202 ]; then
+  quiesce "$(jq -r .id "$BENCH_WORK/ingest/probe.json")"
+  gen_docs --docs "$nd_docs" --doc-bytes 10000 --seed 2 --format ndjson --out "$f"
+  # a fresh embedd, so that its peak RSS is not memory kept from the JSON runs
+  stop_pid "$EMBEDD_PID"
+  start_embedd ingest-ndjson --workers 1
+  log "NDJSON: embedd VmRSS $(proc_kb "$EMBEDD_PID" VmRSS) kB before the first run"
+  mb=$(div "$(stat -c %s "$f")" 1048576 0)
+  ingest_figure "ingest, NDJSON streaming ($mb MiB)" "$f" application/x-ndjson \
+    "ingest, NDJSON streaming: peak RSS of embedd"
+else
+  log "NDJSON ingest not available (POST answered $code)"
+  unavailable "ingest, NDJSON streaming" "rows/s" \
+    "not available: POST /v1/jobs with application/x-ndjson answered $code"
+  unavailable "ingest, NDJSON streaming: peak RSS of embedd" "MiB" "not available"
+fi
+rm -f "$f"
