@@ -32,6 +32,7 @@ struct http_server {
     uint32_t id_salt;
     atomic_int in_flight; /* requests between their headers and their completion */
     atomic_bool draining; /* shutting down: answer what is in flight, then close */
+    MHD_socket quiesced;  /* the listening socket once drain took it from MHD */
     /* slow-header guard: every open connection, with the time by which its
      * current request's head must be complete (see watch_*) */
     pthread_mutex_t watch_lock;
@@ -782,6 +783,7 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
         s->id_salt = (uint32_t)time(NULL);
     atomic_init(&s->in_flight, 0);
     atomic_init(&s->draining, false);
+    s->quiesced = MHD_INVALID_SOCKET;
     atomic_init(&s->reaper_stop, false);
     pthread_mutex_init(&s->watch_lock, NULL);
     /* MHD_USE_ITC: MHD_quiesce_daemon() needs it to wake the pool's threads */
@@ -817,11 +819,13 @@ int http_server_drain(struct http_server *s, int64_t deadline_ms)
     if (!s)
         return 0;
     atomic_store(&s->draining, true);
-    /* stop accepting: close the listening socket so that new connections are
-     * refused at once (and go to another replica) */
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    /* stop accepting: new connections are refused at once (and go to another
+     * replica). shutdown() takes the socket out of the LISTEN state now; it is
+     * closed only after MHD_stop_daemon, because MHD's threads still hold it in
+     * their epoll sets until they notice the quiesce. */
+    s->quiesced = MHD_quiesce_daemon(s->daemon);
+    if (s->quiesced != MHD_INVALID_SOCKET)
+        shutdown(s->quiesced, SHUT_RDWR);
     int64_t end = mono_ms() + deadline_ms;
     int n;
     while ((n = atomic_load(&s->in_flight)) > 0 && mono_ms() < end) {
@@ -840,6 +844,8 @@ void http_server_stop(struct http_server *s)
         pthread_join(s->reaper, NULL);
     }
     MHD_stop_daemon(s->daemon); /* reports every connection closed: the watch list empties */
+    if (s->quiesced != MHD_INVALID_SOCKET)
+        close(s->quiesced);
     pthread_mutex_destroy(&s->watch_lock);
     free(s);
 }

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,7 @@ static void raise_file_limit(const struct config *cfg, size_t pool)
 /* The shutdown deadline is a promise: if draining hangs (a database that
  * does not answer), the process still ends, with a non-zero status. */
 static int64_t watchdog_ms;
+static atomic_bool shutdown_done; /* the orderly stop finished: the watchdog stands down */
 
 static void *shutdown_watchdog(void *arg)
 {
@@ -139,6 +141,8 @@ static void *shutdown_watchdog(void *arg)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+    if (atomic_load(&shutdown_done))
+        return NULL; /* main is already on its way out through exit() */
     log_error("shutdown did not finish within %lld ms; exiting now (leases expire by themselves)",
               (long long)watchdog_ms);
     _exit(1);
@@ -243,6 +247,7 @@ static int cmd_serve(const struct config *cfg)
     db_pool_free(app.db);
     gem_global_cleanup();
     log_info("stopped in %lld ms (%d lease(s) handed back)", (long long)(mono_ms() - t0), handed);
+    atomic_store(&shutdown_done, true);
     return rc;
 }
 

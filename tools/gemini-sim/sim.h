@@ -10,6 +10,7 @@
 #define SIM_SIM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -209,7 +210,7 @@ struct sim {
     uint64_t fault_rng;
     struct MHD_Daemon *daemon;
     int port;
-    volatile int stopping;
+    atomic_int stopping;
 };
 
 /* ---- vector.c: the deterministic embedding function ---- */
