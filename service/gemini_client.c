@@ -50,16 +50,22 @@ struct req {
     const char *const *headers; /* extra headers, NULL-terminated; may be NULL */
     enum req_kind kind;
     struct buf *sink; /* where a 2xx body goes; NULL: c->body */
+    /* or, when set, who takes a 2xx body piece by piece (false: refused, the
+     * transfer stops) */
+    bool (*feed)(void *ud, const char *p, size_t n);
+    void *feed_ud;
 };
 
 /* Where the response body goes, decided at its first byte. */
 struct sink {
     struct gem_client *c;
+    const struct req *r;
     struct buf *ok;  /* 2xx destination */
     struct buf *dst; /* NULL until decided */
     bool is_ok;
     bool overflow; /* a 2xx body passed its cap */
     bool oom;
+    bool refused; /* the feed refused the 2xx body */
 };
 
 static void set_detail(const struct gem_client *c, struct gem_call *res, const char *fmt, ...)
@@ -202,6 +208,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         (void)kept;
         return len;
     }
+    if (s->r->feed) {
+        if (s->r->feed(s->r->feed_ud, p, len))
+            return len;
+        s->refused = true;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
     if (buf_append(s->dst, p, len))
         return len;
     if (s->dst->len + len > s->dst->max)
@@ -328,7 +340,11 @@ static void classify_transport(struct gem_client *c, const struct req *r, CURLco
     bool unsent = no_conn || (res->http == 0 && !whole);
     const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
     const char *maybe = create ? "; the batch may exist" : "";
-    if (rc == CURLE_WRITE_ERROR && (s->overflow || s->oom)) {
+    if (rc == CURLE_WRITE_ERROR && s->refused) {
+        /* the caller's feed knows why; it sets the outcome after this */
+        res->outcome = create ? GEM_UNKNOWN : GEM_RETRY;
+        set_detail(c, res, "%s: the response body was refused%s", r->op, maybe);
+    } else if (rc == CURLE_WRITE_ERROR && (s->overflow || s->oom)) {
         res->outcome = create ? GEM_UNKNOWN : s->oom ? GEM_RETRY : GEM_FATAL;
         if (s->oom)
             set_detail(c, res, "%s: out of memory reading the response%s", r->op, maybe);
@@ -381,7 +397,7 @@ static bool perform(struct gem_client *c, const struct req *r, struct gem_call *
         set_detail(c, res, "%s: out of memory", r->op);
         return false;
     }
-    struct sink s = {c, ok, NULL, false, false, false};
+    struct sink s = {c, r, ok, NULL, false, false, false, false};
     set_options(c, r, &s, hl);
     CURLcode rc = curl_easy_perform(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
@@ -432,12 +448,9 @@ static json_object *parse_json(const char *p, size_t len)
  * way (worth retrying); well-formed JSON of the wrong shape will not change
  * on a retry.
  */
-static void body_unusable(struct gem_client *c, const struct req *r, const struct buf *b,
-                          const char *why, struct gem_call *res)
+static void body_unusable_as(struct gem_client *c, const struct req *r, bool json, const char *why,
+                             struct gem_call *res)
 {
-    json_object *o = parse_json(data_of(b), b->len);
-    bool json = o != NULL;
-    json_object_put(o);
     if (r->kind == REQ_CREATE)
         res->outcome = GEM_UNKNOWN;
     else
@@ -445,6 +458,15 @@ static void body_unusable(struct gem_client *c, const struct req *r, const struc
     set_detail(c, res, "%s: HTTP %ld with %s body: %.120s%s", r->op, res->http,
                json ? "an unexpected" : "a malformed", why,
                r->kind == REQ_CREATE ? "; the batch may exist" : "");
+}
+
+static void body_unusable(struct gem_client *c, const struct req *r, const struct buf *b,
+                          const char *why, struct gem_call *res)
+{
+    json_object *o = parse_json(data_of(b), b->len);
+    bool json = o != NULL;
+    json_object_put(o);
+    body_unusable_as(c, r, json, why, res);
 }
 
 /* ---- URLs and names ---- */
@@ -520,10 +542,28 @@ void gem_create_batch(struct gem_client *c, const char *model, const char *body,
         reject(c, res, what, "URL too long");
         return;
     }
-    struct req r = {what, "POST", url, body, len, JSON_CTYPE, NULL, REQ_CREATE, NULL};
+    struct req r = {what, "POST", url, body, len, JSON_CTYPE, NULL, REQ_CREATE, NULL, NULL, NULL};
     if (perform(c, &r, res) &&
         !gem_parse_operation(data_of(&c->body), c->body.len, op, err, sizeof(err)))
         body_unusable(c, &r, &c->body, err, res);
+}
+
+/* A batch GET's body, parsed as it arrives (never held whole), within the client's cap. */
+struct op_feed {
+    struct gem_op_stream st;
+    size_t seen, max;
+    bool over;
+};
+
+static bool op_feed(void *ud, const char *p, size_t n)
+{
+    struct op_feed *f = ud;
+    if (n > f->max - f->seen) {
+        f->over = true;
+        return false;
+    }
+    f->seen += n;
+    return gem_op_stream_feed(&f->st, p, n);
 }
 
 void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation *op,
@@ -537,10 +577,25 @@ void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation 
         reject(c, res, what, "invalid batch name");
         return;
     }
-    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, NULL};
-    if (perform(c, &r, res) &&
-        !gem_parse_operation(data_of(&c->body), c->body.len, op, err, sizeof(err)))
-        body_unusable(c, &r, &c->body, err, res);
+    /* a succeeded batch's body holds its inline results: hundreds of MB */
+    struct op_feed f = {.max = c->max_response};
+    gem_op_stream_init(&f.st);
+    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, NULL, op_feed, &f};
+    bool json = false, limit = false;
+    const char *why;
+    if (perform(c, &r, res)) {
+        if (!gem_op_stream_finish(&f.st, op, &json, err, sizeof(err)))
+            body_unusable_as(c, &r, json, err, res);
+    } else if (f.over) {
+        res->outcome = GEM_FATAL;
+        set_detail(c, res, "%s: response larger than %zu bytes", what, f.max);
+    } else if ((why = gem_op_stream_error(&f.st, &limit))) {
+        /* refused on the way: mangled (worth another GET) or beyond reason */
+        body_unusable_as(c, &r, limit, why, res);
+        if (limit)
+            res->outcome = GEM_FATAL;
+    }
+    gem_op_stream_cleanup(&f.st);
 }
 
 void gem_list_batches(struct gem_client *c, int page_size, const char *page_token,
@@ -571,7 +626,7 @@ void gem_list_batches(struct gem_client *c, int page_size, const char *page_toke
         reject(c, res, what, "page token too long");
         return;
     }
-    struct req r = {what, "GET", url.data, NULL, 0, NULL, NULL, REQ_SAFE, NULL};
+    struct req r = {what, "GET", url.data, NULL, 0, NULL, NULL, REQ_SAFE, NULL, NULL, NULL};
     if (perform(c, &r, res) && !gem_parse_list(data_of(&c->body), c->body.len, ops, n, next_token,
                                                token_len, err, sizeof(err)))
         body_unusable(c, &r, &c->body, err, res);
@@ -591,8 +646,12 @@ static void name_call(struct gem_client *c, const char *what, const char *method
     }
     bool post = strcmp(method, "POST") == 0;
     /* a POST always carries a body: Google front ends answer 411 to one without */
-    struct req r = {what, method,   url, post ? "{}" : NULL, post ? 2 : 0, post ? JSON_CTYPE : NULL,
-                    NULL, REQ_SAFE, NULL};
+    struct req r = {what,         method,
+                    url,          post ? "{}" : NULL,
+                    post ? 2 : 0, post ? JSON_CTYPE : NULL,
+                    NULL,         REQ_SAFE,
+                    NULL,         NULL,
+                    NULL};
     perform(c, &r, res);
 }
 
@@ -619,7 +678,7 @@ void gem_embed_sync(struct gem_client *c, const char *model, const char *body, s
         reject(c, res, what, !body ? "no request body" : "invalid model id");
         return;
     }
-    struct req r = {what, "POST", url, body, len, JSON_CTYPE, NULL, REQ_SAFE, NULL};
+    struct req r = {what, "POST", url, body, len, JSON_CTYPE, NULL, REQ_SAFE, NULL, NULL, NULL};
     if (perform(c, &r, res) &&
         !gem_parse_sync(data_of(&c->body), c->body.len, results, n, err, sizeof(err)))
         body_unusable(c, &r, &c->body, err, res);
@@ -645,7 +704,8 @@ static bool upload_start(struct gem_client *c, const char *display_name, size_t 
     snprintf(size_hdr, sizeof(size_hdr), "X-Goog-Upload-Header-Content-Length: %zu", len);
     const char *hdrs[] = {"X-Goog-Upload-Protocol: resumable", "X-Goog-Upload-Command: start",
                           size_hdr, "X-Goog-Upload-Header-Content-Type: application/jsonl", NULL};
-    struct req r = {what, "POST", url, meta.data, meta.len, JSON_CTYPE, hdrs, REQ_SAFE, NULL};
+    struct req r = {what, "POST",   url,  meta.data, meta.len, JSON_CTYPE,
+                    hdrs, REQ_SAFE, NULL, NULL,      NULL};
     bool ok = perform(c, &r, res);
     buf_cleanup(&meta);
     if (!ok)
@@ -701,6 +761,8 @@ void gem_upload_file(struct gem_client *c, const char *display_name, const char 
                     "Content-Type: application/octet-stream",
                     hdrs,
                     REQ_SAFE,
+                    NULL,
+                    NULL,
                     NULL};
     if (perform(c, &r, res) && !upload_name(&c->body, name_out, name_len)) {
         if (name_len)
@@ -709,8 +771,8 @@ void gem_upload_file(struct gem_client *c, const char *display_name, const char 
     }
 }
 
-void gem_download_file(struct gem_client *c, const char *name, struct buf *out,
-                       struct gem_call *res)
+static void download(struct gem_client *c, const char *name, struct buf *out,
+                     bool (*feed)(void *, const char *, size_t), void *ud, struct gem_call *res)
 {
     static const char what[] = "download";
     char url[URL_MAX];
@@ -719,13 +781,26 @@ void gem_download_file(struct gem_client *c, const char *name, struct buf *out,
         reject(c, res, what, "invalid file name");
         return;
     }
-    size_t keep = out->len;
-    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, out};
-    if (!perform(c, &r, res)) {
+    size_t keep = out ? out->len : 0;
+    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, out, feed, ud};
+    if (!perform(c, &r, res) && out) {
         out->len = keep; /* nothing of a failed download stays in out */
         if (out->data)
             out->data[keep] = '\0';
     }
+}
+
+void gem_download_file(struct gem_client *c, const char *name, struct buf *out,
+                       struct gem_call *res)
+{
+    download(c, name, out, NULL, NULL, res);
+}
+
+void gem_download_stream(struct gem_client *c, const char *name,
+                         bool (*feed)(void *ud, const char *p, size_t n), void *ud,
+                         struct gem_call *res)
+{
+    download(c, name, NULL, feed, ud, res);
 }
 
 void gem_delete_file(struct gem_client *c, const char *name, struct gem_call *res)

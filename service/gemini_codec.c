@@ -1,6 +1,8 @@
 /* gemini_codec.c: the JSON of Gemini's embedding API: request bodies built, responses parsed. */
 #include "gemini_codec.h"
 
+#include "util/jslim.h"
+
 #include <json-c/json.h>
 
 #include <limits.h>
@@ -317,10 +319,35 @@ static void result_init(struct gem_result *r)
     status_init(&r->error);
 }
 
+/* A "values" array that jslim took out of the text (its reference in the slim text). */
+static bool take_values(struct jslim *js, json_object *ref, struct gem_result *r, char *err,
+                        size_t errlen)
+{
+    int64_t k = json_object_is_type(ref, json_type_int) ? json_object_get_int64(ref) : -1;
+    float *v = NULL;
+    int dims = 0, bad = -1;
+    if (!js || k < 0 || !jslim_take(js, (size_t)k, &v, &dims, &bad)) {
+        fail(err, errlen, "embedding has no values array");
+        return false;
+    }
+    if (bad >= 0) {
+        free(v);
+        fail(err, errlen, "embedding value %d is not a finite number", bad);
+        return false;
+    }
+    r->values = v;
+    r->dims = dims;
+    return true;
+}
+
 /* ContentEmbedding {"values":[..]} → r->values; every element must be a finite number. */
-static bool parse_embedding(json_object *emb, struct gem_result *r, char *err, size_t errlen)
+static bool parse_embedding(json_object *emb, struct gem_result *r, struct jslim *js, char *err,
+                            size_t errlen)
 {
     json_object *values = dig(emb, "values", NULL);
+    json_object *ref = dig(emb, JSLIM_REF_KEY, NULL);
+    if (!values && ref)
+        return take_values(js, ref, r, err, errlen);
     if (!values || !json_object_is_type(values, json_type_array)) {
         fail(err, errlen, "embedding has no values array");
         return false;
@@ -353,8 +380,8 @@ static bool parse_embedding(json_object *emb, struct gem_result *r, char *err, s
 /* One result: {"response":{"embedding":..,"tokenCount":"N"|"usageMetadata":..}} or
  * {"error":{..}}; key_v is its key (a string, else none). An error wins over an embedding.
  * On failure r holds nothing. */
-static bool parse_item(json_object *item, json_object *key_v, struct gem_result *r, char *err,
-                       size_t errlen)
+static bool parse_item(json_object *item, json_object *key_v, struct gem_result *r,
+                       struct jslim *js, char *err, size_t errlen)
 {
     result_init(r);
     if (!is_obj(item)) {
@@ -376,7 +403,7 @@ static bool parse_item(json_object *item, json_object *key_v, struct gem_result 
             r->error.code = 2; /* google.rpc.Code UNKNOWN: an error object always means failure */
         ok = true;
     } else if (emb) {
-        ok = parse_embedding(emb, r, err, errlen);
+        ok = parse_embedding(emb, r, js, err, errlen);
         json_object *tc = dig(resp, "tokenCount", NULL);
         r->token_count =
             tc ? i64_or(tc, -1) : i64_or(dig(resp, "usageMetadata", "promptTokenCount", NULL), -1);
@@ -402,7 +429,8 @@ static json_object *output_member(json_object *o, const char *name)
     return v;
 }
 
-static bool parse_inline(json_object *outer, struct gem_operation *op, char *err, size_t errlen)
+static bool parse_inline(json_object *outer, struct gem_operation *op, struct jslim *js, char *err,
+                         size_t errlen)
 {
     /* the wire nests the list twice; a bare list is taken as well */
     json_object *arr =
@@ -423,7 +451,7 @@ static bool parse_inline(json_object *outer, struct gem_operation *op, char *err
     for (size_t i = 0; i < n; i++) {
         json_object *item = json_object_array_get_idx(arr, i);
         char why[200] = "";
-        if (!parse_item(item, dig(item, "metadata", "key", NULL), &op->results[i], why,
+        if (!parse_item(item, dig(item, "metadata", "key", NULL), &op->results[i], js, why,
                         sizeof(why))) {
             fail(err, errlen, "inline result %zu: %s", i, why);
             return false;
@@ -433,8 +461,8 @@ static bool parse_inline(json_object *outer, struct gem_operation *op, char *err
     return true;
 }
 
-static bool parse_op(json_object *o, struct gem_operation *op, bool results, char *err,
-                     size_t errlen)
+static bool parse_op(json_object *o, struct gem_operation *op, struct jslim *js, bool results,
+                     char *err, size_t errlen)
 {
     memset(op, 0, sizeof(*op));
     status_init(&op->error);
@@ -474,7 +502,7 @@ static bool parse_op(json_object *o, struct gem_operation *op, bool results, cha
         return false;
     }
     json_object *outer = results ? output_member(o, "inlinedResponses") : NULL;
-    if (outer && !parse_inline(outer, op, err, errlen)) {
+    if (outer && !parse_inline(outer, op, js, err, errlen)) {
         gem_operation_free(op);
         op->has_inline = false;
         return false;
@@ -482,16 +510,80 @@ static bool parse_op(json_object *o, struct gem_operation *op, bool results, cha
     return true;
 }
 
-bool gem_parse_operation(const char *body, size_t len, struct gem_operation *op, char *err,
-                         size_t errlen)
+/* The slim text of a complete jslim as a json-c object; NULL (err set) if it was not JSON. */
+static json_object *slim_root(struct jslim *js, char *err, size_t errlen)
+{
+    if (!jslim_finish(js)) {
+        fail(err, errlen, "response is not valid JSON: %s", js->err);
+        return NULL;
+    }
+    return parse_body(js->out.data, js->out.len, err, errlen);
+}
+
+void gem_op_stream_init(struct gem_op_stream *s)
+{
+    s->js = calloc(1, sizeof(*s->js));
+    if (s->js)
+        jslim_init(s->js, GEM_SLIM_MAX);
+}
+
+bool gem_op_stream_feed(struct gem_op_stream *s, const char *p, size_t n)
+{
+    return s->js && jslim_feed(s->js, p, n);
+}
+
+bool gem_op_stream_finish(struct gem_op_stream *s, struct gem_operation *op, bool *json, char *err,
+                          size_t errlen)
 {
     memset(op, 0, sizeof(*op));
     status_init(&op->error);
-    json_object *o = parse_body(body, len, err, errlen);
+    *json = false;
+    if (!s->js) {
+        fail(err, errlen, "out of memory");
+        return false;
+    }
+    json_object *o = slim_root(s->js, err, errlen);
     if (!o)
         return false;
-    bool ok = parse_op(o, op, true, err, errlen);
+    *json = true;
+    bool ok = parse_op(o, op, s->js, true, err, errlen);
     json_object_put(o);
+    return ok;
+}
+
+const char *gem_op_stream_error(const struct gem_op_stream *s, bool *limit)
+{
+    *limit = s->js && s->js->limit;
+    if (!s->js)
+        return "out of memory";
+    return s->js->err[0] ? s->js->err : NULL;
+}
+
+void gem_op_stream_cleanup(struct gem_op_stream *s)
+{
+    if (s->js)
+        jslim_cleanup(s->js);
+    free(s->js);
+    s->js = NULL;
+}
+
+bool gem_parse_operation(const char *body, size_t len, struct gem_operation *op, char *err,
+                         size_t errlen)
+{
+    struct gem_op_stream st;
+    bool json;
+    gem_op_stream_init(&st);
+    if (!body || len == 0) {
+        memset(op, 0, sizeof(*op));
+        status_init(&op->error);
+        fail(err, errlen, "empty response body");
+        gem_op_stream_cleanup(&st);
+        return false;
+    }
+    bool fed = gem_op_stream_feed(&st, body, len);
+    (void)fed; /* a refusal shows in finish */
+    bool ok = gem_op_stream_finish(&st, op, &json, err, errlen);
+    gem_op_stream_cleanup(&st);
     return ok;
 }
 
@@ -509,7 +601,7 @@ static bool parse_ops(json_object *arr, struct gem_operation **ops, size_t *n, c
     }
     for (size_t i = 0; i < count; i++) {
         char why[200] = "";
-        if (!parse_op(json_object_array_get_idx(arr, i), &out[i], false, why, sizeof(why))) {
+        if (!parse_op(json_object_array_get_idx(arr, i), &out[i], NULL, false, why, sizeof(why))) {
             fail(err, errlen, "operations[%zu]: %s", i, why);
             for (size_t k = 0; k < i; k++)
                 gem_operation_free(&out[k]);
@@ -551,12 +643,103 @@ bool gem_parse_result_line(const char *line, size_t len, struct gem_result *r, c
                            size_t errlen)
 {
     result_init(r);
-    json_object *o = parse_body(line, len, err, errlen);
-    if (!o)
+    if (!line || len == 0) {
+        fail(err, errlen, "empty response body");
         return false;
-    bool ok = parse_item(o, dig(o, "key", NULL), r, err, errlen);
+    }
+    struct jslim js;
+    jslim_init(&js, GEM_SLIM_MAX);
+    bool fed = jslim_feed(&js, line, len);
+    (void)fed; /* a refusal shows in slim_root */
+    json_object *o = slim_root(&js, err, errlen);
+    bool ok = o && parse_item(o, dig(o, "key", NULL), r, &js, err, errlen);
     json_object_put(o);
+    jslim_cleanup(&js);
     return ok;
+}
+
+#define GEM_LINE_MAX ((size_t)64 << 20) /* one result of 3,072 numbers is ~60 KB */
+
+void gem_lines_init(struct gem_lines *l)
+{
+    memset(l, 0, sizeof(*l));
+    buf_init(&l->line, GEM_LINE_MAX);
+}
+
+static bool lines_one(struct gem_lines *l, const char *p, size_t len)
+{
+    l->lines++;
+    while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    if (len == 0)
+        return true;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        struct gem_result *bigger = realloc(l->results, cap * sizeof(*bigger));
+        if (!bigger) {
+            l->oom = true;
+            return false;
+        }
+        l->results = bigger;
+        l->cap = cap;
+    }
+    char why[200];
+    if (gem_parse_result_line(p, len, &l->results[l->n], why, sizeof(why))) {
+        l->n++;
+    } else {
+        if (!l->bad++)
+            snprintf(l->err, sizeof(l->err), "line %zu: %.170s", l->lines, why);
+    }
+    return true;
+}
+
+bool gem_lines_feed(struct gem_lines *l, const char *p, size_t n)
+{
+    const char *end = p + n;
+    while (p < end && !l->oom) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            /* the line goes on in the next piece */
+            if (!buf_append(&l->line, p, (size_t)(end - p))) {
+                if (l->line.len + (size_t)(end - p) <= l->line.max)
+                    l->oom = true;
+                else if (!l->bad++) /* an absurd line: dropped */
+                    snprintf(l->err, sizeof(l->err), "a line longer than %zu bytes", l->line.max);
+                buf_reset(&l->line);
+            }
+            return !l->oom;
+        }
+        if (l->line.len) {
+            if (!buf_append(&l->line, p, (size_t)(nl - p))) {
+                l->oom = l->line.len + (size_t)(nl - p) <= l->line.max;
+                if (!l->oom && !l->bad++)
+                    snprintf(l->err, sizeof(l->err), "a line longer than %zu bytes", l->line.max);
+            } else if (!lines_one(l, l->line.data, l->line.len)) {
+                return false;
+            }
+            buf_reset(&l->line);
+        } else if (!lines_one(l, p, (size_t)(nl - p))) {
+            return false;
+        }
+        p = nl + 1;
+    }
+    return !l->oom;
+}
+
+bool gem_lines_finish(struct gem_lines *l)
+{
+    bool ok = !l->oom && (!l->line.len || lines_one(l, l->line.data, l->line.len));
+    buf_reset(&l->line);
+    return ok;
+}
+
+void gem_lines_cleanup(struct gem_lines *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        gem_result_free(&l->results[i]);
+    free(l->results);
+    buf_cleanup(&l->line);
+    memset(l, 0, sizeof(*l));
 }
 
 static void free_results(struct gem_result *rs, size_t n)
@@ -567,8 +750,8 @@ static void free_results(struct gem_result *rs, size_t n)
 }
 
 /* {"embeddings":[ContentEmbedding,..]} or {"embedding":ContentEmbedding,"usageMetadata":..}. */
-static bool parse_sync_root(json_object *o, struct gem_result **results, size_t *n, char *err,
-                            size_t errlen)
+static bool parse_sync_root(json_object *o, struct jslim *js, struct gem_result **results,
+                            size_t *n, char *err, size_t errlen)
 {
     json_object *arr = dig(o, "embeddings", NULL);
     json_object *one = dig(o, "embedding", NULL);
@@ -589,7 +772,7 @@ static bool parse_sync_root(json_object *o, struct gem_result **results, size_t 
     for (size_t i = 0; i < count; i++) {
         result_init(&out[i]);
         char why[200] = "";
-        if (!parse_embedding(arr ? json_object_array_get_idx(arr, i) : one, &out[i], why,
+        if (!parse_embedding(arr ? json_object_array_get_idx(arr, i) : one, &out[i], js, why,
                              sizeof(why))) {
             fail(err, errlen, "embeddings[%zu]: %s", i, why);
             free_results(out, i + 1);
@@ -608,11 +791,18 @@ bool gem_parse_sync(const char *body, size_t len, struct gem_result **results, s
 {
     *results = NULL;
     *n = 0;
-    json_object *o = parse_body(body, len, err, errlen);
-    if (!o)
+    if (!body || len == 0) {
+        fail(err, errlen, "empty response body");
         return false;
-    bool ok = parse_sync_root(o, results, n, err, errlen);
+    }
+    struct jslim js;
+    jslim_init(&js, GEM_SLIM_MAX);
+    bool fed = jslim_feed(&js, body, len);
+    (void)fed; /* a refusal shows in slim_root */
+    json_object *o = slim_root(&js, err, errlen);
+    bool ok = o && parse_sync_root(o, &js, results, n, err, errlen);
     json_object_put(o);
+    jslim_cleanup(&js);
     return ok;
 }
 

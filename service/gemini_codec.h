@@ -74,6 +74,26 @@ void gem_result_free(struct gem_result *r); /* frees members, not r itself */
 bool gem_parse_operation(const char *body, size_t len, struct gem_operation *op, char *err,
                          size_t errlen) SVC_MUSTCHECK;
 
+/* The same, fed in pieces as they arrive (a GET of a batch whose inline
+ * results run to hundreds of megabytes): the numbers of every "values" array
+ * become float32 at once, the rest is parsed when the body is complete.
+ * Memory: the vectors plus a slim copy of everything else. */
+struct jslim;
+struct gem_op_stream {
+    struct jslim *js;
+};
+#define GEM_SLIM_MAX ((size_t)256 << 20) /* the body without its vectors */
+void gem_op_stream_init(struct gem_op_stream *s);
+/* false once the body is known not to be JSON (or memory ran out); finish says why */
+bool gem_op_stream_feed(struct gem_op_stream *s, const char *p, size_t n);
+/* The body is complete: parse it into op. *json: it was well-formed JSON
+ * (false means truncated or mangled, worth fetching again). */
+bool gem_op_stream_finish(struct gem_op_stream *s, struct gem_operation *op, bool *json, char *err,
+                          size_t errlen) SVC_MUSTCHECK;
+/* Why feeding was refused (NULL while it was not); *limit: for its size, not its syntax. */
+const char *gem_op_stream_error(const struct gem_op_stream *s, bool *limit);
+void gem_op_stream_cleanup(struct gem_op_stream *s);
+
 /* Parse a list response ({} when empty). *ops is a malloc'd array the caller
  * frees with gem_operation_free on each element, then free(). next_token is
  * "" when there is no further page. */
@@ -87,6 +107,25 @@ void gem_parse_error(const char *body, size_t len, int http, struct gem_status *
 /* Parse one line of a responsesFile: {"key":..,"response":{..}} or {"key":..,"error":{..}}. */
 bool gem_parse_result_line(const char *line, size_t len, struct gem_result *r, char *err,
                            size_t errlen) SVC_MUSTCHECK;
+
+/* A responsesFile parsed as it arrives: one result per non-empty line, in
+ * file order. Lines that do not parse are counted and skipped. Only the
+ * current line is held (when it spans pieces), never the file. */
+struct gem_lines {
+    struct buf line;            /* the start of a line that continues in the next piece */
+    struct gem_result *results; /* owned until taken */
+    size_t n, cap;
+    size_t lines;  /* lines read */
+    size_t bad;    /* lines skipped */
+    char err[200]; /* why the first of them was */
+    bool oom;      /* memory ran out: the results are incomplete */
+};
+void gem_lines_init(struct gem_lines *l);
+/* false when memory ran out (the transfer should stop) */
+bool gem_lines_feed(struct gem_lines *l, const char *p, size_t n);
+/* the end of the file (a last line without a newline is parsed) */
+bool gem_lines_finish(struct gem_lines *l);
+void gem_lines_cleanup(struct gem_lines *l); /* frees the results too */
 
 /* Parse a batchEmbedContents response ({"embeddings":[{"values":[..]},..]}) or an
  * embedContent one ({"embedding":{..}}). *results is malloc'd, keys NULL. */

@@ -411,48 +411,39 @@ static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_
     return ok;
 }
 
+static bool lines_feed(void *ud, const char *p, size_t n)
+{
+    return gem_lines_feed(ud, p, n);
+}
+
 /* Results of a succeeded batch, inline or from its output file; true once stored. */
 static bool collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_operation *op)
 {
     if (op->has_inline || !op->responses_file[0])
         return store(w, c, b, op->results, op->n_results);
-    struct buf file;
-    buf_init(&file, (size_t)1 << 31);
+    /* the file is parsed as it arrives: only its vectors are held */
+    struct gem_lines lines;
+    gem_lines_init(&lines);
     struct gem_call res;
-    gem_download_file(w->gem, op->responses_file, &file, &res);
+    gem_download_stream(w->gem, op->responses_file, lines_feed, &lines, &res);
     char err[512] = "";
+    if (res.outcome == GEM_OK && !gem_lines_finish(&lines)) {
+        res.outcome = GEM_RETRY;
+        snprintf(res.detail, sizeof(res.detail), "out of memory reading the results file");
+    }
     if (res.outcome != GEM_OK) {
-        log_warn("batch %s: download failed: %s", b->display_name, res.detail);
+        log_warn("batch %s: download failed: %s", b->display_name,
+                 lines.oom ? "out of memory reading the results file" : res.detail);
         if (!pipe_retry_later(c, b->id, jitter(w, w->wp->cfg->poll_min_ms), err, sizeof(err)))
             log_error("%s", err);
-        buf_cleanup(&file);
+        gem_lines_cleanup(&lines);
         return false;
     }
-    size_t cap = 64, n = 0;
-    struct gem_result *rs = calloc(cap, sizeof(*rs));
-    const char *p = file.data ? file.data : "", *end = p + file.len;
-    while (rs && p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        if (len) {
-            if (n == cap) {
-                struct gem_result *bigger = realloc(rs, cap * 2 * sizeof(*rs));
-                if (!bigger)
-                    break;
-                rs = bigger;
-                cap *= 2;
-            }
-            memset(&rs[n], 0, sizeof(rs[n]));
-            if (gem_parse_result_line(p, len, &rs[n], err, sizeof(err)))
-                n++;
-        }
-        p += len + 1;
-    }
-    bool ok = rs && store(w, c, b, rs, n);
-    for (size_t i = 0; i < n; i++)
-        gem_result_free(&rs[i]);
-    free(rs);
-    buf_cleanup(&file);
+    if (lines.bad)
+        log_warn("batch %s: %zu line(s) of the results file skipped (%s)", b->display_name,
+                 lines.bad, lines.err);
+    bool ok = store(w, c, b, lines.results, lines.n);
+    gem_lines_cleanup(&lines);
     return ok;
 }
 

@@ -57,16 +57,47 @@ static void check_op(const struct gem_operation *op, bool results)
         check_result(&op->results[i]);
 }
 
+/* The same body fed to gem_op_stream in pieces of `piece` bytes must parse the same. */
+static void same_in_pieces(const char *body, size_t len, size_t piece, bool whole_ok,
+                           const struct gem_operation *whole)
+{
+    struct gem_op_stream st;
+    struct gem_operation op;
+    char err[256] = "";
+    bool json;
+    gem_op_stream_init(&st);
+    for (size_t i = 0; i < len; i += piece)
+        if (!gem_op_stream_feed(&st, body + i, len - i < piece ? len - i : piece))
+            break;
+    bool ok = gem_op_stream_finish(&st, &op, &json, err, sizeof(err));
+    gem_op_stream_cleanup(&st);
+    CHECK(ok == whole_ok);
+    if (ok) {
+        CHECK(strcmp(op.name, whole->name) == 0 && op.state == whole->state);
+        CHECK(op.n_results == whole->n_results && op.has_inline == whole->has_inline);
+        for (size_t i = 0; i < op.n_results; i++) {
+            const struct gem_result *a = &op.results[i], *b = &whole->results[i];
+            CHECK(a->dims == b->dims && a->error.code == b->error.code);
+            CHECK(a->dims == 0 || memcmp(a->values, b->values, (size_t)a->dims * 4) == 0);
+            CHECK((a->key == NULL) == (b->key == NULL) && (!a->key || !strcmp(a->key, b->key)));
+        }
+    }
+    gem_operation_free(&op);
+}
+
 static void fuzz_operation(const char *body, size_t len)
 {
     struct gem_operation op;
     char err[256] = "";
-    if (gem_parse_operation(body, len, &op, err, sizeof(err))) {
+    bool ok = gem_parse_operation(body, len, &op, err, sizeof(err));
+    if (ok) {
         check_op(&op, true);
     } else {
         CHECK(TERMINATED(err) && err[0]);
         CHECK(op.results == NULL && op.n_results == 0);
     }
+    if (len > 0)
+        same_in_pieces(body, len, 1 + len % 7, ok, &op);
     gem_operation_free(&op);
 }
 

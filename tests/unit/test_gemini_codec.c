@@ -1850,3 +1850,35 @@ Test(large, poll_of_1000_items_of_768_dims, .timeout = 600)
     buf_cleanup(&small);
     buf_cleanup(&compact);
 }
+
+/* A results file fed in pieces of every size gives the results of its lines, in order. */
+Test(codec, results_file_in_pieces)
+{
+    const char *file = "{\"key\":\"3\",\"response\":{\"embedding\":{\"values\":[0.25,-1.5]},"
+                       "\"tokenCount\":\"4\"}}\n"
+                       "\r\n"
+                       "not json at all\n"
+                       "{\"key\":\"4\",\"error\":{\"code\":3,\"message\":\"too long\"}}\r\n"
+                       "{\"key\":\"5\",\"response\":{\"embedding\":{\"values\":[1e-3,2]}}}";
+    size_t len = strlen(file);
+    for (size_t piece = 1; piece <= len; piece += (piece < 20 ? 1 : 17)) {
+        struct gem_lines l;
+        gem_lines_init(&l);
+        for (size_t i = 0; i < len; i += piece)
+            cr_assert(gem_lines_feed(&l, file + i, len - i < piece ? len - i : piece));
+        cr_assert(gem_lines_finish(&l));
+        cr_assert_eq(l.n, 3, "piece %zu: %zu results", piece, l.n);
+        cr_assert_eq(l.bad, 1, "piece %zu", piece);
+        cr_assert(strstr(l.err, "line 3"), "%s", l.err);
+        cr_assert_str_eq(l.results[0].key, "3");
+        cr_assert_eq(l.results[0].dims, 2);
+        cr_assert(l.results[0].values[0] == 0.25f && l.results[0].values[1] == -1.5f);
+        cr_assert_eq(l.results[0].token_count, 4);
+        cr_assert_str_eq(l.results[1].key, "4");
+        cr_assert_eq(l.results[1].error.code, 3);
+        cr_assert_null(l.results[1].values);
+        cr_assert_str_eq(l.results[2].key, "5");
+        cr_assert(l.results[2].values[0] == 0.001f);
+        gem_lines_cleanup(&l);
+    }
+}

@@ -1,0 +1,522 @@
+/* jslim.c: see jslim.h. A push tokenizer (any piece boundaries) with a grammar stack. */
+#include "util/jslim.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum tok { T_WS, T_STR, T_ESC, T_HEX, T_NUM, T_LIT };
+
+/* what a container expects next */
+enum expect { E_KEY_OR_END, E_KEY, E_COLON, E_VALUE, E_VALUE_OR_END, E_COMMA_OR_END };
+
+/* top-level progress */
+enum { TOP_NONE, TOP_IN, TOP_DONE };
+
+static bool fail(struct jslim *s, const char *fmt, ...) SVC_PRINTF(2, 3);
+
+static bool fail(struct jslim *s, const char *fmt, ...)
+{
+    if (s->err[0])
+        return false;
+    char what[120];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(s->err, sizeof(s->err), "%s at byte %zu", what, s->offset);
+    return false;
+}
+
+void jslim_init(struct jslim *s, size_t max_out)
+{
+    memset(s, 0, sizeof(*s));
+    buf_init(&s->out, max_out);
+    s->cbad = -1;
+}
+
+void jslim_cleanup(struct jslim *s)
+{
+    buf_cleanup(&s->out);
+    for (size_t i = 0; i < s->nvec; i++)
+        free(s->vecs[i].v);
+    free(s->vecs);
+    free(s->cv);
+    s->vecs = NULL;
+    s->cv = NULL;
+    s->nvec = s->capvec = s->cn = s->ccap = 0;
+}
+
+bool jslim_take(struct jslim *s, size_t k, float **v, int *dims, int *bad)
+{
+    if (k >= s->nvec || s->vecs[k].taken)
+        return false;
+    *v = s->vecs[k].v;
+    *dims = s->vecs[k].dims;
+    *bad = s->vecs[k].bad;
+    s->vecs[k].v = NULL;
+    s->vecs[k].taken = true;
+    return true;
+}
+
+/* Output is written only outside a captured "values" array. */
+static bool emit(struct jslim *s, const char *p, size_t n)
+{
+    if (s->capture || buf_append(&s->out, p, n))
+        return true;
+    if (s->out.len + n > s->out.max) {
+        s->limit = true;
+        return fail(s, "the response is too large to process");
+    }
+    return fail(s, "out of memory");
+}
+
+static bool emit_c(struct jslim *s, char c)
+{
+    return emit(s, &c, 1);
+}
+
+static struct jslim_frame *frame(struct jslim *s)
+{
+    return s->depth ? &s->stack[s->depth - 1] : NULL;
+}
+
+static bool push(struct jslim *s, unsigned char kind)
+{
+    if (s->depth == (int)(sizeof(s->stack) / sizeof(s->stack[0])))
+        return fail(s, "nesting deeper than %d", s->depth);
+    struct jslim_frame *f = &s->stack[s->depth++];
+    f->kind = kind;
+    f->expect = kind == '{' ? E_KEY_OR_END : E_VALUE_OR_END;
+    f->count = 0;
+    return true;
+}
+
+/* a finished "values" array: store its vector, write what stands for it */
+static bool end_capture(struct jslim *s, int elements)
+{
+    s->capture = 0;
+    if (elements == 0)
+        return emit(s, s->ccomma ? ",\"values\":[]" : "\"values\":[]", s->ccomma ? 12 : 11);
+    if (s->nvec == s->capvec) {
+        size_t cap = s->capvec ? s->capvec * 2 : 64;
+        struct jslim_vec *bigger = realloc(s->vecs, cap * sizeof(*bigger));
+        if (!bigger)
+            return fail(s, "out of memory");
+        s->vecs = bigger;
+        s->capvec = cap;
+    }
+    struct jslim_vec *v = &s->vecs[s->nvec];
+    v->dims = elements;
+    v->bad = s->cbad;
+    v->v = NULL;
+    v->taken = false;
+    if (s->cbad < 0) {
+        /* give the array its exact size (the spare room would be kept for hours) */
+        float *exact = realloc(s->cv, (size_t)elements * sizeof(float));
+        v->v = exact ? exact : s->cv;
+        s->cv = NULL;
+        s->ccap = 0;
+    }
+    s->cn = 0;
+    s->cbad = -1;
+    char ref[48];
+    int n = snprintf(ref, sizeof(ref), "%s\"\\u0001v\":%zu", s->ccomma ? "," : "", s->nvec);
+    s->nvec++;
+    return emit(s, ref, (size_t)n);
+}
+
+/* A value begins (kind: '{', '[', '"', '0' number, 'l' literal): is one allowed here? */
+static bool begin_value(struct jslim *s, char kind, bool *key)
+{
+    struct jslim_frame *f = frame(s);
+    *key = false;
+    if (!f) {
+        if (s->top != TOP_NONE)
+            return fail(s, "more than one JSON value");
+        s->top = TOP_IN;
+        return true;
+    }
+    if (f->kind == '{') {
+        if (kind == '"' && (f->expect == E_KEY_OR_END || f->expect == E_KEY)) {
+            *key = true;
+            s->mark = s->out.len;
+            s->ccomma = f->count > 0;
+            f->count++;
+            f->expect = E_COLON;
+            return !s->ccomma || emit_c(s, ',');
+        }
+        if (f->expect != E_VALUE)
+            return fail(s, f->expect == E_COLON          ? "expected ':'"
+                           : f->expect == E_COMMA_OR_END ? "expected ',' or '}'"
+                                                         : "expected a member name");
+        f->expect = E_COMMA_OR_END;
+        return true;
+    }
+    if (f->expect != E_VALUE && f->expect != E_VALUE_OR_END)
+        return fail(s, "expected ',' or ']'");
+    int idx = f->count++;
+    f->expect = E_COMMA_OR_END;
+    if (s->capture == s->depth) {
+        /* an element of a "values" array: only numbers are fine */
+        if (kind != '0' && s->cbad < 0)
+            s->cbad = idx;
+        return true;
+    }
+    return idx == 0 || emit_c(s, ',');
+}
+
+/* A value ended; at depth 0 the text is complete. */
+static void end_value(struct jslim *s)
+{
+    if (!s->depth)
+        s->top = TOP_DONE;
+}
+
+static bool open_container(struct jslim *s, char c)
+{
+    bool key;
+    struct jslim_frame *f = frame(s);
+    bool values_member = f && f->kind == '{' && f->expect == E_VALUE && s->keylen == 6 &&
+                         memcmp(s->key, "values", 6) == 0;
+    if (!begin_value(s, c, &key))
+        return false;
+    if (c == '[' && values_member && !s->capture) {
+        /* take back the member name written so far: a reference replaces it */
+        s->out.len = s->mark;
+        if (s->out.data)
+            s->out.data[s->out.len] = '\0';
+        if (!push(s, '['))
+            return false;
+        s->capture = s->depth;
+        s->cn = 0;
+        s->cbad = -1;
+        return true;
+    }
+    return emit_c(s, c) && push(s, (unsigned char)c);
+}
+
+static bool close_container(struct jslim *s, char c)
+{
+    struct jslim_frame *f = frame(s);
+    if (!f || f->kind != (c == '}' ? '{' : '['))
+        return fail(s, "unexpected '%c'", c);
+    if (c == '}' ? f->expect != E_KEY_OR_END && f->expect != E_COMMA_OR_END
+                 : f->expect != E_VALUE_OR_END && f->expect != E_COMMA_OR_END)
+        return fail(s, "unexpected '%c'", c);
+    bool ok;
+    int count = f->count;
+    if (s->capture == s->depth) {
+        s->depth--;
+        ok = end_capture(s, count);
+    } else {
+        s->depth--;
+        ok = emit_c(s, c);
+    }
+    end_value(s);
+    return ok;
+}
+
+static bool punct(struct jslim *s, char c)
+{
+    struct jslim_frame *f = frame(s);
+    if (c == ':') {
+        if (!f || f->kind != '{' || f->expect != E_COLON)
+            return fail(s, "unexpected ':'");
+        f->expect = E_VALUE;
+        return emit_c(s, ':');
+    }
+    if (!f || f->expect != E_COMMA_OR_END)
+        return fail(s, "unexpected ','");
+    f->expect = f->kind == '{' ? E_KEY : E_VALUE; /* the comma is written with what follows */
+    return true;
+}
+
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/*
+ * Check a number's text against the JSON grammar
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? and, if want, compute it as
+ * a correctly rounded double: exactly what strtod gives. Most embedding
+ * values ("-0.012345678") take the fast path: a mantissa below 2^53 and a
+ * power of ten up to 1e22 are both exact doubles, so one IEEE division or
+ * multiplication rounds correctly (Clinger). false: not a JSON number.
+ */
+static bool scan_number(const char *p, size_t n, bool want, double *out)
+{
+    const char *q = p, *end = p + n;
+    bool neg = q < end && *q == '-';
+    q += neg;
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0;
+    const char *int_start = q;
+    for (; q < end && (unsigned)(*q - '0') < 10; q++) {
+        if (digits < 19) {
+            m = m * 10 + (uint64_t)(*q - '0');
+            digits += m != 0;
+        } else {
+            exp10++;
+            digits++;
+        }
+    }
+    size_t int_len = (size_t)(q - int_start);
+    if (int_len == 0 || (int_len > 1 && *int_start == '0'))
+        return false;
+    if (q < end && *q == '.') {
+        const char *frac = ++q;
+        for (; q < end && (unsigned)(*q - '0') < 10; q++) {
+            if (digits < 19) {
+                m = m * 10 + (uint64_t)(*q - '0');
+                digits += m != 0;
+                exp10--;
+            } else {
+                digits++;
+            }
+        }
+        if (q == frac)
+            return false;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+        bool eneg = q < end && *q == '-';
+        q += q < end && (*q == '-' || *q == '+');
+        const char *ed = q;
+        int e = 0;
+        for (; q < end && (unsigned)(*q - '0') < 10; q++)
+            e = e < 100000 ? e * 10 + (*q - '0') : e;
+        if (q == ed)
+            return false;
+        exp10 += eneg ? -e : e;
+    }
+    if (q != end)
+        return false;
+    if (!want)
+        return true;
+    if (digits <= 19 && m <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
+        double d = (double)m;
+        d = exp10 < 0 ? d / pow10_exact[-exp10] : d * pow10_exact[exp10];
+        *out = neg ? -d : d;
+        return true;
+    }
+    char tmp[sizeof(((struct jslim *)0)->num) + 1];
+    memcpy(tmp, p, n);
+    tmp[n] = '\0';
+    *out = strtod(tmp, NULL);
+    return true;
+}
+
+static bool end_number(struct jslim *s)
+{
+    struct jslim_frame *f = frame(s);
+    bool element = f && s->capture == s->depth;
+    double d = 0;
+    if (!scan_number(s->num, s->numlen, element && s->cbad < 0, &d))
+        return fail(s, "malformed number");
+    if (element) {
+        if (s->cbad >= 0)
+            return true;
+        float v = (float)d;
+        if (!isfinite(v)) {
+            s->cbad = f->count - 1;
+            return true;
+        }
+        if (s->cn == s->ccap) {
+            size_t cap = s->ccap ? s->ccap * 2 : 1024;
+            float *bigger = realloc(s->cv, cap * sizeof(float));
+            if (!bigger)
+                return fail(s, "out of memory");
+            s->cv = bigger;
+            s->ccap = cap;
+        }
+        s->cv[s->cn++] = v;
+        return true;
+    }
+    end_value(s);
+    return emit(s, s->num, s->numlen);
+}
+
+/* characters that can be part of a number */
+static bool num_char(char c)
+{
+    return (unsigned)(c - '0') < 10 || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+';
+}
+
+static bool end_string(struct jslim *s)
+{
+    if (!emit_c(s, '"'))
+        return false;
+    if (s->in_key) {
+        if (s->keylen == 7 && memcmp(s->key, "\\u0001v", 7) == 0)
+            return fail(s, "a member named \\u0001v");
+        return true; /* keylen and key stay for the value that follows */
+    }
+    end_value(s);
+    return true;
+}
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool jslim_feed(struct jslim *s, const char *p, size_t n)
+{
+    if (s->err[0])
+        return false;
+    const char *end = p + n;
+    while (p < end) {
+        char c = *p;
+        switch (s->tok) {
+        case T_WS: {
+            if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+                break;
+            if (s->top == TOP_DONE)
+                return fail(s, "text after the JSON value");
+            bool key, ok;
+            switch (c) {
+            case '{':
+            case '[':
+                ok = open_container(s, c);
+                break;
+            case '}':
+            case ']':
+                ok = close_container(s, c);
+                break;
+            case ':':
+            case ',':
+                ok = punct(s, c);
+                break;
+            case '"':
+                ok = begin_value(s, '"', &key) && emit_c(s, '"');
+                s->in_key = key;
+                s->keylen = 0;
+                s->tok = T_STR;
+                break;
+            case 't':
+            case 'f':
+            case 'n':
+                ok = begin_value(s, 'l', &key);
+                s->lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+                s->lit_pos = 1;
+                s->tok = T_LIT;
+                break;
+            default:
+                if (c != '-' && !(c >= '0' && c <= '9'))
+                    return fail(s, "unexpected character 0x%02x", (unsigned char)c);
+                ok = begin_value(s, '0', &key);
+                s->numlen = 0;
+                s->tok = T_NUM;
+                if (!ok)
+                    return false;
+                continue; /* the number's first character is read as part of it */
+            }
+            if (!ok)
+                return false;
+            break;
+        }
+        case T_STR: {
+            /* a run of plain characters in one go */
+            const char *q = p;
+            while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+                q++;
+            size_t run = (size_t)(q - p);
+            if (run) {
+                if (s->in_key && s->keylen < sizeof(s->key))
+                    memcpy(s->key + s->keylen, p,
+                           run < sizeof(s->key) - s->keylen ? run : sizeof(s->key) - s->keylen);
+                s->keylen += run;
+                if (!emit(s, p, run))
+                    return false;
+                s->offset += run;
+                p = q;
+                continue;
+            }
+            if ((unsigned char)c < 0x20)
+                return fail(s, "control character in a string");
+            if (c == '"') {
+                s->tok = T_WS;
+                if (!end_string(s))
+                    return false;
+                break;
+            }
+            s->tok = T_ESC; /* a backslash */
+            goto keep;
+        }
+        case T_ESC:
+            if (!strchr("\"\\/bfnrtu", c) || c == '\0')
+                return fail(s, "invalid escape in a string");
+            s->tok = c == 'u' ? T_HEX : T_STR;
+            s->hex_left = 4;
+            goto keep;
+        case T_HEX:
+            if (!is_hex(c))
+                return fail(s, "invalid \\u escape in a string");
+            if (--s->hex_left == 0)
+                s->tok = T_STR;
+            goto keep;
+        case T_NUM: {
+            /* the rest of the number in one go; checked and converted at its end */
+            const char *q = p;
+            while (q < end && num_char(*q))
+                q++;
+            size_t run = (size_t)(q - p);
+            if (run > sizeof(s->num) - s->numlen)
+                return fail(s, "number longer than %zu characters", sizeof(s->num));
+            memcpy(s->num + s->numlen, p, run);
+            s->numlen += run;
+            s->offset += run;
+            p = q;
+            if (p == end)
+                continue; /* more may follow in the next piece */
+            s->tok = T_WS;
+            if (!end_number(s))
+                return false;
+            continue; /* *p is read again as what follows the number */
+        }
+        case T_LIT:
+            if (c != s->lit[s->lit_pos])
+                return fail(s, "invalid literal");
+            if (s->lit[++s->lit_pos] == '\0') {
+                s->tok = T_WS;
+                end_value(s);
+                if (!emit(s, s->lit, strlen(s->lit)))
+                    return false;
+            }
+            break;
+        }
+        p++;
+        s->offset++;
+        continue;
+    keep:
+        /* a character of a string escape: copied, and part of the member name */
+        if (s->in_key && s->keylen < sizeof(s->key))
+            s->key[s->keylen] = c;
+        s->keylen++;
+        if (!emit_c(s, c))
+            return false;
+        p++;
+        s->offset++;
+    }
+    return true;
+}
+
+bool jslim_finish(struct jslim *s)
+{
+    if (s->err[0])
+        return false;
+    if (s->tok == T_NUM) {
+        s->tok = T_WS;
+        if (!end_number(s))
+            return false;
+    }
+    if (s->tok != T_WS || s->depth || s->top != TOP_DONE)
+        return fail(s, s->top == TOP_NONE ? "no JSON value" : "incomplete JSON (truncated?)");
+    if (!s->out.data && !buf_reserve(&s->out, 1))
+        return fail(s, "out of memory");
+    return true;
+}
