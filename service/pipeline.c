@@ -5,6 +5,7 @@
 #include "util/buf.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,10 +302,50 @@ bool pipe_retry_later(PGconn *c, int64_t batch_id, int64_t delay_ms, char *err, 
                2, v, "could not reschedule the batch", err, errlen);
 }
 
-/* Append a float32 vector as a bytea literal "\\x..." inside a text array. */
-static bool put_vector(struct buf *out, const float *v, int dims, bool normalize)
+/*
+ * One-dimensional arrays in PostgreSQL's binary format (array_send): sent as
+ * binary parameters they skip the hex text of every vector both ways
+ * (LIMITS.md: the fastest way to update vectors).
+ */
+#define INT4_OID  23
+#define BYTEA_OID 17
+
+static void put_be32(char *p, uint32_t v)
 {
-    static const char hex[] = "0123456789abcdef";
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+
+/* header of an array of n elements of type oid; the elements follow */
+static bool array_begin(struct buf *out, uint32_t oid, size_t n)
+{
+    if (n > INT32_MAX || !buf_reserve(out, 20))
+        return false;
+    char *p = out->data + out->len;
+    put_be32(p, 1);                /* dimensions */
+    put_be32(p + 4, 0);            /* no NULLs */
+    put_be32(p + 8, oid);          /* element type */
+    put_be32(p + 12, (uint32_t)n); /* length */
+    put_be32(p + 16, 1);           /* lower bound */
+    out->len += 20;
+    return true;
+}
+
+static bool array_int4(struct buf *out, int32_t v)
+{
+    if (!buf_reserve(out, 8))
+        return false;
+    put_be32(out->data + out->len, 4);
+    put_be32(out->data + out->len + 4, (uint32_t)v);
+    out->len += 8;
+    return true;
+}
+
+/* a float32 vector as a bytea element: little-endian floats, L2-normalised if asked */
+static bool array_vector(struct buf *out, const float *v, int dims, bool normalize)
+{
     double norm = 1.0;
     if (normalize) {
         double s = 0;
@@ -312,22 +353,21 @@ static bool put_vector(struct buf *out, const float *v, int dims, bool normalize
             s += (double)v[i] * (double)v[i];
         norm = s > 0 ? sqrt(s) : 1.0;
     }
-    if (!buf_reserve(out, (size_t)dims * 8 + 8))
+    if (dims <= 0 || !buf_reserve(out, 4 + (size_t)dims * 4))
         return false;
-    memcpy(out->data + out->len, "\"\\\\x", 4);
-    out->len += 4;
+    put_be32(out->data + out->len, (uint32_t)dims * 4);
+    unsigned char *p = (unsigned char *)out->data + out->len + 4;
     for (int i = 0; i < dims; i++) {
         float f = normalize ? (float)((double)v[i] / norm) : v[i];
         uint32_t u;
         memcpy(&u, &f, 4);
-        for (int k = 0; k < 4; k++) { /* little-endian bytes */
-            unsigned char byte = (unsigned char)(u >> (8 * k));
-            out->data[out->len++] = hex[byte >> 4];
-            out->data[out->len++] = hex[byte & 15];
-        }
+        p[0] = (unsigned char)u;
+        p[1] = (unsigned char)(u >> 8);
+        p[2] = (unsigned char)(u >> 16);
+        p[3] = (unsigned char)(u >> 24);
+        p += 4;
     }
-    out->data[out->len++] = '"';
-    out->data[out->len] = '\0';
+    out->len += 4 + (size_t)dims * 4;
     return true;
 }
 
@@ -384,15 +424,15 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     buf_init(&errs, SIZE_MAX / 2);
     *stored = *requeued = *failed = 0;
     bool norm = b->normalize;
-    bool ok = buf_putc(&ok_seqs, '{') && buf_putc(&vecs, '{') && buf_putc(&bad_seqs, '{') &&
-              buf_putc(&errs, '{');
     size_t nok = 0, nbad = 0;
+    for (size_t i = 0; i < n; i++)
+        nok += res[i].values != NULL;
+    bool ok = array_begin(&ok_seqs, INT4_OID, nok) && array_begin(&vecs, BYTEA_OID, nok) &&
+              buf_putc(&bad_seqs, '{') && buf_putc(&errs, '{');
     for (size_t i = 0; i < n && ok; i++) {
         if (res[i].values) {
-            ok = buf_printf(&ok_seqs, "%s%d", nok ? "," : "", res[i].seq) &&
-                 (!nok || buf_putc(&vecs, ',')) &&
-                 put_vector(&vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072);
-            nok++;
+            ok = array_int4(&ok_seqs, res[i].seq) &&
+                 array_vector(&vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072);
         } else {
             ok = buf_printf(&bad_seqs, "%s%d", nbad ? "," : "", res[i].seq) &&
                  (!nbad || buf_putc(&errs, ',')) &&
@@ -400,8 +440,7 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
             nbad++;
         }
     }
-    ok = ok && buf_putc(&ok_seqs, '}') && buf_putc(&vecs, '}') && buf_putc(&bad_seqs, '}') &&
-         buf_putc(&errs, '}');
+    ok = ok && buf_putc(&bad_seqs, '}') && buf_putc(&errs, '}');
     char bid[24];
     snprintf(bid, sizeof(bid), "%lld", (long long)b->id);
     if (!ok) {
@@ -411,12 +450,24 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     if (!(ok = db_exec(c, "BEGIN", err, errlen)))
         goto out;
     const char *v1[4] = {b->job_id, bid, ok_seqs.data, vecs.data};
-    PGresult *r = q(c,
-                    "UPDATE chunks SET state = 2, embedding = u.e, error = NULL"
-                    " FROM unnest($3::int[], $4::bytea[]) AS u(s, e)"
-                    " WHERE chunks.job_id = $1 AND chunks.seq = u.s AND chunks.batch_id = $2"
-                    " AND chunks.state = 1",
-                    4, v1, "could not store vectors", err, errlen);
+    const int lens[4] = {0, 0, (int)ok_seqs.len, (int)vecs.len};
+    const int fmts[4] = {0, 0, 1, 1};
+    PGresult *r = NULL;
+    if (vecs.len > INT32_MAX) {
+        snprintf(err, errlen, "could not store vectors: %zu bytes in one statement", vecs.len);
+    } else {
+        r = PQexecParams(c,
+                         "UPDATE chunks SET state = 2, embedding = u.e, error = NULL"
+                         " FROM unnest($3::int[], $4::bytea[]) AS u(s, e)"
+                         " WHERE chunks.job_id = $1 AND chunks.seq = u.s AND chunks.batch_id = $2"
+                         " AND chunks.state = 1",
+                         4, NULL, v1, lens, fmts, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            db_error(r, c, "could not store vectors", err, errlen);
+            PQclear(r);
+            r = NULL;
+        }
+    }
     ok = r != NULL;
     if (ok)
         *stored = (size_t)db_int(PQcmdTuples(r));
