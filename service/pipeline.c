@@ -413,6 +413,50 @@ static bool requeue_or_fail(PGconn *c, const struct pipe_batch *b, const char *s
     return true;
 }
 
+/* Vectors go in statements of at most this many (a few MB each, not a batch's worth). */
+#define STORE_SLICE 1000
+
+/* UPDATE the chunks of res[from..to) that have a vector; adds to *stored. */
+static bool store_slice(PGconn *c, const struct pipe_batch *b, const char *bid,
+                        const struct pipe_result *res, size_t from, size_t to, struct buf *seqs,
+                        struct buf *vecs, size_t *stored, char *err, size_t errlen)
+{
+    bool norm = b->normalize;
+    size_t nok = 0;
+    for (size_t i = from; i < to; i++)
+        nok += res[i].values != NULL;
+    if (nok == 0)
+        return true;
+    buf_reset(seqs);
+    buf_reset(vecs);
+    bool ok = array_begin(seqs, INT4_OID, nok) && array_begin(vecs, BYTEA_OID, nok);
+    for (size_t i = from; i < to && ok; i++)
+        if (res[i].values)
+            ok = array_int4(seqs, res[i].seq) &&
+                 array_vector(vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072);
+    if (!ok || vecs->len > INT32_MAX) {
+        snprintf(err, errlen, "could not store vectors: out of memory");
+        return false;
+    }
+    const char *v[4] = {b->job_id, bid, seqs->data, vecs->data};
+    const int lens[4] = {0, 0, (int)seqs->len, (int)vecs->len};
+    const int fmts[4] = {0, 0, 1, 1};
+    PGresult *r = PQexecParams(c,
+                               "UPDATE chunks SET state = 2, embedding = u.e, error = NULL"
+                               " FROM unnest($3::int[], $4::bytea[]) AS u(s, e)"
+                               " WHERE chunks.job_id = $1 AND chunks.seq = u.s"
+                               " AND chunks.batch_id = $2 AND chunks.state = 1",
+                               4, NULL, v, lens, fmts, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        db_error(r, c, "could not store vectors", err, errlen);
+        PQclear(r);
+        return false;
+    }
+    *stored += (size_t)db_int(PQcmdTuples(r));
+    PQclear(r);
+    return true;
+}
+
 bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
                         size_t n, int max_attempts, size_t *stored, size_t *requeued,
                         size_t *failed, char *err, size_t errlen)
@@ -423,17 +467,10 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     buf_init(&bad_seqs, SIZE_MAX / 2);
     buf_init(&errs, SIZE_MAX / 2);
     *stored = *requeued = *failed = 0;
-    bool norm = b->normalize;
-    size_t nok = 0, nbad = 0;
-    for (size_t i = 0; i < n; i++)
-        nok += res[i].values != NULL;
-    bool ok = array_begin(&ok_seqs, INT4_OID, nok) && array_begin(&vecs, BYTEA_OID, nok) &&
-              buf_putc(&bad_seqs, '{') && buf_putc(&errs, '{');
+    size_t nbad = 0;
+    bool ok = buf_putc(&bad_seqs, '{') && buf_putc(&errs, '{');
     for (size_t i = 0; i < n && ok; i++) {
-        if (res[i].values) {
-            ok = array_int4(&ok_seqs, res[i].seq) &&
-                 array_vector(&vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072);
-        } else {
+        if (!res[i].values) {
             ok = buf_printf(&bad_seqs, "%s%d", nbad ? "," : "", res[i].seq) &&
                  (!nbad || buf_putc(&errs, ',')) &&
                  put_array_text(&errs, res[i].error ? res[i].error : "the item failed");
@@ -449,29 +486,10 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     }
     if (!(ok = db_exec(c, "BEGIN", err, errlen)))
         goto out;
-    const char *v1[4] = {b->job_id, bid, ok_seqs.data, vecs.data};
-    const int lens[4] = {0, 0, (int)ok_seqs.len, (int)vecs.len};
-    const int fmts[4] = {0, 0, 1, 1};
-    PGresult *r = NULL;
-    if (vecs.len > INT32_MAX) {
-        snprintf(err, errlen, "could not store vectors: %zu bytes in one statement", vecs.len);
-    } else {
-        r = PQexecParams(c,
-                         "UPDATE chunks SET state = 2, embedding = u.e, error = NULL"
-                         " FROM unnest($3::int[], $4::bytea[]) AS u(s, e)"
-                         " WHERE chunks.job_id = $1 AND chunks.seq = u.s AND chunks.batch_id = $2"
-                         " AND chunks.state = 1",
-                         4, NULL, v1, lens, fmts, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            db_error(r, c, "could not store vectors", err, errlen);
-            PQclear(r);
-            r = NULL;
-        }
-    }
-    ok = r != NULL;
-    if (ok)
-        *stored = (size_t)db_int(PQcmdTuples(r));
-    PQclear(r);
+    for (size_t from = 0; ok && from < n; from += STORE_SLICE)
+        ok = store_slice(c, b, bid, res, from, n - from < STORE_SLICE ? n : from + STORE_SLICE,
+                         &ok_seqs, &vecs, stored, err, errlen);
+    PGresult *r;
     ok = ok && requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued, failed, err,
                                errlen);
     /* chunks of the batch that got no result at all */

@@ -310,6 +310,20 @@ static bool scan_number(const char *p, size_t n, bool want, double *out)
     return true;
 }
 
+static bool push_float(struct jslim *s, float v)
+{
+    if (s->cn == s->ccap) {
+        size_t cap = s->ccap ? s->ccap * 2 : 1024;
+        float *bigger = realloc(s->cv, cap * sizeof(float));
+        if (!bigger)
+            return fail(s, "out of memory");
+        s->cv = bigger;
+        s->ccap = cap;
+    }
+    s->cv[s->cn++] = v;
+    return true;
+}
+
 static bool end_number(struct jslim *s)
 {
     struct jslim_frame *f = frame(s);
@@ -325,16 +339,7 @@ static bool end_number(struct jslim *s)
             s->cbad = f->count - 1;
             return true;
         }
-        if (s->cn == s->ccap) {
-            size_t cap = s->ccap ? s->ccap * 2 : 1024;
-            float *bigger = realloc(s->cv, cap * sizeof(float));
-            if (!bigger)
-                return fail(s, "out of memory");
-            s->cv = bigger;
-            s->ccap = cap;
-        }
-        s->cv[s->cn++] = v;
-        return true;
+        return push_float(s, v);
     }
     end_value(s);
     return emit(s, s->num, s->numlen);
@@ -364,6 +369,106 @@ static bool is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool starts_number(char c)
+{
+    return c == '-' || (unsigned)(c - '0') < 10;
+}
+
+/*
+ * The common number in one pass: at most 19 digits, a power of ten within
+ * 1e±22, ended by a character in this piece that cannot belong to it. *out
+ * is then exactly what scan_number gives. NULL: anything else (the caller
+ * takes the general path).
+ */
+static const char *fast_number(const char *p, const char *end, double *out)
+{
+    const char *q = p;
+    bool neg = *q == '-';
+    q += neg;
+    uint64_t m = 0;
+    const char *ds = q;
+    while (q < end && (unsigned)(*q - '0') < 10)
+        m = m * 10 + (uint64_t)(*q++ - '0');
+    size_t nd = (size_t)(q - ds);
+    if (nd == 0 || (nd > 1 && *ds == '0'))
+        return NULL;
+    int exp10 = 0;
+    if (q < end && *q == '.') {
+        const char *fs = ++q;
+        while (q < end && (unsigned)(*q - '0') < 10)
+            m = m * 10 + (uint64_t)(*q++ - '0');
+        if (q == fs)
+            return NULL;
+        exp10 = -(int)(q - fs);
+        nd += (size_t)(q - fs);
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+        bool eneg = q < end && *q == '-';
+        q += q < end && (*q == '-' || *q == '+');
+        const char *es = q;
+        int e = 0;
+        while (q < end && (unsigned)(*q - '0') < 10 && q - es < 4)
+            e = e * 10 + (*q++ - '0');
+        if (q == es)
+            return NULL;
+        exp10 += eneg ? -e : e;
+    }
+    if (q == end || num_char(*q) || nd > 19 || m > ((uint64_t)1 << 53) || exp10 < -22 || exp10 > 22)
+        return NULL;
+    double d = (double)m;
+    d = exp10 < 0 ? d / pow10_exact[-exp10] : d * pow10_exact[exp10];
+    *out = neg ? -d : d;
+    return q;
+}
+
+/*
+ * Inside a "values" array, at an element: numbers and commas taken straight
+ * from the piece, without the character-by-character state machine (this is
+ * almost all of a batch's body). It stops, leaving the rest to the state
+ * machine, at anything else: the closing bracket, a bad or non-finite
+ * number, or a number that may go on in the next piece. Returns the bytes
+ * it consumed (0: none); false only when memory ran out.
+ */
+static bool fast_values(struct jslim *s, const char *p, const char *end, size_t *used)
+{
+    struct jslim_frame *f = &s->stack[s->depth - 1];
+    const char *start = p;
+    *used = 0;
+    for (;;) {
+        double d;
+        const char *q = fast_number(p, end, &d);
+        if (!q)
+            break;
+        float v = (float)d;
+        if (!isfinite(v))
+            break;
+        if (!push_float(s, v))
+            return false;
+        f->count++;
+        f->expect = E_COMMA_OR_END;
+        p = q;
+        while (p < end && is_ws(*p))
+            p++;
+        if (p == end || *p != ',')
+            break;
+        const char *r = p + 1;
+        while (r < end && is_ws(*r))
+            r++;
+        if (r == end || !starts_number(*r))
+            break;
+        f->expect = E_VALUE;
+        p = r;
+    }
+    *used = (size_t)(p - start);
+    return true;
+}
+
 bool jslim_feed(struct jslim *s, const char *p, size_t n)
 {
     if (s->err[0])
@@ -373,8 +478,20 @@ bool jslim_feed(struct jslim *s, const char *p, size_t n)
         char c = *p;
         switch (s->tok) {
         case T_WS: {
-            if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+            if (is_ws(c))
                 break;
+            if (s->capture && s->capture == s->depth && s->cbad < 0 && starts_number(c) &&
+                (s->stack[s->depth - 1].expect == E_VALUE ||
+                 s->stack[s->depth - 1].expect == E_VALUE_OR_END)) {
+                size_t used;
+                if (!fast_values(s, p, end, &used))
+                    return false;
+                if (used) {
+                    p += used;
+                    s->offset += used;
+                    continue;
+                }
+            }
             if (s->top == TOP_DONE)
                 return fail(s, "text after the JSON value");
             bool key, ok;
