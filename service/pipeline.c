@@ -522,7 +522,8 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
              4, v3, "could not update job counters", err, errlen) &&
          run(c,
              "UPDATE batches SET state = 'succeeded', gemini_state = 'BATCH_STATE_SUCCEEDED',"
-             " finished_at = now(), lease_owner = NULL, lease_until = NULL WHERE id = $1",
+             " polls = polls + 1, finished_at = now(), lease_owner = NULL, lease_until = NULL"
+             " WHERE id = $1",
              1, v2, "could not close the batch", err, errlen) &&
          run(c, finish_sql, 1, v3, "could not finish the job", err, errlen) &&
          db_exec(c, "COMMIT", err, errlen);

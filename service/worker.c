@@ -404,8 +404,8 @@ static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_
         log_error("batch %s: could not store results: %s", b->display_name,
                   pr && emsg ? err : "out of memory");
     else
-        log_info("batch %s: stored %zu vectors, %zu retried, %zu failed", b->display_name, stored,
-                 requeued, failed);
+        log_info("batch %s: stored %zu vectors, %zu retried, %zu failed (%d poll(s))",
+                 b->display_name, stored, requeued, failed, b->polls + 1);
     free(pr);
     free(emsg);
     return ok;

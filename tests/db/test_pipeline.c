@@ -155,6 +155,8 @@ Test(pipeline, results_retries_and_finish)
     cr_assert_eq(job_col(id, "chunks_pending"), 2);
     cr_assert_eq(job_col(id, "chunks_in_flight"), 0);
     char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT polls FROM batches WHERE id = %lld", (long long)due.id);
+    cr_assert_eq(dbh_scalar(&db, sql), due.polls + 1, "the GET that found it done is a poll");
     snprintf(sql, sizeof(sql),
              "SELECT length(embedding) FROM chunks WHERE job_id = '%s' AND seq = 0", id);
     cr_assert_eq(dbh_scalar(&db, sql), 128 * 4, "float32 bytes");
