@@ -59,6 +59,11 @@ fi
 echo "==> [fuzz] libFuzzer targets, ${EMBEDD_FUZZ_SECONDS:-20} s each"
 bash tests/fuzz/run.sh "${EMBEDD_FUZZ_SECONDS:-20}" || status=1
 
+# The benchmark suite at small sizes (no goal enforced), so that it cannot
+# rot: every figure script must run and print its figure (bench/README.md).
+echo "==> [bench] benchmark suite, smoke run"
+bash bench/run.sh --smoke || status=1
+
 # Google's own JavaScript SDK against the simulator (needs Node.js >= 20 and
 # the npm registry; said loudly when it cannot run).
 echo "==> [sdk] @google/genai against gemini-sim"
