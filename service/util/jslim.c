@@ -239,6 +239,20 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/* An exponent's [+-]digits from q (past the 'e'), at most max_digits of them
+ * read (larger values saturate); the end, or NULL when there is no digit. */
+static const char *exponent(const char *q, const char *end, size_t max_digits, int *e)
+{
+    bool neg = q < end && *q == '-';
+    q += q < end && (*q == '-' || *q == '+');
+    const char *digits = q;
+    int v = 0;
+    for (; q < end && (unsigned)(*q - '0') < 10 && (size_t)(q - digits) < max_digits; q++)
+        v = v < 100000 ? v * 10 + (*q - '0') : v;
+    *e = neg ? -v : v;
+    return q == digits ? NULL : q;
+}
+
 /*
  * Check a number's text against the JSON grammar
  * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? and, if want, compute it as
@@ -282,16 +296,10 @@ static bool scan_number(const char *p, size_t n, bool want, double *out)
             return false;
     }
     if (q < end && (*q == 'e' || *q == 'E')) {
-        q++;
-        bool eneg = q < end && *q == '-';
-        q += q < end && (*q == '-' || *q == '+');
-        const char *ed = q;
-        int e = 0;
-        for (; q < end && (unsigned)(*q - '0') < 10; q++)
-            e = e < 100000 ? e * 10 + (*q - '0') : e;
-        if (q == ed)
+        int e;
+        if (!(q = exponent(q + 1, end, SIZE_MAX, &e)))
             return false;
-        exp10 += eneg ? -e : e;
+        exp10 += e;
     }
     if (q != end)
         return false;
@@ -408,16 +416,10 @@ static const char *fast_number(const char *p, const char *end, double *out)
         nd += (size_t)(q - fs);
     }
     if (q < end && (*q == 'e' || *q == 'E')) {
-        q++;
-        bool eneg = q < end && *q == '-';
-        q += q < end && (*q == '-' || *q == '+');
-        const char *es = q;
-        int e = 0;
-        while (q < end && (unsigned)(*q - '0') < 10 && q - es < 4)
-            e = e * 10 + (*q++ - '0');
-        if (q == es)
+        int e;
+        if (!(q = exponent(q + 1, end, 4, &e)))
             return NULL;
-        exp10 += eneg ? -e : e;
+        exp10 += e;
     }
     if (q == end || num_char(*q) || nd > 19 || m > ((uint64_t)1 << 53) || exp10 < -22 || exp10 > 22)
         return NULL;
