@@ -1,6 +1,8 @@
 /* svch.c: start and stop `embedd serve` for integration tests. */
 #include "svch.h"
 
+#include "harness.h"
+
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -46,36 +48,8 @@ static void spawn(struct svch *s)
     char log[128], pf[128];
     snprintf(log, sizeof(log), "%s/log", s->dir);
     snprintf(pf, sizeof(pf), "%s/port", s->dir);
-    unlink(pf);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execv(s->argv[0], s->argv);
-        _exit(127);
-    }
-    s->pid = pid;
-    int64_t deadline = ms_now() + 20000;
-    while (ms_now() < deadline) {
-        FILE *f = fopen(pf, "r");
-        if (f) {
-            int ok = fscanf(f, "%d", &s->port);
-            fclose(f);
-            if (ok == 1 && s->port > 0) {
-                snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
-                return;
-            }
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            s->pid = 0;
-            cr_assert_fail("embedd serve exited at start-up (status %d)", st);
-        }
-        nap();
-    }
-    cr_assert_fail("embedd serve did not start within 20 s");
+    s->pid = simh_spawn(s->argv, log, false, true, pf, 20000, "embedd serve", &s->port);
+    snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
 }
 
 void svch_start(struct svch *s, const char *const *flags)

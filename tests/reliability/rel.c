@@ -99,7 +99,6 @@ void rel_spawn(struct rel *r, int i)
     snprintf(log, sizeof(log), "%s/log-%d", r->dir, i);
     snprintf(pf, sizeof(pf), "%s/port-%d", r->dir, i);
     snprintf(pfflag, sizeof(pfflag), "--port-file=%s", pf);
-    unlink(pf);
     char *argv[50];
     int n = 0;
     while (r->argv[n]) {
@@ -110,36 +109,11 @@ void rel_spawn(struct rel *r, int i)
     argv[n] = argv[n - 1];
     argv[n - 1] = pfflag;
     argv[n + 1] = NULL;
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    nd->pid = pid;
+    char what[32];
+    snprintf(what, sizeof(what), "embedd serve %d", i);
     nd->starts++;
-    int64_t deadline = simh_ms() + 30000;
-    while (simh_ms() < deadline) {
-        FILE *f = fopen(pf, "r");
-        if (f) {
-            int ok = fscanf(f, "%d", &nd->port);
-            fclose(f);
-            if (ok == 1 && nd->port > 0) {
-                snprintf(nd->base, sizeof(nd->base), "http://127.0.0.1:%d", nd->port);
-                return;
-            }
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            nd->pid = 0;
-            cr_assert_fail("embedd serve %d exited at start-up (status %d)", i, st);
-        }
-        nap_ms(10);
-    }
-    cr_assert_fail("embedd serve %d did not start within 30 s", i);
+    nd->pid = simh_spawn(argv, log, false, true, pf, 30000, what, &nd->port);
+    snprintf(nd->base, sizeof(nd->base), "http://127.0.0.1:%d", nd->port);
 }
 
 void rel_start(struct rel *r, int n, bool priv, const char *const *sim_flags,

@@ -64,37 +64,45 @@ void simh_start(struct simh *s, const char *const *flags)
     }
     argv[n] = NULL;
 
+    s->pid = simh_spawn(argv, log_file, true, false, port_file, 15000, "gemini-sim", &s->port);
+    snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
+}
+
+pid_t simh_spawn(char *const argv[], const char *log, bool truncate, bool both,
+                 const char *port_file, int timeout_ms, const char *what, int *port)
+{
+    unlink(port_file);
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork failed (errno %d)", errno);
     if (pid == 0) {
-        int fd = open(log_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fd = open(log, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND), 0600);
         if (fd >= 0) {
             dup2(fd, 2);
+            if (both)
+                dup2(fd, 1);
             close(fd);
         }
-        execv(bin, argv);
+        execv(argv[0], argv);
         _exit(127);
     }
-    s->pid = pid;
-    int64_t deadline = simh_ms() + 15000;
+    int64_t deadline = simh_ms() + timeout_ms;
     while (simh_ms() < deadline) {
         FILE *f = fopen(port_file, "r");
         if (f) {
-            int ok = fscanf(f, "%d", &s->port);
+            int ok = fscanf(f, "%d", port);
             fclose(f);
-            if (ok == 1 && s->port > 0) {
-                snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
-                return;
-            }
+            if (ok == 1 && *port > 0)
+                return pid;
         }
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            s->pid = 0;
-            cr_assert_fail("gemini-sim exited at start-up (status %d)", st);
-        }
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            cr_assert_fail("%s exited at start-up (status %d)", what, st);
         sleep_ms(10);
     }
-    cr_assert_fail("gemini-sim did not write its port file within 15 s");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert_fail("%s did not write its port file within %d ms", what, timeout_ms);
+    return -1;
 }
 
 static char *slurp(const char *path)

@@ -80,4 +80,12 @@ void simh_assert_vector(json_object *values, const float *expected, int dims);
 /* Milliseconds on a monotonic clock. */
 int64_t simh_ms(void);
 
+/* Fork and exec argv with stderr (and stdout too when both) written to log
+ * (appended, or truncated first when truncate); wait up to timeout_ms for a
+ * port number in port_file (removed first). Fails the test if the process
+ * exits first or no port comes; `what` names it in those messages. Returns
+ * the pid; *port gets the port. */
+pid_t simh_spawn(char *const argv[], const char *log, bool truncate, bool both,
+                 const char *port_file, int timeout_ms, const char *what, int *port);
+
 #endif
