@@ -9,7 +9,6 @@
 #include "log.h"
 #include "results.h"
 #include "util/jsonw.h"
-#include "util/numfmt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,24 +17,13 @@
 
 #define RESULTS_DEFAULT 100
 #define RESULTS_MAX     1000
-#define STREAM_PAGE     500 /* rows fetched per query while streaming: ~6 MB at 3072 dims */
+/* Rows per query while streaming. The rows are read one at a time as the
+ * client takes them, so the query stays open until the client has read
+ * about a page (~2.8 MB of NDJSON at 768-d); a small page keeps that short
+ * (statement_timeout) at the cost of one more query per page. */
+#define STREAM_PAGE 250
 
 static const char *const chunk_states[] = {"pending", "in_flight", "succeeded", "failed"};
-
-static bool put_vector(struct buf *b, const unsigned char *e, int dims)
-{
-    if (!buf_reserve(b, (size_t)dims * NUMFMT_F32_MAX + 2))
-        return false;
-    b->data[b->len++] = '[';
-    for (int k = 0; k < dims; k++) {
-        if (k)
-            b->data[b->len++] = ',';
-        b->len += numfmt_f32(b->data + b->len, results_value(e, k));
-    }
-    b->data[b->len++] = ']';
-    b->data[b->len] = '\0';
-    return true;
-}
 
 static bool put_row(struct buf *b, const struct result_row *r)
 {
@@ -50,7 +38,7 @@ static bool put_row(struct buf *b, const struct result_row *r)
               buf_puts(b, r->metadata ? r->metadata : "null") && buf_puts(b, ",\"state\":") &&
               jsonw_cstr(b, chunk_states[r->state & 3]) && buf_puts(b, ",\"embedding\":");
     if (ok && r->state == 2 && r->embedding)
-        ok = put_vector(b, r->embedding, r->dims);
+        ok = results_json_vector(b, r->embedding, r->dims);
     else if (ok)
         ok = buf_puts(b, "null");
     return ok && buf_puts(b, ",\"error\":") && jsonw_cstr(b, r->state == 3 ? r->error : NULL) &&
@@ -69,12 +57,14 @@ static bool parse_bounded(const char *s, long long lo, long long hi, long long *
 }
 
 /*
- * The NDJSON export: rows are fetched a page at a time (keyset on seq, no
- * transaction and no server-side cursor, so an abandoned stream leaves the
- * connection clean) as the client reads, and formatted one row at a time, so
- * memory holds one page and one row whatever the job's size. The pooled
- * connection is held for the response's lifetime and released in
- * export_done, which the HTTP layer calls on completion and on client abort.
+ * The NDJSON export: rows are queried a page at a time (keyset on seq, no
+ * transaction and no server-side cursor) as the client reads, received one
+ * row at a time (results_stream) and formatted one row at a time, so memory
+ * holds one row whatever the job's size, and PostgreSQL produces rows while
+ * this thread formats. The pooled connection is held for the response's
+ * lifetime and released in export_done, which the HTTP layer calls on
+ * completion and on client abort, after reading off the rest of a page so
+ * that the connection goes back idle.
  */
 struct export
 {
@@ -83,8 +73,8 @@ struct export
     char job_id[JOB_ID_LEN + 1];
     char req_id[24];
     int64_t next; /* seq of the next page; -1 after the last one */
-    struct result_page page;
-    size_t i;       /* next row of page */
+    struct result_stream st;
+    bool open;      /* st has a page's rows to read */
     struct buf row; /* the formatted row being sent */
     size_t off;     /* bytes of row already sent */
 };
@@ -92,6 +82,7 @@ struct export
 static long export_read(void *cls, char *out, size_t max)
 {
     struct export *x = cls;
+    char err[512];
     size_t n = 0;
     while (n < max) {
         if (x->off < x->row.len) {
@@ -101,9 +92,18 @@ static long export_read(void *cls, char *out, size_t max)
             n += k;
             continue;
         }
-        if (x->page.res && x->i < x->page.n) {
+        if (x->open) {
             struct result_row r;
-            results_row(&x->page, x->i++, &r);
+            int got = results_stream_next(&x->st, &r, err, sizeof(err));
+            if (got < 0) {
+                log_error("request %s: %s", x->req_id, err);
+                return -1; /* the client sees a chunked body cut short */
+            }
+            if (got == 0) {
+                x->open = false;
+                x->next = x->st.next_seq;
+                continue;
+            }
             buf_reset(&x->row);
             x->off = 0;
             if (!put_row(&x->row, &r) || !buf_putc(&x->row, '\n')) {
@@ -112,18 +112,14 @@ static long export_read(void *cls, char *out, size_t max)
             }
             continue;
         }
-        if (x->page.res) {
-            x->next = x->page.next_seq;
-            results_page_free(&x->page);
-        }
         if (x->next < 0)
             break;
-        char err[512];
-        if (!results_page(x->c, x->job_id, x->next, STREAM_PAGE, &x->page, err, sizeof(err))) {
+        if (!results_stream_begin(&x->st, x->c, x->job_id, x->next, STREAM_PAGE, err,
+                                  sizeof(err))) {
             log_error("request %s: %s", x->req_id, err);
-            return -1; /* the client sees a chunked body cut short */
+            return -1;
         }
-        x->i = 0;
+        x->open = true;
     }
     return (long)n;
 }
@@ -131,7 +127,7 @@ static long export_read(void *cls, char *out, size_t max)
 static void export_done(void *cls)
 {
     struct export *x = cls;
-    results_page_free(&x->page);
+    results_stream_end(&x->st);
     buf_cleanup(&x->row);
     db_pool_release(x->app->db, x->c);
     free(x);
@@ -185,16 +181,17 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
         http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
         return;
     }
-    struct result_page page = {0};
+    /* rows are formatted as they arrive, while the server sends the rest */
+    struct result_stream st = {0};
     enum jobs_result jr = jobs_get(c, req->key_id, req->params[0], &job, err, sizeof(err));
-    bool ok = jr == JOBS_OK && results_page(c, job.id, from, (int)limit, &page, err, sizeof(err));
-    db_pool_release(app->db, c);
-    if (jr == JOBS_NOT_FOUND) {
-        http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
-        return;
-    }
+    bool ok =
+        jr == JOBS_OK && results_stream_begin(&st, c, job.id, from, (int)limit, err, sizeof(err));
     if (!ok) {
-        api_db_failed(req, resp, err);
+        db_pool_release(app->db, c);
+        if (jr == JOBS_NOT_FOUND)
+            http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
+        else
+            api_db_failed(req, resp, err);
         return;
     }
     struct buf *b = &resp->body;
@@ -203,16 +200,21 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
              buf_printf(b, ",\"output_dimensionality\":%d,\"normalized\":%s,\"results\":[",
                         job.output_dimensionality,
                         job.normalize || job.output_dimensionality == 3072 ? "true" : "false");
-    for (size_t i = 0; i < page.n && w; i++) {
-        struct result_row r;
-        results_row(&page, i, &r);
+    struct result_row r;
+    int got = 0;
+    for (size_t i = 0; w && (got = results_stream_next(&st, &r, err, sizeof(err))) > 0; i++)
         w = (!i || buf_putc(b, ',')) && put_row(b, &r);
+    results_stream_end(&st);
+    db_pool_release(app->db, c);
+    if (got < 0) {
+        buf_reset(b);
+        api_db_failed(req, resp, err);
+        return;
     }
-    if (w && page.next_seq >= 0)
-        w = buf_printf(b, "],\"next_cursor\":\"%lld\"}", (long long)page.next_seq);
+    if (w && st.next_seq >= 0)
+        w = buf_printf(b, "],\"next_cursor\":\"%lld\"}", (long long)st.next_seq);
     else if (w)
         w = buf_puts(b, "],\"next_cursor\":null}");
-    results_page_free(&page);
     if (!w) {
         http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
         return;

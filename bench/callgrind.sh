@@ -4,8 +4,8 @@
 #   - the chunker: bench/cg_chunker splits 1,000 ~1 KB prose documents with
 #     the job defaults (service/chunker.h);
 #   - vector JSON: bench/cg_vector_json encodes 1,000 stored 768-d float32
-#     vectors as GET /v1/jobs/{id}/results does (api/results.c put_vector,
-#     numfmt_f32).
+#     vectors with the code GET /v1/jobs/{id}/results uses
+#     (service/results.c results_json_vector, util/numfmt.c).
 # Only the work inside cg_measured() is counted (--toggle-collect), so set-up
 # (building the documents or vectors) and process start-up are left out.
 #
@@ -71,4 +71,4 @@ r=$(callgrind_ir vector_json "$build/bench/cg_vector_json")
 read -r ir _ n _ dims _ bytes <<<"$r"
 per=$(((ir * 1000 + n / 2) / n))
 figure "callgrind vector JSON" "$per" \
-  "api/results.c put_vector (numfmt_f32) on $n vectors of $dims float32 ($bytes bytes of JSON); $((ir / (n * dims))) Ir/component"
+  "results_json_vector (numfmt_f32le_array) on $n vectors of $dims float32 ($bytes bytes of JSON); $((ir / (n * dims))) Ir/component"

@@ -5,10 +5,9 @@
  * Makes N stored vectors (default 1,000) of 768 float32 components, little
  * endian as in chunks.embedding, with deterministic values of the size a
  * unit vector has (|v| around 1/sqrt(768)), then encodes them one after the
- * other into one bounded buffer exactly as GET /v1/jobs/{id}/results does:
- * put_vector() below is api/results.c's put_vector() (static there) --
- * buf_reserve once per vector, then results_value() + numfmt_f32() per
- * component. Keep the two in step. Only cg_measured() is meant to be
+ * other into one bounded buffer with the code GET /v1/jobs/{id}/results
+ * uses: results_json_vector() (service/results.c), one buf_reserve per
+ * vector, then numfmt_f32le_array(). Only cg_measured() is meant to be
  * counted: bench/callgrind.sh runs this under
  *
  *   valgrind --tool=callgrind --toggle-collect=cg_measured cg_vector_json
@@ -17,7 +16,6 @@
  */
 #include "results.h"
 #include "util/buf.h"
-#include "util/numfmt.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -37,22 +35,6 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 0x2545F4914F6CDD1DULL;
 }
 
-/* api/results.c put_vector(), verbatim. */
-static bool put_vector(struct buf *b, const unsigned char *e, int dims)
-{
-    if (!buf_reserve(b, (size_t)dims * NUMFMT_F32_MAX + 2))
-        return false;
-    b->data[b->len++] = '[';
-    for (int k = 0; k < dims; k++) {
-        if (k)
-            b->data[b->len++] = ',';
-        b->len += numfmt_f32(b->data + b->len, results_value(e, k));
-    }
-    b->data[b->len++] = ']';
-    b->data[b->len] = '\0';
-    return true;
-}
-
 size_t cg_measured(const unsigned char *vectors, size_t n, struct buf *out);
 
 /* The counted work: a results page's vectors, comma-separated, into one buffer. */
@@ -61,7 +43,7 @@ __attribute__((noinline)) size_t cg_measured(const unsigned char *vectors, size_
 {
     for (size_t i = 0; i < n; i++) {
         if ((i && !buf_putc(out, ',')) ||
-            !put_vector(out, vectors + i * DIMS * sizeof(float), DIMS))
+            !results_json_vector(out, vectors + i * DIMS * sizeof(float), DIMS))
             return 0;
     }
     return out->len;

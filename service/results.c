@@ -2,45 +2,21 @@
 #include "results.h"
 
 #include "db.h"
+#include "util/numfmt.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
-bool results_page(PGconn *c, const char *job_id, int64_t from, int limit, struct result_page *p,
-                  char *err, size_t errlen)
-{
-    char f[24], l[16];
-    snprintf(f, sizeof(f), "%lld", (long long)from);
-    snprintf(l, sizeof(l), "%d", limit + 1);
-    const char *vals[3] = {job_id, f, l};
-    memset(p, 0, sizeof(*p));
-    /* binary results: the vectors arrive as raw bytes, no hex round trip */
-    p->res = PQexecParams(c,
-                          "SELECT c.seq::int8, c.doc_index, c.chunk_index, c.char_start,"
-                          " c.char_end, c.tokens, c.state::int4, d.doc_id, d.title,"
-                          " d.metadata::text, c.text, c.embedding, c.error"
-                          " FROM chunks c JOIN documents d"
-                          "   ON d.job_id = c.job_id AND d.doc_index = c.doc_index"
-                          " WHERE c.job_id = $1 AND c.seq >= $2::int8"
-                          " ORDER BY c.seq LIMIT $3::int4",
-                          3, NULL, vals, NULL, NULL, 1);
-    if (PQresultStatus(p->res) != PGRES_TUPLES_OK) {
-        db_error(p->res, c, "could not read results", err, errlen);
-        PQclear(p->res);
-        p->res = NULL;
-        return false;
-    }
-    int rows = PQntuples(p->res);
-    p->n = rows > limit ? (size_t)limit : (size_t)rows;
-    p->next_seq = -1;
-    if (rows > limit) {
-        struct result_row r;
-        results_row(p, (size_t)limit, &r);
-        p->next_seq = r.seq;
-    }
-    return true;
-}
+/* A job's chunks from seq $2 on, in order, at most $3 rows; binary results,
+ * so the vectors arrive as raw bytes with no hex round trip. */
+static const char results_sql[] = "SELECT c.seq::int8, c.doc_index, c.chunk_index, c.char_start,"
+                                  " c.char_end, c.tokens, c.state::int4, d.doc_id, d.title,"
+                                  " d.metadata::text, c.text, c.embedding, c.error"
+                                  " FROM chunks c JOIN documents d"
+                                  "   ON d.job_id = c.job_id AND d.doc_index = c.doc_index"
+                                  " WHERE c.job_id = $1 AND c.seq >= $2::int8"
+                                  " ORDER BY c.seq LIMIT $3::int4";
 
 static int64_t get_i8(const PGresult *r, int row, int col)
 {
@@ -63,10 +39,8 @@ static const char *get_text(const PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
-void results_row(const struct result_page *p, size_t i, struct result_row *r)
+static void row_from(const PGresult *res, int row, struct result_row *r)
 {
-    const PGresult *res = p->res;
-    int row = (int)i;
     r->seq = get_i8(res, row, 0);
     r->doc_index = get_i4(res, row, 1);
     r->chunk_index = get_i4(res, row, 2);
@@ -85,12 +59,6 @@ void results_row(const struct result_page *p, size_t i, struct result_row *r)
     r->error = get_text(res, row, 12);
 }
 
-void results_page_free(struct result_page *p)
-{
-    PQclear(p->res);
-    p->res = NULL;
-}
-
 float results_value(const unsigned char *e, int k)
 {
     const unsigned char *b = e + 4 * k;
@@ -98,4 +66,80 @@ float results_value(const unsigned char *e, int k)
     float f;
     memcpy(&f, &u, sizeof(f));
     return f;
+}
+
+bool results_json_vector(struct buf *b, const unsigned char *embedding, int dims)
+{
+    if (!buf_reserve(b, NUMFMT_F32_ARRAY_MAX(dims)))
+        return false;
+    b->len += numfmt_f32le_array(b->data + b->len, embedding, (size_t)dims);
+    return true;
+}
+
+/* Read and free whatever the server still sends for the current query. */
+static void stream_drain(struct result_stream *s)
+{
+    PGresult *res;
+    while (s->active && (res = PQgetResult(s->c)) != NULL)
+        PQclear(res);
+    s->active = false;
+}
+
+bool results_stream_begin(struct result_stream *s, PGconn *c, const char *job_id, int64_t from,
+                          int limit, char *err, size_t errlen)
+{
+    char f[24], l[16];
+    snprintf(f, sizeof(f), "%lld", (long long)from);
+    snprintf(l, sizeof(l), "%d", limit + 1);
+    const char *vals[3] = {job_id, f, l};
+    memset(s, 0, sizeof(*s));
+    s->c = c;
+    s->limit = limit;
+    s->next_seq = -1;
+    if (!PQsendQueryParams(c, results_sql, 3, NULL, vals, NULL, NULL, 1)) {
+        db_error(NULL, c, "could not read results", err, errlen);
+        return false;
+    }
+    s->active = true;
+    if (!PQsetSingleRowMode(c)) { /* cannot happen right after a successful send */
+        stream_drain(s);
+        snprintf(err, errlen, "could not read results: single-row mode refused");
+        return false;
+    }
+    return true;
+}
+
+int results_stream_next(struct result_stream *s, struct result_row *r, char *err, size_t errlen)
+{
+    PQclear(s->row);
+    s->row = NULL;
+    if (!s->active)
+        return 0;
+    PGresult *res = PQgetResult(s->c);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_SINGLE_TUPLE && s->given < s->limit) {
+        s->row = res;
+        s->given++;
+        row_from(res, 0, r);
+        return 1;
+    }
+    int ret = 0;
+    if (st == PGRES_SINGLE_TUPLE) { /* the extra row: where the next page starts */
+        struct result_row extra;
+        row_from(res, 0, &extra);
+        s->next_seq = extra.seq;
+    } else if (st != PGRES_TUPLES_OK) {
+        db_error(res, s->c, "could not read results", err, errlen);
+        ret = -1;
+    }
+    PQclear(res);
+    stream_drain(s);
+    return ret;
+}
+
+void results_stream_end(struct result_stream *s)
+{
+    PQclear(s->row);
+    s->row = NULL;
+    stream_drain(s);
 }

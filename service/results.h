@@ -6,13 +6,15 @@
 #ifndef SVC_RESULTS_H
 #define SVC_RESULTS_H
 
+#include "util/buf.h"
+
 #include <libpq-fe.h>
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* One chunk of a page; pointers borrow from the page's PGresult. */
+/* One chunk; pointers borrow from the row's PGresult (see results_stream_next). */
 struct result_row {
     int64_t seq;
     int doc_index, chunk_index;
@@ -29,19 +31,38 @@ struct result_row {
     const char *error; /* NULL unless failed */
 };
 
-struct result_page {
-    PGresult *res; /* owned */
-    size_t n;
-    int64_t next_seq; /* -1 when this is the last page */
+/*
+ * A page read row by row as the server sends it (libpq single-row mode), so
+ * that rows are formatted while PostgreSQL still produces the rest of them.
+ * Between results_stream_begin and the end of the rows (or
+ * results_stream_end) the connection is busy with the query.
+ */
+struct result_stream {
+    PGconn *c;        /* borrowed */
+    PGresult *row;    /* owned: the current row, or NULL */
+    int limit;        /* rows handed out at most; one more is read for next_seq */
+    int given;        /* rows handed out so far */
+    int64_t next_seq; /* once the rows ended: seq of the next page, -1 if none */
+    bool active;      /* the query still has results to read */
 };
 
-/* Read up to limit chunks of job_id starting at seq from. The caller has
- * already checked that the job belongs to it. On failure err says why. */
-bool results_page(PGconn *c, const char *job_id, int64_t from, int limit, struct result_page *p,
-                  char *err, size_t errlen);
-/* Row i of a page. */
-void results_row(const struct result_page *p, size_t i, struct result_row *r);
-void results_page_free(struct result_page *p);
+/* Send the query for up to limit chunks of job_id starting at seq from.
+ * The caller has already checked that the job belongs to it. On failure
+ * err says why and nothing is left to read. */
+bool results_stream_begin(struct result_stream *s, PGconn *c, const char *job_id, int64_t from,
+                          int limit, char *err, size_t errlen) SVC_MUSTCHECK;
+/* The next row: 1 with *r filled (borrowed; valid until the next call),
+ * 0 after the last one (s->next_seq set), -1 on failure (err says why).
+ * After 0 or -1 the connection is idle again. */
+int results_stream_next(struct result_stream *s, struct result_row *r, char *err, size_t errlen);
+/* Stop early: read and drop the rest of the rows so the connection is idle.
+ * A no-op after the rows ended and on a zeroed struct. */
+void results_stream_end(struct result_stream *s);
+
+/* Append a stored float32 LE vector of dims components to b as a JSON
+ * array of shortest round-trip numbers (util/numfmt.h). Returns false,
+ * b unchanged, past b's cap or on OOM. */
+bool results_json_vector(struct buf *b, const unsigned char *embedding, int dims) SVC_MUSTCHECK;
 
 /* Decode component k of a stored float32 LE vector. */
 float results_value(const unsigned char *embedding, int k);

@@ -3,11 +3,8 @@
  * Output format
  *   - The shortest decimal (at most 9 significant digits) that strtof reads
  *     back as the identical float; among equally short candidates the
- *     nearest, ties to even. This holds exactly for 1e-4 <= |v| < 1e15;
- *     outside that range a candidate closer than 1e-6 units of its last
- *     digit to the edge of the rounding interval is rejected, so in rare
- *     borderline cases (1 in 33 million sampled) the output has one digit
- *     more than needed; it still reads back exactly.
+ *     nearest, ties to even. Exact for every finite float32 (checked
+ *     exhaustively against strtof, see tests/unit/test_numfmt.c).
  *   - Plain notation for 1e-5 <= |v| < 1e9: "1", "-2.5", "0.1", "100",
  *     "0.00001", "123456790". Never a leading '+', never a trailing '.',
  *     always a digit before the '.'.
@@ -18,113 +15,205 @@
  *   The longest output is 16 bytes ("-0.0000123456789"), well under
  *   NUMFMT_F32_MAX.
  *
- * Method (double arithmetic only)
- *   Let d = |v| as a double (exact) and e its decimal exponent, so that
- *   s = d * 10^(8-e) lies in [1e8, 1e9). s is computed with one multiply or
- *   divide by a table power of ten, so it is within 2.3e-7 of the true
- *   value, and exact where it matters for 1e-4 <= |v| < 1e15 (see the
- *   comment at the bounds).
- *   The reals that strtof rounds to v form the interval [v - g_lo,
- *   v + g_hi] (open unless v's mantissa is even), where g_hi is half the
- *   gap to the next float up and g_lo half the gap to the next float down
- *   (a quarter ulp below a power of two). Scaled like s, it becomes the
- *   integer range [lo, hi]: any integer c in it, read as c * 10^(e-8),
- *   parses back to v. When the arithmetic is inexact the range is first
- *   pulled in by a margin larger than the total rounding error.
- *   round(s) is always in range (the scaled half gap is at least 2.98 for a
- *   normal float, larger for a denormal), which gives 9 digits: nine
- *   significant digits identify every float32. Then, for u = 10, 100, ...,
- *   the multiple of u nearest to s (or the next one up if that falls below
- *   lo) is tried; the largest u that still lands in range gives the
- *   shortest output. A multiple of 10u in range is also a multiple of u, so
- *   the search stops at the first miss.
+ * Method (integer arithmetic only; the idea of Giulietti's "Schubfach",
+ * written here for float32 from the description, not from its code)
+ *   v = c * 2^q with c the 24-bit significand. The reals that strtof rounds
+ *   to v form the interval R = [v - 2^q/2, v + 2^q/2] (lower half a quarter
+ *   ulp when c is a power of two above the smallest normal), closed when c
+ *   is even and open when odd, because strtof breaks ties to even.
+ *   Pick k = floor(log10(|R|)) (|R| the width), so R holds at least one and
+ *   fewer than ten integer multiples of 10^k. Scaled by 4 * 10^-k, v and the
+ *   two ends of R become vb, vbl, vbr; each is computed as
+ *   floor(x) | (x is not an integer) ("round to odd") from one 64x64-bit
+ *   multiply by 10^-k rounded up to 64 bits, which keeps every comparison
+ *   with a multiple of 4 exact (verified for all floats).
+ *   R holds at most one multiple of 10 * 10^k; when it holds exactly one,
+ *   that is the unique shortest candidate. Otherwise every candidate has the
+ *   same length and the nearest is floor or ceil of v * 10^-k, whichever
+ *   lies in R (the nearer one, ties to even, when both do).
  */
 #include "util/numfmt.h"
 
 #include <stdint.h>
 #include <string.h>
 
-/* 10^k for k = -48 .. 56, as correctly rounded double literals. */
-static const double pow10_tbl[] = {
-    1e-48, 1e-47, 1e-46, 1e-45, 1e-44, 1e-43, 1e-42, 1e-41, 1e-40, 1e-39, 1e-38, 1e-37,
-    1e-36, 1e-35, 1e-34, 1e-33, 1e-32, 1e-31, 1e-30, 1e-29, 1e-28, 1e-27, 1e-26, 1e-25,
-    1e-24, 1e-23, 1e-22, 1e-21, 1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15, 1e-14, 1e-13,
-    1e-12, 1e-11, 1e-10, 1e-9,  1e-8,  1e-7,  1e-6,  1e-5,  1e-4,  1e-3,  1e-2,  1e-1,
-    1e0,   1e1,   1e2,   1e3,   1e4,   1e5,   1e6,   1e7,   1e8,   1e9,   1e10,  1e11,
-    1e12,  1e13,  1e14,  1e15,  1e16,  1e17,  1e18,  1e19,  1e20,  1e21,  1e22,  1e23,
-    1e24,  1e25,  1e26,  1e27,  1e28,  1e29,  1e30,  1e31,  1e32,  1e33,  1e34,  1e35,
-    1e36,  1e37,  1e38,  1e39,  1e40,  1e41,  1e42,  1e43,  1e44,  1e45,  1e46,  1e47,
-    1e48,  1e49,  1e50,  1e51,  1e52,  1e53,  1e54,  1e55,  1e56,
+__extension__ typedef unsigned __int128 numfmt_u128;
+
+/* Inlined even at -O3, where gcc otherwise keeps shortest() a call (~8%). */
+#define NUMFMT_INLINE inline __attribute__((always_inline))
+
+/* For k = NUMFMT_K_MIN .., 10^-k as g * 2^(h - 33 - 63) with g in
+ * (2^63, 2^64] rounded up (floor + 1) and h the shift that puts the binary
+ * point of the scaled value 32 bits above the bottom of the high product
+ * word: h = q + hoff. Generated with exact rational arithmetic. */
+struct numfmt_pow10 {
+    uint64_t g;
+    int hoff;
 };
-#define POW10_MIN (-48)
 
-/* "00" .. "99", for writing two digits at a time. */
-static const char digit_pairs[201] = "00010203040506070809"
-                                     "10111213141516171819"
-                                     "20212223242526272829"
-                                     "30313233343536373839"
-                                     "40414243444546474849"
-                                     "50515253545556575859"
-                                     "60616263646566676869"
-                                     "70717273747576777879"
-                                     "80818283848586878889"
-                                     "90919293949596979899";
+#define NUMFMT_K_MIN (-45)
+static const struct numfmt_pow10 pow10_tbl[] = {
+    {0xb35dbf821ae4f38cu, 182}, /* 10^45 */
+    {0x8f7e32ce7bea5c70u, 179}, /* 10^44 */
+    {0xe596b7b0c643c71au, 175}, /* 10^43 */
+    {0xb7abc627050305aeu, 172}, /* 10^42 */
+    {0x92efd1b8d0cf37bfu, 169}, /* 10^41 */
+    {0xeb194f8e1ae525feu, 165}, /* 10^40 */
+    {0xbc143fa4e250eb32u, 162}, /* 10^39 */
+    {0x96769950b50d88f5u, 159}, /* 10^38 */
+    {0xf0bdc21abb48db21u, 155}, /* 10^37 */
+    {0xc097ce7bc90715b4u, 152}, /* 10^36 */
+    {0x9a130b963a6c115du, 149}, /* 10^35 */
+    {0xf684df56c3e01bc7u, 145}, /* 10^34 */
+    {0xc5371912364ce306u, 142}, /* 10^33 */
+    {0x9dc5ada82b70b59eu, 139}, /* 10^32 */
+    {0xfc6f7c4045812297u, 135}, /* 10^31 */
+    {0xc9f2c9cd04674edfu, 132}, /* 10^30 */
+    {0xa18f07d736b90be6u, 129}, /* 10^29 */
+    {0x813f3978f8940985u, 126}, /* 10^28 */
+    {0xcecb8f27f4200f3bu, 122}, /* 10^27 */
+    {0xa56fa5b99019a5c9u, 119}, /* 10^26 */
+    {0x84595161401484a1u, 116}, /* 10^25 */
+    {0xd3c21bcecceda101u, 112}, /* 10^24 */
+    {0xa968163f0a57b401u, 109}, /* 10^23 */
+    {0x878678326eac9001u, 106}, /* 10^22 */
+    {0xd8d726b7177a8001u, 102}, /* 10^21 */
+    {0xad78ebc5ac620001u, 99},  /* 10^20 */
+    {0x8ac7230489e80001u, 96},  /* 10^19 */
+    {0xde0b6b3a76400001u, 92},  /* 10^18 */
+    {0xb1a2bc2ec5000001u, 89},  /* 10^17 */
+    {0x8e1bc9bf04000001u, 86},  /* 10^16 */
+    {0xe35fa931a0000001u, 82},  /* 10^15 */
+    {0xb5e620f480000001u, 79},  /* 10^14 */
+    {0x9184e72a00000001u, 76},  /* 10^13 */
+    {0xe8d4a51000000001u, 72},  /* 10^12 */
+    {0xba43b74000000001u, 69},  /* 10^11 */
+    {0x9502f90000000001u, 66},  /* 10^10 */
+    {0xee6b280000000001u, 62},  /* 10^9 */
+    {0xbebc200000000001u, 59},  /* 10^8 */
+    {0x9896800000000001u, 56},  /* 10^7 */
+    {0xf424000000000001u, 52},  /* 10^6 */
+    {0xc350000000000001u, 49},  /* 10^5 */
+    {0x9c40000000000001u, 46},  /* 10^4 */
+    {0xfa00000000000001u, 42},  /* 10^3 */
+    {0xc800000000000001u, 39},  /* 10^2 */
+    {0xa000000000000001u, 36},  /* 10^1 */
+    {0x8000000000000001u, 33},  /* 10^0 */
+    {0xcccccccccccccccdu, 29},  /* 10^-1 */
+    {0xa3d70a3d70a3d70bu, 26},  /* 10^-2 */
+    {0x83126e978d4fdf3cu, 23},  /* 10^-3 */
+    {0xd1b71758e219652cu, 19},  /* 10^-4 */
+    {0xa7c5ac471b478424u, 16},  /* 10^-5 */
+    {0x8637bd05af6c69b6u, 13},  /* 10^-6 */
+    {0xd6bf94d5e57a42bdu, 9},   /* 10^-7 */
+    {0xabcc77118461cefdu, 6},   /* 10^-8 */
+    {0x89705f4136b4a598u, 3},   /* 10^-9 */
+    {0xdbe6fecebdedd5bfu, -1},  /* 10^-10 */
+    {0xafebff0bcb24aaffu, -4},  /* 10^-11 */
+    {0x8cbccc096f5088ccu, -7},  /* 10^-12 */
+    {0xe12e13424bb40e14u, -11}, /* 10^-13 */
+    {0xb424dc35095cd810u, -14}, /* 10^-14 */
+    {0x901d7cf73ab0acdau, -17}, /* 10^-15 */
+    {0xe69594bec44de15cu, -21}, /* 10^-16 */
+    {0xb877aa3236a4b44au, -24}, /* 10^-17 */
+    {0x9392ee8e921d5d08u, -27}, /* 10^-18 */
+    {0xec1e4a7db69561a6u, -31}, /* 10^-19 */
+    {0xbce5086492111aebu, -34}, /* 10^-20 */
+    {0x971da05074da7befu, -37}, /* 10^-21 */
+    {0xf1c90080baf72cb2u, -41}, /* 10^-22 */
+    {0xc16d9a0095928a28u, -44}, /* 10^-23 */
+    {0x9abe14cd44753b53u, -47}, /* 10^-24 */
+    {0xf79687aed3eec552u, -51}, /* 10^-25 */
+    {0xc612062576589ddbu, -54}, /* 10^-26 */
+    {0x9e74d1b791e07e49u, -57}, /* 10^-27 */
+    {0xfd87b5f28300ca0eu, -61}, /* 10^-28 */
+    {0xcad2f7f5359a3b3fu, -64}, /* 10^-29 */
+    {0xa2425ff75e14fc32u, -67}, /* 10^-30 */
+    {0x81ceb32c4b43fcf5u, -70}, /* 10^-31 */
+};
 
-/* Slack, in units of the 9th digit, kept between a candidate and the edge of
- * the rounding interval when the bounds are not exact; the accumulated
- * rounding error of s and of the bounds is below 4.5e-7 units. */
-#define MARGIN 1e-6
+static const uint32_t pow10_u32[10] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
+};
 
-static double pow10i(int k)
+/* floor(x * 2^-18) for -2^27 < x < 2^27, without right-shifting a negative. */
+static int floor_shift18(int x)
 {
-    return pow10_tbl[k - POW10_MIN];
+    return (int)((unsigned)(x + (1 << 28)) >> 18) - (1 << 10);
 }
 
-/* 2^k as a double, for -1022 <= k <= 1023. */
-static double pow2i(int k)
+/* y * 10^-k * 2^q (y a scaled significand, h = q + hoff), rounded to odd:
+ * the integer part, with bit 0 set when the fraction is not zero. */
+static uint32_t round_odd(uint64_t g, uint64_t y, int h)
 {
-    uint64_t bits = (uint64_t)(k + 1023) << 52;
-    double d;
-    memcpy(&d, &bits, sizeof(d));
-    return d;
-}
-
-/* d * 10^(8-e), the 9-digit scaling of d; divides by an exact power of ten
- * where one exists rather than multiply by an inexact one. */
-static double scale(double d, int e)
-{
-    return e > 8 ? d / pow10i(e - 8) : d * pow10i(8 - e);
-}
-
-/* Write the four decimal digits of x < 10000. */
-static void put4(char *p, uint32_t x)
-{
-    memcpy(p, digit_pairs + 2 * (x / 100), 2);
-    memcpy(p + 2, digit_pairs + 2 * (x % 100), 2);
+    uint64_t hi = (uint64_t)(((numfmt_u128)g * (y << h)) >> 64);
+    return (uint32_t)(hi >> 32) | (uint32_t)((hi & 0xffffffffu) != 0);
 }
 
 /*
- * Replace c by the multiple of u nearest to s (ties to even), or the next one
- * up when that falls below lo; return 0 and leave c alone when the result
- * would exceed hi. s = sfloor + sfrac with sfloor an integer, 0 <= sfrac < 1.
- * floor((sfloor + u/2) / u) is round-half-up(s / u) because u/2 is an
- * integer; a tie needs sfrac == 0 and s exactly u/2 below the result.
+ * The eight decimal digits of x < 10^8 as one word holding a digit value
+ * (0..9, not ASCII) per byte, the first digit in the lowest byte, so that
+ * storing it little endian writes the digits in order. Splits x in lanes:
+ * two of 32 bits (/ 10^4), four of 16 (/ 100), eight of 8 (/ 10), each
+ * division a multiply and shift that is exact for the lane's range.
  */
-static int try_unit(uint32_t *c, uint32_t sfloor, double sfrac, uint32_t lo, uint32_t hi,
-                    uint32_t u)
+static uint64_t digits8(uint32_t x)
 {
-    uint32_t t = (sfloor + u / 2) / u * u;
-    if (sfrac == 0.0 && t - sfloor == u / 2 && (t / u) & 1)
-        t -= u;
-    if (t < lo)
-        t += u;
-    if (t > hi)
-        return 0;
-    *c = t;
-    return 1;
+    uint64_t v = x / 10000 | (uint64_t)(x % 10000) << 32;
+    uint64_t hi = ((v * 10486) >> 20) & 0x0000007f0000007fu; /* / 100 */
+    v = (v - hi * 100) << 16 | hi;
+    hi = ((v * 103) >> 10) & 0x000f000f000f000fu; /* / 10 */
+    return (v - hi * 10) << 8 | hi;
 }
 
-size_t numfmt_f32(char *out, float v)
+/* Store w's bytes in memory order first byte = lowest byte. */
+static void store8(char *p, uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(p, &w, sizeof(w));
+}
+
+/*
+ * The shortest nearest decimal of c * 2^q (c > 0, the significand, and q
+ * its exponent as above, irregular when the gap below is half as wide):
+ * returns the digits m and sets *k so that the decimal is m * 10^*k.
+ */
+static NUMFMT_INLINE uint32_t shortest(uint32_t c, int q, int irregular, int *k10)
+{
+    uint32_t out = c & 1; /* an odd significand: R is open */
+    uint64_t cb = (uint64_t)c << 2;
+    uint64_t cbr = cb + 2;
+    uint64_t cbl = irregular ? cb - 1 : cb - 2;
+    int k = floor_shift18(q * 78913 - (irregular ? 32752 : 0));
+    const struct numfmt_pow10 *p = &pow10_tbl[k - NUMFMT_K_MIN];
+    int h = q + p->hoff;
+    uint32_t vb = round_odd(p->g, cb, h);
+    uint32_t vbl = round_odd(p->g, cbl, h);
+    uint32_t vbr = round_odd(p->g, cbr, h);
+    uint32_t s = vb >> 2;
+
+    uint32_t sp10 = s / 10 * 10, tp10 = sp10 + 10;
+    int upin = vbl + out <= sp10 << 2;
+    int wpin = (tp10 << 2) + out <= vbr;
+    *k10 = k;
+    /* Whether to take the one candidate at 10 * 10^k, else floor or ceil:
+     * selected without branches, since which way it goes is a coin toss
+     * for typical data. Both floor and ceil out of R cannot happen, and
+     * both multiples of 10 in R neither (|R| < 10 units). */
+    uint32_t t = s + 1;
+    int uin = vbl + out <= s << 2;
+    int win = (t << 2) + out <= vbr;
+    int32_t cmp = (int32_t)(vb - ((s + t) << 1)); /* v against s + 1/2 */
+    int take_t = win & (!uin | (cmp > 0) | ((cmp == 0) & (int)(s & 1)));
+    uint32_t m = s + (uint32_t)take_t;
+    uint32_t m10 = wpin ? tp10 : sp10;
+    return upin != wpin ? m10 : m;
+}
+
+/* numfmt_f32 itself, inlined into both entry points. */
+static NUMFMT_INLINE size_t format_f32(char *out, float v)
 {
     uint32_t bits;
     memcpy(&bits, &v, sizeof(bits));
@@ -136,124 +225,56 @@ size_t numfmt_f32(char *out, float v)
         memcpy(out, "0", 2);
         return 1;
     }
-    if (bits >> 31)
-        *p++ = '-';
+    *p = '-'; /* kept only when negative: the sign is unpredictable */
+    p += bits >> 31;
     if (bexp == 0 && frac == 0) {
         memcpy(p, "0", 2);
         return (size_t)(p - out) + 1;
     }
 
-    uint32_t abits = bits & 0x7fffffff;
-    float af;
-    memcpy(&af, &abits, sizeof(af));
-    double d = (double)af;
+    int k;
+    uint32_t sig = bexp ? frac | 0x800000 : frac; /* a denormal has bexp 1's scale */
+    int q = bexp ? (int)bexp - 150 : -149;
+    uint32_t m = shortest(sig, q, frac == 0 && bexp > 1, &k);
 
-    /* Binary exponent of d (always a normal double), then
-     * k = floor(e2 * log10(2)) with 78913 / 2^18 ~ log10(2); the bias keeps
-     * the shifted value non-negative. 10^k <= d < 10^(k+2). */
-    uint64_t dbits;
-    memcpy(&dbits, &d, sizeof(dbits));
-    int e2 = (int)((dbits >> 52) & 0x7ff) - 1023;
-    int k = (int)(((int64_t)e2 * 78913 + ((int64_t)1 << 40)) >> 18) - (1 << 22);
-    int e = k + (d >= pow10i(k + 1));
+    /* m has n digits (1 <= m < 10^9); pad it to nine, c in [10^8, 10^9),
+     * and let e be the decimal exponent of its first digit. */
+    int t = ((32 - __builtin_clz(m)) * 1233) >> 12;
+    int n = t + (m >= pow10_u32[t]);
+    uint32_t c = m * pow10_u32[9 - n];
+    int e = k + n - 1;
 
-    double s = scale(d, e);
-    if (s >= 999999999.5) { /* would round up to ten digits */
-        e++;
-        s = scale(d, e);
-    } else if (s < 99999999.5) { /* would round down to eight digits */
-        e--;
-        s = scale(d, e);
-    }
+    /* The first digit, the other eight in a word (w's zero high bytes are
+     * c's trailing zeros), and n, the digits left once those are dropped. */
+    char first = (char)('0' + c / 100000000);
+    uint64_t w = digits8(c % 100000000);
+    n = w ? 9 - __builtin_clzll(w) / 8 : 1;
+    w += 0x3030303030303030u; /* ASCII */
 
-    /* Half gaps to the neighbouring floats. The gap below a power of two
-     * (other than the smallest normal) is half as wide. */
-    double g_hi = pow2i((int)(bexp ? bexp : 1) - 151);
-    double g_lo = (frac == 0 && bexp > 1) ? g_hi * 0.5 : g_hi;
-
-    /* The bounds, scaled like s. For 1e-4 <= |v| < 1e15 they are exact where
-     * it matters: for e <= 8, 10^(8-e) is exact and s, s - g_lo, s + g_hi fit
-     * in 53 bits; for 9 <= e <= 14, d -+ g are exact integers and dividing
-     * them by the exact 10^(e-8) rounds a non-integer quotient by far less
-     * than its distance (at least 1e-6) to the nearest integer, so floor,
-     * ceil and "is an integer" come out right; the same holds for s and the
-     * tie tests below. strtof rounds a decimal exactly halfway between two
-     * floats to the one with the even mantissa, so the interval is closed
-     * when v's mantissa is even and open otherwise. Outside that range the
-     * bounds carry rounding error, so they are pulled in by MARGIN and then
-     * treated as closed. */
-    double lo_d, hi_d;
-    if (e > 8) {
-        double p10 = pow10i(e - 8);
-        lo_d = (d - g_lo) / p10;
-        hi_d = (d + g_hi) / p10;
-    } else {
-        double p10 = pow10i(8 - e);
-        lo_d = s - g_lo * p10;
-        hi_d = s + g_hi * p10;
-    }
-    int exact = e >= -4 && e <= 14;
-    if (!exact) {
-        lo_d += MARGIN;
-        hi_d -= MARGIN;
-    }
-    uint32_t lo = (uint32_t)lo_d; /* floor: lo_d > 0 */
-    uint32_t hi = (uint32_t)hi_d;
-    if (!exact || (frac & 1) == 0) {
-        lo += (double)lo < lo_d; /* ceil */
-    } else {
-        lo += 1;                  /* smallest integer > lo_d */
-        hi -= (double)hi == hi_d; /* largest integer < hi_d */
-    }
-
-    /* Nine digits: round(s), ties to even; then as few as possible. */
-    uint32_t sfloor = (uint32_t)s;
-    double sfrac = s - (double)sfloor; /* exact */
-    uint32_t c = sfloor + (sfrac > 0.5 || (sfrac == 0.5 && (sfloor & 1)));
-    if (try_unit(&c, sfloor, sfrac, lo, hi, 10) && try_unit(&c, sfloor, sfrac, lo, hi, 100) &&
-        try_unit(&c, sfloor, sfrac, lo, hi, 1000) && try_unit(&c, sfloor, sfrac, lo, hi, 10000) &&
-        try_unit(&c, sfloor, sfrac, lo, hi, 100000) &&
-        try_unit(&c, sfloor, sfrac, lo, hi, 1000000) &&
-        try_unit(&c, sfloor, sfrac, lo, hi, 10000000))
-        try_unit(&c, sfloor, sfrac, lo, hi, 100000000);
-    if (c >= 1000000000) { /* rounded up to 10^9: a multiple of 10 */
-        c /= 10;
-        e++;
-    }
-
-    /* The nine digits of c (dig[9..15] are padding, so that the fixed-size
-     * copies below may read past the end), then drop trailing zeros. */
-    char dig[16];
-    dig[0] = (char)('0' + c / 100000000);
-    uint32_t rest = c % 100000000;
-    put4(dig + 1, rest / 10000);
-    put4(dig + 5, rest % 10000);
-    memset(dig + 9, '0', 7);
-    int n = 9;
-    while (dig[n - 1] == '0')
-        n--;
-
-    /* Fixed-size copies, which may scribble past the final NUL but stay
+    /* Fixed-size stores, which may scribble past the final NUL but stay
      * within the NUMFMT_F32_MAX bytes the caller provides: p is at most
-     * out + 1 and the last byte written is at most p + 16. */
+     * out + 1 and the last byte written is at most p + 15. */
     if (e >= -5 && e < 9) {
         if (e < 0) { /* "0." then -e-1 zeros then the digits */
             memcpy(p, "0.000000", 8);
-            memcpy(p + 1 - e, dig, 9);
+            p[1 - e] = first;
+            store8(p + 2 - e, w);
             p += 1 - e + n;
         } else if (n <= e + 1) { /* an integer: digits padded with zeros */
-            memcpy(p, dig, 9);
+            p[0] = first;
+            store8(p + 1, w);
             p += e + 1;
-        } else {
-            memcpy(p, dig, 9);
-            memcpy(p + e + 2, dig + e + 1, 8);
+        } else { /* e <= 7: the point goes after digit e + 1 */
+            p[0] = first;
+            store8(p + 1, w);
             p[e + 1] = '.';
+            store8(p + e + 2, w >> (8 * e));
             p += n + 1;
         }
     } else {
-        p[0] = dig[0];
+        p[0] = first;
         p[1] = '.';
-        memcpy(p + 2, dig + 1, 8);
+        store8(p + 2, w);
         p += n > 1 ? n + 1 : 1;
         *p++ = 'e';
         if (e < 0) {
@@ -264,6 +285,30 @@ size_t numfmt_f32(char *out, float v)
             *p++ = (char)('0' + e / 10);
         *p++ = (char)('0' + e % 10);
     }
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
+size_t numfmt_f32(char *out, float v)
+{
+    return format_f32(out, v);
+}
+
+size_t numfmt_f32le_array(char *out, const unsigned char *le, size_t n)
+{
+    char *p = out;
+    *p++ = '[';
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *b = le + 4 * i;
+        uint32_t u =
+            (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        float v;
+        memcpy(&v, &u, sizeof(v));
+        if (i)
+            *p++ = ',';
+        p += format_f32(p, v);
+    }
+    *p++ = ']';
     *p = '\0';
     return (size_t)(p - out);
 }

@@ -19,4 +19,16 @@
  */
 size_t numfmt_f32(char *out, float v);
 
+/*
+ * Write the n float32 values stored little endian at le (4 * n bytes, any
+ * alignment) as a JSON array, "[v0,v1,...]", each value as numfmt_f32
+ * writes it, followed by a NUL. Returns the length written (excluding the
+ * NUL); out must hold NUMFMT_F32_ARRAY_MAX(n) bytes.
+ */
+size_t numfmt_f32le_array(char *out, const unsigned char *le, size_t n);
+
+/* Room numfmt_f32le_array needs for n values: each value with its comma
+ * fits in NUMFMT_F32_MAX, plus the brackets. */
+#define NUMFMT_F32_ARRAY_MAX(n) ((size_t)(n)*NUMFMT_F32_MAX + 3)
+
 #endif
