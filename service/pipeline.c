@@ -235,11 +235,24 @@ bool pipe_submitted(PGconn *c, int64_t batch_id, const char *gemini_name, int64_
     snprintf(bid, sizeof(bid), "%lld", (long long)batch_id);
     snprintf(ms, sizeof(ms), "%lld", (long long)poll_ms);
     const char *v[3] = {bid, gemini_name, ms};
-    return run(c,
-               "UPDATE batches SET state = 'submitted', gemini_name = $2, submitted_at = now(),"
-               " next_poll_at = now() + $3::bigint * interval '1 millisecond',"
-               " lease_owner = NULL, lease_until = NULL WHERE id = $1",
-               3, v, "could not record the submission", err, errlen);
+    /* Every change to a job's batches moves its job row too (here its
+     * last_activity_at), in the same transaction: readers key what they know
+     * of the batches on that row (jobs_get). The job row is locked first, in
+     * the order every other writer takes them. */
+    bool ok = db_exec(c, "BEGIN", err, errlen) &&
+              run(c,
+                  "UPDATE jobs SET last_activity_at = now()"
+                  " WHERE id = (SELECT job_id FROM batches WHERE id = $1)",
+                  1, v, "could not record the submission", err, errlen) &&
+              run(c,
+                  "UPDATE batches SET state = 'submitted', gemini_name = $2, submitted_at = now(),"
+                  " next_poll_at = now() + $3::bigint * interval '1 millisecond',"
+                  " lease_owner = NULL, lease_until = NULL WHERE id = $1",
+                  3, v, "could not record the submission", err, errlen) &&
+              db_exec(c, "COMMIT", err, errlen);
+    if (!ok)
+        rollback(c);
+    return ok;
 }
 
 bool pipe_claim_due(PGconn *c, const char *owner, int64_t lease_ms, struct pipe_batch *out,

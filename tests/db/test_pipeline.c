@@ -249,3 +249,43 @@ Test(pipeline, all_failed_means_failed)
     cr_assert_eq(dbh_scalar(&db, sql), 1, "no chunk succeeded: the job failed");
     pipe_batch_free(&b);
 }
+
+/* jobs_get remembers a job's batch summary while its row is unchanged: every
+ * change to the batches must show at the next read all the same. */
+Test(pipeline, status_sees_every_batch_change)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(4, 0, id);
+    struct job_row j;
+    cr_assert_eq(jobs_get(db.conn, key_id, id, &j, err, sizeof(err)), JOBS_OK, "%s", err);
+    cr_assert_eq(j.batches[0] + j.batches[1], 0);
+    struct pipe_batch b;
+    claim(&b, 10, 1 << 20, true);
+    for (int k = 0; k < 2; k++) { /* the second read comes from the cache */
+        cr_assert_eq(jobs_get(db.conn, key_id, id, &j, err, sizeof(err)), JOBS_OK, "%s", err);
+        cr_assert_eq(j.batches[0], 1, "one batch in intent");
+        cr_assert_eq(j.google_batches, 0);
+    }
+    cr_assert(pipe_submitted(db.conn, b.id, "batches/abc", 0, err, sizeof(err)), "%s", err);
+    cr_assert_eq(jobs_get(db.conn, key_id, id, &j, err, sizeof(err)), JOBS_OK, "%s", err);
+    cr_assert_eq(j.batches[0], 0, "no batch left in intent");
+    cr_assert_eq(j.batches[1], 1, "the submission shows at once");
+    cr_assert_eq(j.google_batches, 1);
+    cr_assert_eq(j.texts_sent, 4);
+    /* a change made behind the row's back is not seen until the row moves:
+     * that is why every writer moves it (this checks the test, not embedd) */
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "WITH u AS (UPDATE batches SET state = 'failed' WHERE id = %lld RETURNING 1)"
+             " SELECT count(*) FROM u",
+             (long long)b.id);
+    cr_assert_eq(dbh_scalar(&db, sql), 1);
+    snprintf(sql, sizeof(sql),
+             "WITH u AS (UPDATE jobs SET last_activity_at = now() WHERE id = '%s' RETURNING 1)"
+             " SELECT count(*) FROM u",
+             id);
+    cr_assert_eq(dbh_scalar(&db, sql), 1);
+    cr_assert_eq(jobs_get(db.conn, key_id, id, &j, err, sizeof(err)), JOBS_OK, "%s", err);
+    cr_assert_eq(j.batches[3], 1, "failed");
+    pipe_batch_free(&b);
+}
