@@ -65,6 +65,9 @@ extern const char *const jobs_batch_states[7];
 
 enum jobs_result { JOBS_OK, JOBS_NOT_FOUND, JOBS_CONFLICT, JOBS_ERROR };
 
+/* Jobs of at least this many chunks refresh the planner's statistics when stored. */
+#define JOBS_ANALYZE_MIN_CHUNKS 10000
+
 /* Chunk every document and store job, documents and chunks in one
  * transaction (the streaming ingest below, fed from an array); writes the new
  * job's id. On failure nothing is stored. */
