@@ -84,3 +84,17 @@ PGresult *db_exec_stmt(PGconn *conn, const struct db_stmt *s, const char *const 
     PQclear(r);
     return PQexecPrepared(conn, s->name, s->n_params, vals, NULL, NULL, result_format);
 }
+
+int64_t db_bin_int(const PGresult *r, int i, int col)
+{
+    int n = PQgetlength(r, i, col);
+    if (PQgetisnull(r, i, col) || (n != 2 && n != 4 && n != 8))
+        return 0;
+    const unsigned char *p = (const unsigned char *)PQgetvalue(r, i, col);
+    uint64_t v = 0;
+    for (int k = 0; k < n; k++)
+        v = v << 8 | p[k];
+    if (n < 8 && (v >> (n * 8 - 1)) & 1) /* sign-extend */
+        v |= ~UINT64_C(0) << (n * 8);
+    return (int64_t)v;
+}

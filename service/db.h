@@ -43,4 +43,8 @@ void db_error(const PGresult *r, PGconn *conn, const char *what, char *err, size
 /* A decimal integer column value; 0 if it does not parse. */
 int64_t db_int(const char *s);
 
+/* A binary-format int2, int4, int8 (or timestamptz) column value of row i;
+ * 0 if null or of another length. */
+int64_t db_bin_int(const PGresult *r, int i, int col);
+
 #endif

@@ -487,26 +487,6 @@ bool jobs_create(PGconn *c, const struct job_spec *spec, const struct ingest_doc
 /* PostgreSQL's timestamps count microseconds from 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_UNIX_US INT64_C(946684800000000)
 
-static uint64_t bin_u64(const char *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | (unsigned char)p[i];
-    return v;
-}
-
-/* A binary int2, int4 or int8 column as int64_t (0 if null). */
-static int64_t bin_int(const PGresult *r, int i, int col)
-{
-    int n = PQgetlength(r, i, col);
-    if (PQgetisnull(r, i, col) || (n != 2 && n != 4 && n != 8))
-        return 0;
-    uint64_t v = bin_u64(PQgetvalue(r, i, col), n);
-    if (n < 8 && (v >> (n * 8 - 1)) & 1) /* sign-extend */
-        v |= ~UINT64_C(0) << (n * 8);
-    return (int64_t)v;
-}
-
 /* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days). */
 static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
@@ -531,7 +511,7 @@ static void read_ts(const PGresult *r, int i, int col, char *out, size_t outlen,
     out[0] = '\0';
     if (PQgetisnull(r, i, col) || PQgetlength(r, i, col) != 8)
         return;
-    int64_t us = (int64_t)bin_u64(PQgetvalue(r, i, col), 8) + PG_EPOCH_UNIX_US;
+    int64_t us = db_bin_int(r, i, col) + PG_EPOCH_UNIX_US;
     if (unix_us)
         *unix_us = us;
     int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
@@ -601,18 +581,18 @@ static void read_row(const PGresult *r, int i, struct job_row *j, int64_t *creat
     read_text(r, i, 2, j->display_name, sizeof(j->display_name));
     read_text(r, i, 3, j->model, sizeof(j->model));
     read_text(r, i, 4, j->task_type, sizeof(j->task_type));
-    j->output_dimensionality = (int)bin_int(r, i, 5);
+    j->output_dimensionality = (int)db_bin_int(r, i, 5);
     j->normalize = PQgetlength(r, i, 6) == 1 && PQgetvalue(r, i, 6)[0] != 0;
-    j->priority = (int)bin_int(r, i, 7);
-    j->max_chars = (int)bin_int(r, i, 8);
-    j->overlap_chars = (int)bin_int(r, i, 9);
-    j->documents = bin_int(r, i, 10);
-    j->chunks_total = bin_int(r, i, 11);
-    j->chunks_pending = bin_int(r, i, 12);
-    j->chunks_in_flight = bin_int(r, i, 13);
-    j->chunks_succeeded = bin_int(r, i, 14);
-    j->chunks_failed = bin_int(r, i, 15);
-    j->token_estimate = bin_int(r, i, 16);
+    j->priority = (int)db_bin_int(r, i, 7);
+    j->max_chars = (int)db_bin_int(r, i, 8);
+    j->overlap_chars = (int)db_bin_int(r, i, 9);
+    j->documents = db_bin_int(r, i, 10);
+    j->chunks_total = db_bin_int(r, i, 11);
+    j->chunks_pending = db_bin_int(r, i, 12);
+    j->chunks_in_flight = db_bin_int(r, i, 13);
+    j->chunks_succeeded = db_bin_int(r, i, 14);
+    j->chunks_failed = db_bin_int(r, i, 15);
+    j->token_estimate = db_bin_int(r, i, 16);
     *created_us = 0;
     read_ts(r, i, 17, j->created_at, sizeof(j->created_at), created_us);
     read_ts(r, i, 18, j->started_at, sizeof(j->started_at), NULL);

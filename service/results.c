@@ -4,7 +4,6 @@
 #include "db.h"
 #include "util/numfmt.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,22 +17,6 @@ static const char results_sql[] = "SELECT c.seq::int8, c.doc_index, c.chunk_inde
                                   " WHERE c.job_id = $1 AND c.seq >= $2::int8"
                                   " ORDER BY c.seq LIMIT $3::int4";
 
-static int64_t get_i8(const PGresult *r, int row, int col)
-{
-    uint32_t hi, lo;
-    const char *v = PQgetvalue(r, row, col);
-    memcpy(&hi, v, 4);
-    memcpy(&lo, v + 4, 4);
-    return (int64_t)(((uint64_t)ntohl(hi) << 32) | ntohl(lo));
-}
-
-static int get_i4(const PGresult *r, int row, int col)
-{
-    uint32_t x;
-    memcpy(&x, PQgetvalue(r, row, col), 4);
-    return (int)ntohl(x);
-}
-
 static const char *get_text(const PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
@@ -41,13 +24,13 @@ static const char *get_text(const PGresult *r, int row, int col)
 
 static void row_from(const PGresult *res, int row, struct result_row *r)
 {
-    r->seq = get_i8(res, row, 0);
-    r->doc_index = get_i4(res, row, 1);
-    r->chunk_index = get_i4(res, row, 2);
-    r->char_start = get_i4(res, row, 3);
-    r->char_end = get_i4(res, row, 4);
-    r->tokens = get_i4(res, row, 5);
-    r->state = get_i4(res, row, 6);
+    r->seq = db_bin_int(res, row, 0);
+    r->doc_index = (int)db_bin_int(res, row, 1);
+    r->chunk_index = (int)db_bin_int(res, row, 2);
+    r->char_start = (int)db_bin_int(res, row, 3);
+    r->char_end = (int)db_bin_int(res, row, 4);
+    r->tokens = (int)db_bin_int(res, row, 5);
+    r->state = (int)db_bin_int(res, row, 6);
     r->doc_id = PQgetvalue(res, row, 7);
     r->title = get_text(res, row, 8);
     r->metadata = get_text(res, row, 9);
