@@ -1,7 +1,7 @@
 /* auth.c: bearer-key authentication for /v1 routes, and the shared database-failure replies. */
 #include "api.h"
 
-#include "keys.h"
+#include "store/keys.h"
 #include "log.h"
 
 #include "util/sha256.h"

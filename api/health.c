@@ -1,7 +1,7 @@
 /* health.c: GET /healthz and GET /readyz. */
 #include "api.h"
 
-#include "migrate.h"
+#include "store/migrate.h"
 
 #include <stdio.h>
 

@@ -3,7 +3,7 @@
 
 #include "json_strict.h"
 
-#include "chunker.h"
+#include "chunker/chunker.h"
 
 #include <stdarg.h>
 #include <stdint.h>

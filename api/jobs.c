@@ -5,7 +5,7 @@
 #include "api.h"
 
 #include "job_request.h"
-#include "jobs.h"
+#include "store/jobs.h"
 #include "log.h"
 #include "util/jsonw.h"
 

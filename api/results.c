@@ -5,9 +5,9 @@
  */
 #include "api.h"
 
-#include "jobs.h"
+#include "store/jobs.h"
 #include "log.h"
-#include "results.h"
+#include "store/results.h"
 #include "util/jsonw.h"
 
 #include <errno.h>

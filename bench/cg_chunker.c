@@ -12,7 +12,7 @@
  *
  * Prints "documents D chunks C bytes B" on stdout.
  */
-#include "chunker.h"
+#include "chunker/chunker.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -14,7 +14,7 @@
  *
  * Prints "vectors N dims D bytes B" on stdout.
  */
-#include "results.h"
+#include "store/results.h"
 #include "util/buf.h"
 
 #include <stdint.h>

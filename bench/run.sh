@@ -84,7 +84,7 @@ for s in $scripts; do
   t0=$SECONDS
   rc=0
   BENCH_MODE=$mode BENCH_REPEAT=$repeat BENCH_DATABASE_URL=${pg_url%/*}/bench_$s \
-    BENCH_PG_ADMIN_URL=$admin_url EMBEDD_BIN=$root/build/release/service/embedd \
+    BENCH_PG_ADMIN_URL=$admin_url EMBEDD_BIN=$root/build/release/embedd \
     SIM_BIN=$root/build/release/tools/gemini-sim/gemini-sim \
     GEN_DOCS_BIN=$root/build/release/bench/gen_docs BENCH_BUILD=$root/build/release \
     BENCH_WORK=$work/$s BENCH_ROOT=$root \

@@ -4,7 +4,7 @@
 file(GLOB files "${MIGRATIONS_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
 list(SORT files)
 set(body "/* Generated from migrations/NNNN_name.sql files by cmake/embed_migrations.cmake. Do not edit. */\n")
-string(APPEND body "#include \"migrate.h\"\n\n")
+string(APPEND body "#include \"store/migrate.h\"\n\n")
 set(table "")
 set(i 0)
 foreach(f ${files})

@@ -14,7 +14,7 @@ bash scripts/deps.sh
 echo "==> building"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSVC_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
-embedd="$root/build/release/service/embedd"
+embedd="$root/build/release/embedd"
 sim_bin="$root/build/release/tools/gemini-sim/gemini-sim"
 
 mkdir -p .run

@@ -49,7 +49,7 @@ cmake --build "$root/build/tsan" -j "$jobs" --target gemini-sim embedd >/dev/nul
 # atexit_sleep_ms=0: TSan otherwise sleeps 1 s in exit(), which the shutdown
 # test would count against the service's shutdown deadline.
 if ! (cd "$root/build/dev" && TSAN_OPTIONS="atexit_sleep_ms=0 ${TSAN_OPTIONS:-}" SIMH_SIM_BIN="$root/build/tsan/tools/gemini-sim/gemini-sim" \
-      TEST_OVERRIDE_EMBEDD_BIN="$root/build/tsan/service/embedd" \
+      TEST_OVERRIDE_EMBEDD_BIN="$root/build/tsan/embedd" \
       ctest --output-on-failure -j "$jobs" -L 'sim|api|reliability'); then
   status=1
 fi

@@ -1,7 +1,7 @@
 /* test_keys.c: API keys: creation, hashing, verification, revocation, CLI. */
 #include "dbh.h"
-#include "keys.h"
-#include "migrate.h"
+#include "store/keys.h"
+#include "store/migrate.h"
 
 #include <criterion/criterion.h>
 

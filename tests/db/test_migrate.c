@@ -1,6 +1,6 @@
 /* test_migrate.c: migrations against a real PostgreSQL: idempotence and racing replicas. */
 #include "dbh.h"
-#include "migrate.h"
+#include "store/migrate.h"
 
 #include <criterion/criterion.h>
 

@@ -1,9 +1,9 @@
 /* test_pipeline.c: the pipeline's database transitions against a real PostgreSQL. */
 #include "dbh.h"
-#include "jobs.h"
-#include "keys.h"
-#include "migrate.h"
-#include "pipeline.h"
+#include "store/jobs.h"
+#include "store/keys.h"
+#include "store/migrate.h"
+#include "store/pipeline.h"
 
 #include <criterion/criterion.h>
 

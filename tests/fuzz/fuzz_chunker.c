@@ -1,6 +1,6 @@
 /* fuzz_chunker.c: libFuzzer target for the chunker (service/chunker.h): options from the first
  * three bytes, the rest is the text; every promise of chunker.h is checked on the result. */
-#include "chunker.h"
+#include "chunker/chunker.h"
 
 #include <stdint.h>
 #include <stdio.h>

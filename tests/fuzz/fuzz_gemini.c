@@ -1,9 +1,9 @@
 /* fuzz_gemini.c: libFuzzer target for the Gemini codec (service/gemini_codec.h). The first byte
  * picks the function (its value mod 6): 0 an Operation, 1 a list, 2 an error body, 3 a line of
  * a responsesFile, 4 a sync response, 5 the request builders (built, re-parsed and compared). */
-#include "gemini_codec.h"
+#include "gemini/codec.h"
 
-#include "chunker.h"
+#include "chunker/chunker.h"
 
 #include <json-c/json.h>
 

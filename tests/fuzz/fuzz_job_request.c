@@ -1,7 +1,7 @@
 /* fuzz_job_request.c: libFuzzer target for POST /v1/jobs body validation (api/job_request.h). */
 #include "job_request.h"
 
-#include "chunker.h"
+#include "chunker/chunker.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * outcomes under faults. */
 #include "harness.h"
 
-#include "gemini_client.h"
+#include "gemini/client.h"
 #include "util/buf.h"
 
 #include <criterion/criterion.h>

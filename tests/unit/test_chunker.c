@@ -1,5 +1,5 @@
 /* test_chunker.c: chunk limits, offsets, coverage and boundaries; token estimate; UTF-8. */
-#include "chunker.h"
+#include "chunker/chunker.h"
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>

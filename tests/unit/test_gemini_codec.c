@@ -1,5 +1,5 @@
 /* test_gemini_codec.c: Gemini codec vs the wire reference's shapes, json-c and the simulator. */
-#include "gemini_codec.h"
+#include "gemini/codec.h"
 #include "sim.h"
 
 #include <criterion/criterion.h>

@@ -2,8 +2,8 @@
  * db.h: small helpers over libpq: connecting, running statements and turning
  * errors into log-safe messages. Only service code includes <libpq-fe.h>.
  */
-#ifndef SVC_DB_H
-#define SVC_DB_H
+#ifndef SVC_STORE_DB_H
+#define SVC_STORE_DB_H
 
 #include <libpq-fe.h>
 

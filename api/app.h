@@ -2,11 +2,11 @@
  * app.h: the running service's shared state, handed to HTTP handlers (as
  * their app argument) and to workers. Created and torn down by main.c.
  */
-#ifndef SVC_APP_H
-#define SVC_APP_H
+#ifndef API_APP_H
+#define API_APP_H
 
 #include "config.h"
-#include "db_pool.h"
+#include "store/pool.h"
 
 #include <stdatomic.h>
 

@@ -4,8 +4,8 @@
  * and their stats, listing, cancelling and deleting. All SQL for jobs lives
  * here; every query is parameterised.
  */
-#ifndef SVC_JOBS_H
-#define SVC_JOBS_H
+#ifndef SVC_STORE_JOBS_H
+#define SVC_STORE_JOBS_H
 
 #include <libpq-fe.h>
 

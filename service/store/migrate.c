@@ -1,7 +1,7 @@
 /* migrate.c: apply the compiled-in migrations under an advisory lock. */
-#include "migrate.h"
+#include "store/migrate.h"
 
-#include "db.h"
+#include "store/db.h"
 
 #include <stdio.h>
 #include <stdlib.h>

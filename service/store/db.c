@@ -1,5 +1,5 @@
 /* db.c: libpq helpers (see db.h). */
-#include "db.h"
+#include "store/db.h"
 
 #include "log.h"
 

@@ -5,8 +5,8 @@
  * errors. Handlers see only struct http_req / struct http_resp; nothing
  * outside http.c includes <microhttpd.h>.
  */
-#ifndef SVC_HTTP_H
-#define SVC_HTTP_H
+#ifndef API_HTTP_H
+#define API_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>

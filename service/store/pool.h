@@ -3,8 +3,8 @@
  * Connections open lazily and are dropped and reopened when they break, so
  * the pool recovers by itself after the database restarts.
  */
-#ifndef SVC_DB_POOL_H
-#define SVC_DB_POOL_H
+#ifndef SVC_STORE_POOL_H
+#define SVC_STORE_POOL_H
 
 #include <libpq-fe.h>
 

@@ -1,5 +1,5 @@
 /* chunker.c: split documents into embedding-sized chunks on natural boundaries (see chunker.h). */
-#include "chunker.h"
+#include "chunker/chunker.h"
 
 #include <stdlib.h>
 

@@ -1,7 +1,7 @@
 /* pipeline.c: the database side of the worker pipeline (see pipeline.h). */
-#include "pipeline.h"
+#include "store/pipeline.h"
 
-#include "db.h"
+#include "store/db.h"
 #include "util/buf.h"
 
 #include <math.h>

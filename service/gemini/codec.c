@@ -1,5 +1,5 @@
 /* gemini_codec.c: the JSON of Gemini's embedding API: request bodies built, responses parsed. */
-#include "gemini_codec.h"
+#include "gemini/codec.h"
 
 #include "util/jslim.h"
 

@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gemini_codec.h"
+#include "gemini/codec.h"
 #include "util/buf.h"
 #include "util/compiler.h"
 

@@ -1,9 +1,9 @@
 /* worker.c: the worker threads (see worker.h). */
-#include "worker.h"
+#include "worker/worker.h"
 
-#include "gemini_client.h"
+#include "gemini/client.h"
 #include "log.h"
-#include "pipeline.h"
+#include "store/pipeline.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

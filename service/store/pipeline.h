@@ -16,8 +16,8 @@
  * Leases: a worker owns a batch row until lease_until; an expired lease
  * lets any replica take it over.
  */
-#ifndef SVC_PIPELINE_H
-#define SVC_PIPELINE_H
+#ifndef SVC_STORE_PIPELINE_H
+#define SVC_STORE_PIPELINE_H
 
 #include <libpq-fe.h>
 

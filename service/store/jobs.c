@@ -1,8 +1,8 @@
 /* jobs.c: the jobs store (see jobs.h). */
-#include "jobs.h"
+#include "store/jobs.h"
 
-#include "chunker.h"
-#include "db.h"
+#include "chunker/chunker.h"
+#include "store/db.h"
 #include "util/buf.h"
 
 #include <pthread.h>

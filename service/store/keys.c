@@ -1,7 +1,7 @@
 /* keys.c: creation and verification of API keys (see keys.h). */
-#include "keys.h"
+#include "store/keys.h"
 
-#include "db.h"
+#include "store/db.h"
 #include "util/sha256.h"
 
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* results.c: paging through a job's chunks and vectors (see results.h). */
-#include "results.h"
+#include "store/results.h"
 
-#include "db.h"
+#include "store/db.h"
 #include "util/numfmt.h"
 
 #include <stdio.h>

@@ -19,8 +19,8 @@
  * every chunk, and whitespace-only stretches produce no chunk. Splitting is
  * linear in the length of the text.
  */
-#ifndef SVC_CHUNKER_H
-#define SVC_CHUNKER_H
+#ifndef SVC_CHUNKER_CHUNKER_H
+#define SVC_CHUNKER_CHUNKER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -5,13 +5,13 @@
 #include "api.h"
 #include "app.h"
 #include "config.h"
-#include "db.h"
-#include "gemini_client.h"
+#include "store/db.h"
+#include "gemini/client.h"
 #include "http.h"
-#include "keys.h"
+#include "store/keys.h"
 #include "log.h"
-#include "migrate.h"
-#include "worker.h"
+#include "store/migrate.h"
+#include "worker/worker.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -6,11 +6,11 @@
  * stuck past batch_deadline_ms. All state lives in PostgreSQL (pipeline.h),
  * so any number of processes can run workers against one database.
  */
-#ifndef SVC_WORKER_H
-#define SVC_WORKER_H
+#ifndef SVC_WORKER_WORKER_H
+#define SVC_WORKER_WORKER_H
 
 #include "config.h"
-#include "db_pool.h"
+#include "store/pool.h"
 
 #include <stddef.h>
 #include <stdint.h>

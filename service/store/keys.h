@@ -3,8 +3,8 @@
  * it is printed once at creation and only its SHA-256 is stored. Its first
  * 12 characters (the prefix) find the row.
  */
-#ifndef SVC_KEYS_H
-#define SVC_KEYS_H
+#ifndef SVC_STORE_KEYS_H
+#define SVC_STORE_KEYS_H
 
 #include <libpq-fe.h>
 

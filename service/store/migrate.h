@@ -3,8 +3,8 @@
  * migrations/NNNN_name.sql. Applying them is safe when several replicas
  * start at once: one transaction, serialised by an advisory lock.
  */
-#ifndef SVC_MIGRATE_H
-#define SVC_MIGRATE_H
+#ifndef SVC_STORE_MIGRATE_H
+#define SVC_STORE_MIGRATE_H
 
 #include <libpq-fe.h>
 

@@ -1,6 +1,6 @@
 /* gemini_client.c: libcurl calls to Google's Gemini embedding API, each classified into a gem_call.
  */
-#include "gemini_client.h"
+#include "gemini/client.h"
 
 #include "util/jsonw.h"
 

@@ -1,7 +1,7 @@
 /* db_pool.c: the connection pool behind db_pool.h. */
-#include "db_pool.h"
+#include "store/pool.h"
 
-#include "db.h"
+#include "store/db.h"
 
 #include <errno.h>
 #include <pthread.h>

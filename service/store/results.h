@@ -3,8 +3,8 @@
  * chunk) order, a page at a time (keyset on the chunk sequence number).
  * Vectors are stored as float32 little-endian bytea; they are decoded here.
  */
-#ifndef SVC_RESULTS_H
-#define SVC_RESULTS_H
+#ifndef SVC_STORE_RESULTS_H
+#define SVC_STORE_RESULTS_H
 
 #include "util/buf.h"
 
