@@ -1,6 +1,7 @@
 /*
- * app.h: the running service's shared state, handed to HTTP handlers (as
- * their app argument) and to workers. Created and torn down by main.c.
+ * app.h: what the handlers share: the settings, the database pool and the
+ * shutdown flag, handed to every handler as its app argument. Built and torn
+ * down by the composition root (main/main.c).
  */
 #ifndef API_APP_H
 #define API_APP_H

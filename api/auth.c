@@ -4,7 +4,7 @@
 #include "store/keys.h"
 #include "log.h"
 
-#include "util/sha256.h"
+#include "util/crypto.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -81,12 +81,13 @@ bool api_authenticate(void *appv, struct http_req *req, struct http_resp *resp)
     while (*key == ' ')
         key++;
     char err[512];
-    unsigned char digest[32];
+    unsigned char digest[SHA256_LEN];
     int64_t id = 0;
-    struct sha256 sh;
-    sha256_init(&sh);
-    sha256_update(&sh, key, strlen(key));
-    sha256_final(&sh, digest);
+    if (!sha256_digest(key, strlen(key), digest)) {
+        log_error("request %s: could not hash the presented key: libcrypto failed", req->id);
+        http_problem(resp, req, 500, "internal_error", NULL, "could not check the key");
+        return false;
+    }
     int64_t ttl = app->cfg->key_cache_ms;
     if (ttl > 0 && key_cached(digest, &id)) {
         req->key_id = id;

@@ -1,9 +1,9 @@
 /*
- * http.h: embedd's HTTP layer over libmicrohttpd. It owns the MHD daemon,
- * request bodies (bounded), routing (a flat table of method + path
- * template), authentication (through a callback) and RFC 9457 problem+json
- * errors. Handlers see only struct http_req / struct http_resp; nothing
- * outside http.c includes <microhttpd.h>.
+ * http.h: what a handler sees of HTTP: struct http_req and struct http_resp,
+ * the helpers that read a request and build a reply (JSON, streamed bodies,
+ * RFC 9457 problem+json), and the route table's types. The libmicrohttpd
+ * adapter behind them is server.c, the only file that includes
+ * <microhttpd.h>.
  */
 #ifndef API_HTTP_H
 #define API_HTTP_H
@@ -113,41 +113,8 @@ struct http_route {
     const struct http_body_stream *stream; /* NULL: the body arrives whole in req->body */
 };
 
-struct http_server_opts {
-    const char *listen; /* "host:port"; port 0 picks a free one */
-    unsigned threads;
-    unsigned connection_limit;
-    unsigned per_ip_connection_limit; /* 0: none */
-    unsigned connection_timeout_s;
-    unsigned header_timeout_s; /* a request head must be complete within this (0: no limit) */
-    size_t max_body_bytes;
-    const struct http_route *routes;
-    size_t n_routes;
-    http_auth_fn auth;
-    const char *auth_prefix; /* every path under it needs auth, before routing ("/v1/") */
-    void *app;
-};
-
-struct http_server;
-
-/* Start serving. Returns NULL with err set if the address cannot be bound. */
-struct http_server *http_server_start(const struct http_server_opts *o, char *err, size_t errlen);
-/* The bound port. */
-int http_server_port(const struct http_server *s);
-/* Shutting down: stop accepting (the listening socket is closed), mark responses
- * "Connection: close", and wait up to deadline_ms for the requests in flight.
- * Returns how many are still in flight (0: all answered). */
-int http_server_drain(struct http_server *s, int64_t deadline_ms);
-/* Stop accepting, finish in-flight requests, free everything. NULL is a no-op. */
-void http_server_stop(struct http_server *s);
-
 /* Whether a Content-Type value names media type mt ("application/json"):
  * case-insensitive, parameters after ';' ignored, nothing else accepted. */
 bool http_media_type_is(const char *content_type, const char *mt);
-
-/* Match path against a route pattern; fills params (copies into store).
- * Exposed for unit tests. */
-bool http_route_match(const char *pattern, const char *path, const char **params, size_t *n_params,
-                      char *store, size_t store_len);
 
 #endif

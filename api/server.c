@@ -1,11 +1,13 @@
 /*
- * http.c: the libmicrohttpd adapter behind http.h: a three-state access
- * handler (headers, body chunks, complete), routing, authentication and
- * response delivery.
+ * server.c: the libmicrohttpd adapter behind http.h and server.h: request
+ * lifetime (head checks, bounded or streamed bodies), dispatch through the
+ * router and the auth callback, response delivery, the slow-header guard and
+ * graceful drain. The only file that includes <microhttpd.h>.
  */
-#include "http.h"
+#include "server.h"
 
 #include "log.h"
+#include "router.h"
 
 #include <microhttpd.h>
 
@@ -87,183 +89,6 @@ const char *http_req_query(const struct http_req *r, const char *name)
 const char *http_req_header(const struct http_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn_, MHD_HEADER_KIND, name);
-}
-
-void http_resp_header(struct http_resp *r, const char *name, const char *value)
-{
-    if (r->n_hdr >= HTTP_MAX_HEADERS)
-        return;
-    snprintf(r->hdr[r->n_hdr].name, sizeof(r->hdr[0].name), "%s", name);
-    snprintf(r->hdr[r->n_hdr].value, sizeof(r->hdr[0].value), "%s", value);
-    r->n_hdr++;
-}
-
-void http_resp_json(struct http_resp *r, int status, const char *json)
-{
-    buf_reset(&r->body);
-    r->status = status;
-    r->content_type = "application/json";
-    if (!buf_puts(&r->body, json)) {
-        r->status = 500;
-        buf_reset(&r->body);
-    }
-}
-
-void http_resp_stream(struct http_resp *r, int status, const char *content_type,
-                      http_stream_read_fn read, http_stream_done_fn done, void *cls)
-{
-    buf_reset(&r->body);
-    r->status = status;
-    r->content_type = content_type;
-    r->stream_read = read;
-    r->stream_done = done;
-    r->stream_cls = cls;
-}
-
-static const char *status_title(int status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return status >= 500 ? "Internal Server Error" : "Error";
-    }
-}
-
-/* Append s as a JSON string literal. */
-static bool put_jstr(struct buf *b, const char *s)
-{
-    if (!buf_putc(b, '"'))
-        return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        bool ok;
-        if (*p == '"' || *p == '\\')
-            ok = buf_putc(b, '\\') && buf_putc(b, (char)*p);
-        else if (*p < 0x20)
-            ok = buf_printf(b, "\\u%04x", *p);
-        else
-            ok = buf_putc(b, (char)*p);
-        if (!ok)
-            return false;
-    }
-    return buf_putc(b, '"');
-}
-
-void http_problem(struct http_resp *r, const struct http_req *req, int status, const char *code,
-                  const char *pointer, const char *fmt, ...)
-{
-    char detail[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    buf_reset(&r->body);
-    r->status = status;
-    r->content_type = "application/problem+json";
-    bool ok = buf_printf(&r->body, "{\"type\":\"urn:embedd:problem:%s\",\"title\":", code) &&
-              put_jstr(&r->body, status_title(status)) &&
-              buf_printf(&r->body, ",\"status\":%d,\"detail\":", status) &&
-              put_jstr(&r->body, detail) && buf_puts(&r->body, ",\"code\":") &&
-              put_jstr(&r->body, code) && buf_puts(&r->body, ",\"request_id\":") &&
-              put_jstr(&r->body, req ? req->id : "");
-    if (ok && pointer)
-        ok = buf_puts(&r->body, ",\"errors\":[{\"pointer\":") && put_jstr(&r->body, pointer) &&
-             buf_puts(&r->body, ",\"detail\":") && put_jstr(&r->body, detail) &&
-             buf_puts(&r->body, "}]");
-    if (!(ok && buf_putc(&r->body, '}'))) {
-        buf_reset(&r->body);
-        r->status = 500;
-    }
-}
-
-bool http_route_match(const char *pattern, const char *path, const char **params, size_t *n_params,
-                      char *store, size_t store_len)
-{
-    size_t used = 0;
-    *n_params = 0;
-    while (*pattern && *path) {
-        if (*pattern != '/' || *path != '/')
-            return false;
-        pattern++;
-        path++;
-        const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
-        size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
-        size_t sl = se ? (size_t)(se - path) : strlen(path);
-        if (pl > 1 && pattern[0] == '{' && pattern[pl - 1] == '}') {
-            if (sl == 0 || *n_params >= HTTP_MAX_PARAMS || used + sl + 1 > store_len)
-                return false;
-            memcpy(store + used, path, sl);
-            store[used + sl] = '\0';
-            params[(*n_params)++] = store + used;
-            used += sl + 1;
-        } else if (pl != sl || strncmp(pattern, path, pl) != 0) {
-            return false;
-        }
-        pattern += pl;
-        path += sl;
-    }
-    return *pattern == '\0' && *path == '\0';
-}
-
-/* Find the route; 404 or 405 (with Allow) when none fits. */
-static const struct http_route *route(struct http_server *s, struct http_req *req,
-                                      struct http_resp *resp)
-{
-    char allow[128] = "";
-    bool path_known = false;
-    for (size_t i = 0; i < s->o.n_routes; i++) {
-        const struct http_route *rt = &s->o.routes[i];
-        const char *params[HTTP_MAX_PARAMS];
-        size_t n;
-        char store[sizeof(req->param_store_)];
-        if (!http_route_match(rt->pattern, req->path, params, &n, store, sizeof(store)))
-            continue;
-        /* HEAD is GET without the body (libmicrohttpd leaves the body out) */
-        bool head = strcmp(req->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0;
-        if (head || strcmp(rt->method, req->method) == 0) {
-            memcpy(req->param_store_, store, sizeof(store));
-            for (size_t k = 0; k < n; k++)
-                req->params[k] = req->param_store_ + (params[k] - store);
-            req->n_params = n;
-            return rt;
-        }
-        path_known = true;
-        if (!strstr(allow, rt->method)) {
-            size_t l = strlen(allow);
-            snprintf(allow + l, sizeof(allow) - l, "%s%s%s", l ? ", " : "", rt->method,
-                     strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
-        }
-    }
-    if (path_known) {
-        http_resp_header(resp, "Allow", allow);
-        http_problem(resp, req, 405, "method_not_allowed", NULL,
-                     "%s is not allowed on %s; allowed: %s", req->method, req->path, allow);
-    } else {
-        http_problem(resp, req, 404, "not_found", NULL, "no resource at %s", req->path);
-    }
-    return NULL;
 }
 
 struct stream_resp {
@@ -364,27 +189,12 @@ static void dispatch(struct http_server *s, struct req_state *st, struct http_re
             return;
         authed = true;
     }
-    const struct http_route *rt = route(s, req, resp);
+    const struct http_route *rt = http_route_find(s->o.routes, s->o.n_routes, req, resp);
     if (!rt)
         return;
     if (!authed && (rt->flags & HTTP_ROUTE_AUTH) && !s->o.auth(s->o.app, req, resp))
         return;
     rt->handler(s->o.app, req, resp);
-}
-
-bool http_media_type_is(const char *ct, const char *mt)
-{
-    if (!ct)
-        return false;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    size_t n = strlen(mt);
-    if (strncasecmp(ct, mt, n) != 0)
-        return false;
-    const char *p = ct + n;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    return *p == '\0' || *p == ';';
 }
 
 /* Whether the Content-Type header names media type mt (parameters ignored). */

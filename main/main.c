@@ -1,13 +1,15 @@
 /*
- * main.c: the embedd command line: settings from the environment and flags,
- * then one command (migrate, keys create).
+ * main.c: the composition root and the embedd command line: settings from
+ * the environment and flags, then one command (migrate, keys create, serve).
+ * serve wires the engine (service/: store pool, workers) to the REST surface
+ * (api/: HTTP server, routes); this is the one file that knows both.
  */
 #include "api.h"
 #include "app.h"
 #include "config.h"
 #include "store/db.h"
 #include "gemini/client.h"
-#include "http.h"
+#include "server.h"
 #include "store/keys.h"
 #include "log.h"
 #include "store/migrate.h"

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates curl jq clang-format clang
-  libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev libpq-dev libcriterion-dev
+  libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev libpq-dev libcriterion-dev libssl-dev
   postgresql postgresql-contrib
 )
 

@@ -30,6 +30,26 @@ if [ -n "$hits" ]; then
   status=1
 fi
 
+# The walls of docs/ARCHITECTURE.md: the engine (service/) knows nothing of
+# HTTP serving, so nothing under it includes libmicrohttpd or a header of
+# api/ or main/; within api/ and main/, only api/server.c includes
+# <microhttpd.h>. (svc_core does not link libmicrohttpd nor see api/ on its
+# include path, so most slips fail the build too; this says why.)
+api_headers=$(cd api && ls -- *.h | sed 's/\./\\./g' | paste -sd'|' -)
+hits=$(grep -rnE "#[[:space:]]*include[[:space:]]*[<\"](([^\">]*/)?microhttpd\.h|(\.\./)*(api|main)/|($api_headers)[\">])" \
+  --include='*.c' --include='*.h' service || true)
+if [ -n "$hits" ]; then
+  echo "lint: service/ must not include libmicrohttpd or api/ headers (docs/ARCHITECTURE.md):" >&2
+  echo "$hits" >&2
+  status=1
+fi
+hits=$(grep -rlE '#[[:space:]]*include[[:space:]]*<microhttpd\.h>' --include='*.c' --include='*.h' api main |
+  grep -vx 'api/server.c' || true)
+if [ -n "$hits" ]; then
+  echo "lint: only api/server.c includes <microhttpd.h>; also:" $hits >&2
+  status=1
+fi
+
 # The route table and openapi.yaml must list the same operations.
 routes=$(grep -oE '\{"(GET|POST|PUT|PATCH|DELETE)", "[^"]+"' api/routes.c |
   sed -E 's/\{"([A-Z]+)", "([^"]+)"/\1 \2/' | sort)

@@ -2,7 +2,7 @@
 #include "store/keys.h"
 
 #include "store/db.h"
-#include "util/sha256.h"
+#include "util/crypto.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -23,14 +23,6 @@ static bool random_base62(char *out, size_t n)
     return true;
 }
 
-static void digest(const char *key, unsigned char out[32])
-{
-    struct sha256 s;
-    sha256_init(&s);
-    sha256_update(&s, key, strlen(key));
-    sha256_final(&s, out);
-}
-
 bool keys_create(PGconn *conn, const char *name, char key_out[KEY_LEN + 1], int64_t *id, char *err,
                  size_t errlen)
 {
@@ -40,8 +32,11 @@ bool keys_create(PGconn *conn, const char *name, char key_out[KEY_LEN + 1], int6
         return false;
     }
     key_out[KEY_LEN] = '\0';
-    unsigned char h[32];
-    digest(key_out, h);
+    unsigned char h[SHA256_LEN];
+    if (!sha256_digest(key_out, strlen(key_out), h)) {
+        snprintf(err, errlen, "could not hash the key: libcrypto failed");
+        return false;
+    }
     char prefix[KEY_PREFIX_LEN + 1];
     memcpy(prefix, key_out, KEY_PREFIX_LEN);
     prefix[KEY_PREFIX_LEN] = '\0';
@@ -93,9 +88,11 @@ enum keys_result keys_verify(PGconn *conn, const char *key, int64_t *id, char *e
         return KEYS_DB_ERROR;
     }
     enum keys_result res = KEYS_INVALID;
-    if (PQntuples(r) == 1 && PQgetlength(r, 0, 1) == 32) {
-        unsigned char h[32];
-        digest(key, h);
+    unsigned char h[SHA256_LEN];
+    if (!sha256_digest(key, strlen(key), h)) {
+        snprintf(err, errlen, "could not hash the key: libcrypto failed");
+        res = KEYS_DB_ERROR;
+    } else if (PQntuples(r) == 1 && PQgetlength(r, 0, 1) == SHA256_LEN) {
         const unsigned char *stored = (const unsigned char *)PQgetvalue(r, 0, 1);
         unsigned diff = 0;
         for (int i = 0; i < 32; i++)

@@ -100,3 +100,25 @@ Test(keys, cli_prints_the_key_once)
     free(err);
     cr_assert_eq(dbh_scalar(&db, "SELECT count(*) FROM api_keys"), 1);
 }
+
+/* A key stored before embedd hashed with libcrypto (a row written as
+ * "embedd keys create" wrote it: prefix and the SHA-256 of the whole key,
+ * computed here with sha256sum) still verifies. */
+Test(keys, stored_hashes_still_verify)
+{
+    char err[512];
+    int64_t got = 0;
+    long long id =
+        dbh_scalar(&db, "INSERT INTO api_keys (name, prefix, key_sha256)"
+                        " VALUES ('old', 'ek_012345678',"
+                        " '\\x7691ba896fc01851ff674372feccf77bdab0983af012881f20005101d8e94a43')"
+                        " RETURNING id");
+    cr_assert_gt(id, 0);
+    cr_assert_eq(
+        keys_verify(db.conn, "ek_0123456789ABCDEFGHIJabcdefghij0123456789", &got, err, sizeof(err)),
+        KEYS_OK, "%s", err);
+    cr_assert_eq(got, id);
+    cr_assert_eq(
+        keys_verify(db.conn, "ek_0123456789ABCDEFGHIJabcdefghij012345678A", &got, err, sizeof(err)),
+        KEYS_INVALID);
+}

@@ -1,9 +1,8 @@
 /* test_sim_files.c: gemini-sim Files API (upload, get, delete, download) and file batches. */
 #include "harness.h"
 
-#include "util/base64.h"
 #include "util/buf.h"
-#include "util/sha256.h"
+#include "util/crypto.h"
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -122,11 +121,8 @@ static long long expected_tokens(const char *s)
 
 static void sha256_b64(const char *data, size_t len, char out[BASE64_ENCODED_SIZE(32)])
 {
-    struct sha256 h;
-    unsigned char digest[32];
-    sha256_init(&h);
-    sha256_update(&h, data, len);
-    sha256_final(&h, digest);
+    unsigned char digest[SHA256_LEN];
+    cr_assert(sha256_digest(data, len, digest));
     base64_encode(out, digest, sizeof(digest));
 }
 

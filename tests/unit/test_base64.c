@@ -1,5 +1,5 @@
 /* test_base64.c: base64 encoding against the RFC 4648 section 10 vectors and binary input. */
-#include "util/base64.h"
+#include "util/crypto.h"
 
 #include <criterion/criterion.h>
 

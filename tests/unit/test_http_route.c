@@ -1,5 +1,5 @@
 /* test_http_route.c: path template matching and problem+json bodies. */
-#include "http.h"
+#include "router.h"
 
 #include <criterion/criterion.h>
 

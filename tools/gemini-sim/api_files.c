@@ -4,8 +4,7 @@
  */
 #include "http.h"
 
-#include "util/base64.h"
-#include "util/sha256.h"
+#include "util/crypto.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -215,11 +214,9 @@ static void upload_continue(struct sim *sim, struct MHD_Connection *c, struct ro
                      "Received %zu bytes but X-Goog-Upload-Header-Content-Length was %lld.", have,
                      (long long)f->declared_size);
         } else if (finalize) {
-            struct sha256 h;
-            unsigned char digest[32];
-            sha256_init(&h);
-            sha256_update(&h, f->data.data ? f->data.data : "", f->data.len);
-            sha256_final(&h, digest);
+            unsigned char digest[SHA256_LEN];
+            if (!sha256_digest(f->data.data ? f->data.data : "", f->data.len, digest))
+                memset(digest, 0, sizeof(digest)); /* libcrypto out of memory: no hash */
             base64_encode(f->sha256_b64, digest, sizeof(digest));
             f->finalized = true;
             final = true;
