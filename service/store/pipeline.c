@@ -2,9 +2,9 @@
 #include "store/pipeline.h"
 
 #include "store/db.h"
+#include "store/pgarray.h"
 #include "util/buf.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,85 +315,6 @@ bool pipe_retry_later(PGconn *c, int64_t batch_id, int64_t delay_ms, char *err, 
                2, v, "could not reschedule the batch", err, errlen);
 }
 
-/*
- * One-dimensional arrays in PostgreSQL's binary format (array_send): sent as
- * binary parameters they skip the hex text of every vector both ways
- * (LIMITS.md: the fastest way to update vectors).
- */
-#define INT4_OID  23
-#define BYTEA_OID 17
-
-static void put_be32(char *p, uint32_t v)
-{
-    p[0] = (char)(v >> 24);
-    p[1] = (char)(v >> 16);
-    p[2] = (char)(v >> 8);
-    p[3] = (char)v;
-}
-
-/* header of an array of n elements of type oid; the elements follow */
-static bool array_begin(struct buf *out, uint32_t oid, size_t n)
-{
-    if (n > INT32_MAX || !buf_reserve(out, 20))
-        return false;
-    char *p = out->data + out->len;
-    put_be32(p, 1);                /* dimensions */
-    put_be32(p + 4, 0);            /* no NULLs */
-    put_be32(p + 8, oid);          /* element type */
-    put_be32(p + 12, (uint32_t)n); /* length */
-    put_be32(p + 16, 1);           /* lower bound */
-    out->len += 20;
-    return true;
-}
-
-static bool array_int4(struct buf *out, int32_t v)
-{
-    if (!buf_reserve(out, 8))
-        return false;
-    put_be32(out->data + out->len, 4);
-    put_be32(out->data + out->len + 4, (uint32_t)v);
-    out->len += 8;
-    return true;
-}
-
-/* a float32 vector as a bytea element: little-endian floats, L2-normalised if asked */
-static bool array_vector(struct buf *out, const float *v, int dims, bool normalize)
-{
-    double norm = 1.0;
-    if (normalize) {
-        double s = 0;
-        for (int i = 0; i < dims; i++)
-            s += (double)v[i] * (double)v[i];
-        norm = s > 0 ? sqrt(s) : 1.0;
-    }
-    if (dims <= 0 || !buf_reserve(out, 4 + (size_t)dims * 4))
-        return false;
-    put_be32(out->data + out->len, (uint32_t)dims * 4);
-    unsigned char *p = (unsigned char *)out->data + out->len + 4;
-    for (int i = 0; i < dims; i++) {
-        float f = normalize ? (float)((double)v[i] / norm) : v[i];
-        uint32_t u;
-        memcpy(&u, &f, 4);
-        p[0] = (unsigned char)u;
-        p[1] = (unsigned char)(u >> 8);
-        p[2] = (unsigned char)(u >> 16);
-        p[3] = (unsigned char)(u >> 24);
-        p += 4;
-    }
-    out->len += 4 + (size_t)dims * 4;
-    return true;
-}
-
-/* Append s as an element of a PostgreSQL text array literal. */
-static bool put_array_text(struct buf *out, const char *s)
-{
-    bool ok = buf_putc(out, '"');
-    for (; *s && ok; s++)
-        ok = (*s == '"' || *s == '\\') ? buf_putc(out, '\\') && buf_putc(out, *s)
-                                       : buf_putc(out, *s);
-    return ok && buf_putc(out, '"');
-}
-
 /* Finish the job when nothing is pending or in flight (a cancelled job stays cancelled). */
 static const char *const finish_sql =
     "UPDATE jobs SET state = CASE WHEN chunks_failed = 0 THEN 'succeeded'"
@@ -442,11 +363,12 @@ static bool store_slice(PGconn *c, const struct pipe_batch *b, const char *bid,
         return true;
     buf_reset(seqs);
     buf_reset(vecs);
-    bool ok = array_begin(seqs, INT4_OID, nok) && array_begin(vecs, BYTEA_OID, nok);
+    bool ok =
+        pgarray_begin(seqs, PGARRAY_INT4_OID, nok) && pgarray_begin(vecs, PGARRAY_BYTEA_OID, nok);
     for (size_t i = from; i < to && ok; i++)
         if (res[i].values)
-            ok = array_int4(seqs, res[i].seq) &&
-                 array_vector(vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072);
+            ok = pgarray_int4(seqs, res[i].seq) &&
+                 pgarray_vector(vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072);
     if (!ok || vecs->len > INT32_MAX) {
         snprintf(err, errlen, "could not store vectors: out of memory");
         return false;
@@ -486,7 +408,7 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
         if (!res[i].values) {
             ok = buf_printf(&bad_seqs, "%s%d", nbad ? "," : "", res[i].seq) &&
                  (!nbad || buf_putc(&errs, ',')) &&
-                 put_array_text(&errs, res[i].error ? res[i].error : "the item failed");
+                 pgarray_text(&errs, res[i].error ? res[i].error : "the item failed");
             nbad++;
         }
     }
