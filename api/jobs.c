@@ -6,6 +6,7 @@
 
 #include "job_request.h"
 #include "store/jobs.h"
+#include "store/jobs_ingest.h"
 #include "log.h"
 #include "util/jsonw.h"
 

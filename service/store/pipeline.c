@@ -2,9 +2,9 @@
 #include "store/pipeline.h"
 
 #include "store/db.h"
+#include "store/pgarray.h"
 #include "util/buf.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +46,31 @@ static bool run(PGconn *c, const char *sql, int n, const char *const *vals, cons
 static void rollback(PGconn *c)
 {
     PQclear(PQexec(c, "ROLLBACK"));
+}
+
+/* One statement of a transaction: sql with n text parameters; what names it in err. */
+struct step {
+    const char *sql;
+    int n;
+    const char *const *vals;
+    const char *what;
+};
+
+/*
+ * End the open transaction: if ok (nothing failed so far), run steps in
+ * order and COMMIT; ROLLBACK when anything failed, before or here. Returns
+ * whether it committed; err says what failed. Each multi-statement
+ * transition (claim, submitted, results, release) ends this way.
+ */
+static bool commit_steps(PGconn *c, bool ok, const struct step *steps, size_t n, char *err,
+                         size_t errlen)
+{
+    for (size_t i = 0; ok && i < n; i++)
+        ok = run(c, steps[i].sql, steps[i].n, steps[i].vals, steps[i].what, err, errlen);
+    ok = ok && db_exec(c, "COMMIT", err, errlen);
+    if (!ok)
+        rollback(c);
+    return ok;
 }
 
 static bool load_job(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
@@ -187,21 +212,22 @@ bool pipe_claim(PGconn *c, const char *owner, int64_t lease_ms, size_t max_items
     snprintf(bid, sizeof(bid), "%lld", (long long)out->id);
     ok = seq_array(out, n, &seqs);
     const char *v3[3] = {out->job_id, seqs.data, bid};
-    ok =
-        ok &&
-        run(c,
-            "UPDATE chunks SET state = 1, batch_id = $3 WHERE job_id = $1 AND seq = ANY($2::int[])",
-            3, v3, "could not mark chunks in flight", err, errlen);
-    buf_cleanup(&seqs);
     const char *v4[2] = {out->job_id, nstr};
-    ok = ok && run(c,
-                   "UPDATE jobs SET chunks_pending = chunks_pending - $2::int,"
-                   " chunks_in_flight = chunks_in_flight + $2::int, state = 'running',"
-                   " started_at = coalesce(started_at, now()), last_activity_at = now()"
-                   " WHERE id = $1",
-                   2, v4, "could not update the job", err, errlen);
-    if (!ok || !db_exec(c, "COMMIT", err, errlen))
-        goto fail;
+    const struct step mark[] = {
+        {"UPDATE chunks SET state = 1, batch_id = $3 WHERE job_id = $1 AND seq = ANY($2::int[])", 3,
+         v3, "could not mark chunks in flight"},
+        {"UPDATE jobs SET chunks_pending = chunks_pending - $2::int,"
+         " chunks_in_flight = chunks_in_flight + $2::int, state = 'running',"
+         " started_at = coalesce(started_at, now()), last_activity_at = now()"
+         " WHERE id = $1",
+         2, v4, "could not update the job"},
+    };
+    ok = commit_steps(c, ok, mark, SVC_ARRAY_LEN(mark), err, errlen);
+    buf_cleanup(&seqs);
+    if (!ok) {
+        pipe_batch_free(out); /* rolled back */
+        return false;
+    }
     snprintf(out->state, sizeof(out->state), "intent");
     *found = true;
     return true;
@@ -239,20 +265,17 @@ bool pipe_submitted(PGconn *c, int64_t batch_id, const char *gemini_name, int64_
      * last_activity_at), in the same transaction: readers key what they know
      * of the batches on that row (jobs_get). The job row is locked first, in
      * the order every other writer takes them. */
-    bool ok = db_exec(c, "BEGIN", err, errlen) &&
-              run(c,
-                  "UPDATE jobs SET last_activity_at = now()"
-                  " WHERE id = (SELECT job_id FROM batches WHERE id = $1)",
-                  1, v, "could not record the submission", err, errlen) &&
-              run(c,
-                  "UPDATE batches SET state = 'submitted', gemini_name = $2, submitted_at = now(),"
-                  " next_poll_at = now() + $3::bigint * interval '1 millisecond',"
-                  " lease_owner = NULL, lease_until = NULL WHERE id = $1",
-                  3, v, "could not record the submission", err, errlen) &&
-              db_exec(c, "COMMIT", err, errlen);
-    if (!ok)
-        rollback(c);
-    return ok;
+    const struct step submit[] = {
+        {"UPDATE jobs SET last_activity_at = now()"
+         " WHERE id = (SELECT job_id FROM batches WHERE id = $1)",
+         1, v, "could not record the submission"},
+        {"UPDATE batches SET state = 'submitted', gemini_name = $2, submitted_at = now(),"
+         " next_poll_at = now() + $3::bigint * interval '1 millisecond',"
+         " lease_owner = NULL, lease_until = NULL WHERE id = $1",
+         3, v, "could not record the submission"},
+    };
+    bool begun = db_exec(c, "BEGIN", err, errlen);
+    return commit_steps(c, begun, submit, SVC_ARRAY_LEN(submit), err, errlen);
 }
 
 bool pipe_claim_due(PGconn *c, const char *owner, int64_t lease_ms, struct pipe_batch *out,
@@ -315,85 +338,6 @@ bool pipe_retry_later(PGconn *c, int64_t batch_id, int64_t delay_ms, char *err, 
                2, v, "could not reschedule the batch", err, errlen);
 }
 
-/*
- * One-dimensional arrays in PostgreSQL's binary format (array_send): sent as
- * binary parameters they skip the hex text of every vector both ways
- * (LIMITS.md: the fastest way to update vectors).
- */
-#define INT4_OID  23
-#define BYTEA_OID 17
-
-static void put_be32(char *p, uint32_t v)
-{
-    p[0] = (char)(v >> 24);
-    p[1] = (char)(v >> 16);
-    p[2] = (char)(v >> 8);
-    p[3] = (char)v;
-}
-
-/* header of an array of n elements of type oid; the elements follow */
-static bool array_begin(struct buf *out, uint32_t oid, size_t n)
-{
-    if (n > INT32_MAX || !buf_reserve(out, 20))
-        return false;
-    char *p = out->data + out->len;
-    put_be32(p, 1);                /* dimensions */
-    put_be32(p + 4, 0);            /* no NULLs */
-    put_be32(p + 8, oid);          /* element type */
-    put_be32(p + 12, (uint32_t)n); /* length */
-    put_be32(p + 16, 1);           /* lower bound */
-    out->len += 20;
-    return true;
-}
-
-static bool array_int4(struct buf *out, int32_t v)
-{
-    if (!buf_reserve(out, 8))
-        return false;
-    put_be32(out->data + out->len, 4);
-    put_be32(out->data + out->len + 4, (uint32_t)v);
-    out->len += 8;
-    return true;
-}
-
-/* a float32 vector as a bytea element: little-endian floats, L2-normalised if asked */
-static bool array_vector(struct buf *out, const float *v, int dims, bool normalize)
-{
-    double norm = 1.0;
-    if (normalize) {
-        double s = 0;
-        for (int i = 0; i < dims; i++)
-            s += (double)v[i] * (double)v[i];
-        norm = s > 0 ? sqrt(s) : 1.0;
-    }
-    if (dims <= 0 || !buf_reserve(out, 4 + (size_t)dims * 4))
-        return false;
-    put_be32(out->data + out->len, (uint32_t)dims * 4);
-    unsigned char *p = (unsigned char *)out->data + out->len + 4;
-    for (int i = 0; i < dims; i++) {
-        float f = normalize ? (float)((double)v[i] / norm) : v[i];
-        uint32_t u;
-        memcpy(&u, &f, 4);
-        p[0] = (unsigned char)u;
-        p[1] = (unsigned char)(u >> 8);
-        p[2] = (unsigned char)(u >> 16);
-        p[3] = (unsigned char)(u >> 24);
-        p += 4;
-    }
-    out->len += 4 + (size_t)dims * 4;
-    return true;
-}
-
-/* Append s as an element of a PostgreSQL text array literal. */
-static bool put_array_text(struct buf *out, const char *s)
-{
-    bool ok = buf_putc(out, '"');
-    for (; *s && ok; s++)
-        ok = (*s == '"' || *s == '\\') ? buf_putc(out, '\\') && buf_putc(out, *s)
-                                       : buf_putc(out, *s);
-    return ok && buf_putc(out, '"');
-}
-
 /* Finish the job when nothing is pending or in flight (a cancelled job stays cancelled). */
 static const char *const finish_sql =
     "UPDATE jobs SET state = CASE WHEN chunks_failed = 0 THEN 'succeeded'"
@@ -442,11 +386,12 @@ static bool store_slice(PGconn *c, const struct pipe_batch *b, const char *bid,
         return true;
     buf_reset(seqs);
     buf_reset(vecs);
-    bool ok = array_begin(seqs, INT4_OID, nok) && array_begin(vecs, BYTEA_OID, nok);
+    bool ok =
+        pgarray_begin(seqs, PGARRAY_INT4_OID, nok) && pgarray_begin(vecs, PGARRAY_BYTEA_OID, nok);
     for (size_t i = from; i < to && ok; i++)
         if (res[i].values)
-            ok = array_int4(seqs, res[i].seq) &&
-                 array_vector(vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072);
+            ok = pgarray_int4(seqs, res[i].seq) &&
+                 pgarray_vector(vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072);
     if (!ok || vecs->len > INT32_MAX) {
         snprintf(err, errlen, "could not store vectors: out of memory");
         return false;
@@ -486,7 +431,7 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
         if (!res[i].values) {
             ok = buf_printf(&bad_seqs, "%s%d", nbad ? "," : "", res[i].seq) &&
                  (!nbad || buf_putc(&errs, ',')) &&
-                 put_array_text(&errs, res[i].error ? res[i].error : "the item failed");
+                 pgarray_text(&errs, res[i].error ? res[i].error : "the item failed");
             nbad++;
         }
     }
@@ -526,22 +471,19 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     snprintf(s2, sizeof(s2), "%zu", *requeued);
     snprintf(s3, sizeof(s3), "%zu", *failed);
     const char *v3[4] = {b->job_id, s1, s2, s3};
-    ok = ok &&
-         run(c,
-             "UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + $4::int),"
-             " chunks_succeeded = chunks_succeeded + $2::int,"
-             " chunks_pending = chunks_pending + $3::int, chunks_failed = chunks_failed + $4::int,"
-             " last_activity_at = now() WHERE id = $1",
-             4, v3, "could not update job counters", err, errlen) &&
-         run(c,
-             "UPDATE batches SET state = 'succeeded', gemini_state = 'BATCH_STATE_SUCCEEDED',"
-             " polls = polls + 1, finished_at = now(), lease_owner = NULL, lease_until = NULL"
-             " WHERE id = $1",
-             1, v2, "could not close the batch", err, errlen) &&
-         run(c, finish_sql, 1, v3, "could not finish the job", err, errlen) &&
-         db_exec(c, "COMMIT", err, errlen);
-    if (!ok)
-        rollback(c);
+    const struct step close_batch[] = {
+        {"UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + $4::int),"
+         " chunks_succeeded = chunks_succeeded + $2::int,"
+         " chunks_pending = chunks_pending + $3::int, chunks_failed = chunks_failed + $4::int,"
+         " last_activity_at = now() WHERE id = $1",
+         4, v3, "could not update job counters"},
+        {"UPDATE batches SET state = 'succeeded', gemini_state = 'BATCH_STATE_SUCCEEDED',"
+         " polls = polls + 1, finished_at = now(), lease_owner = NULL, lease_until = NULL"
+         " WHERE id = $1",
+         1, v2, "could not close the batch"},
+        {finish_sql, 1, v3, "could not finish the job"},
+    };
+    ok = commit_steps(c, ok, close_batch, SVC_ARRAY_LEN(close_batch), err, errlen);
 out:
     buf_cleanup(&ok_seqs);
     buf_cleanup(&vecs);
@@ -586,21 +528,18 @@ bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, cons
     snprintf(nd, sizeof(nd), "%d", dead);
     const char *v2[3] = {b->job_id, nb, nd};
     const char *v3[3] = {bid, state, reason};
-    bool ok = run(c,
-                  "UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int),"
-                  " chunks_pending = chunks_pending + $2::int,"
-                  " chunks_failed = chunks_failed + $3::int, last_activity_at = now()"
-                  " WHERE id = $1",
-                  3, v2, "could not update job counters", err, errlen) &&
-              run(c,
-                  "UPDATE batches SET state = $2, error = $3, finished_at = now(),"
-                  " lease_owner = NULL, lease_until = NULL WHERE id = $1",
-                  3, v3, "could not close the batch", err, errlen) &&
-              run(c, finish_sql, 1, v2, "could not finish the job", err, errlen) &&
-              db_exec(c, "COMMIT", err, errlen);
-    if (!ok)
-        rollback(c);
-    return ok;
+    const struct step close_batch[] = {
+        {"UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int),"
+         " chunks_pending = chunks_pending + $2::int,"
+         " chunks_failed = chunks_failed + $3::int, last_activity_at = now()"
+         " WHERE id = $1",
+         3, v2, "could not update job counters"},
+        {"UPDATE batches SET state = $2, error = $3, finished_at = now(),"
+         " lease_owner = NULL, lease_until = NULL WHERE id = $1",
+         3, v3, "could not close the batch"},
+        {finish_sql, 1, v2, "could not finish the job"},
+    };
+    return commit_steps(c, true, close_batch, SVC_ARRAY_LEN(close_batch), err, errlen);
 }
 
 bool pipe_cancelled_open(PGconn *c, char names[][128], int64_t *ids, size_t max, size_t *n,

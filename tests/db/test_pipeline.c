@@ -1,6 +1,7 @@
 /* test_pipeline.c: the pipeline's database transitions against a real PostgreSQL. */
 #include "dbh.h"
 #include "store/jobs.h"
+#include "store/jobs_ingest.h"
 #include "store/keys.h"
 #include "store/migrate.h"
 #include "store/pipeline.h"

@@ -1,0 +1,63 @@
+/*
+ * jobs_ingest.h: storing a new job: the job row, its documents and their
+ * chunks in one transaction (bulk COPY, never a round trip per chunk), fed
+ * from an array (jobs_create) or one document at a time (jobs_ingest_*).
+ */
+#ifndef SVC_STORE_JOBS_INGEST_H
+#define SVC_STORE_JOBS_INGEST_H
+
+#include <libpq-fe.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store/jobs.h"
+#include "util/compiler.h"
+
+struct ingest_doc {
+    const char *id;
+    size_t id_len;
+    const char *title; /* NULL if none */
+    size_t title_len;
+    const char *metadata_json; /* NULL if none */
+    const char *text;          /* valid UTF-8, no NUL */
+    size_t text_len;
+};
+
+/* Jobs of at least this many chunks refresh the planner's statistics when stored. */
+#define JOBS_ANALYZE_MIN_CHUNKS 10000
+
+/* Chunk every document and store job, documents and chunks in one
+ * transaction (the streaming ingest below, fed from an array); writes the new
+ * job's id. On failure nothing is stored. */
+bool jobs_create(PGconn *c, const struct job_spec *spec, const struct ingest_doc *docs,
+                 size_t n_docs, char id_out[JOB_ID_LEN + 1], char *err,
+                 size_t errlen) SVC_MUSTCHECK;
+
+/*
+ * Streaming ingest: a job whose documents arrive one at a time, all stored in
+ * one transaction on c (which the caller keeps for the whole ingest):
+ * begin (BEGIN, the job row), add per document (chunked at once; rows are
+ * written with COPY in bounded batches), then finish (totals, COMMIT) or
+ * abort (ROLLBACK). On any failure nothing is stored. Memory is bounded by a
+ * few MB plus 16 bytes per document, whatever the number of documents.
+ */
+struct jobs_ingest;
+
+/* NULL with err set on failure (nothing stored, the transaction is closed). */
+struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, char *err,
+                                      size_t errlen) SVC_MUSTCHECK;
+/* Add document number jobs_ingest_documents(in). JOBS_CONFLICT: its id is
+ * the id of an earlier document, whose index goes to *dup_of (the ingest can
+ * only be aborted then, as after JOBS_ERROR). d is not kept. */
+enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc *d, size_t *dup_of,
+                                 char *err, size_t errlen) SVC_MUSTCHECK;
+/* Documents added so far. */
+size_t jobs_ingest_documents(const struct jobs_ingest *in);
+/* Store the totals and commit; in is freed either way (rolled back on failure). */
+bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], char *err,
+                        size_t errlen) SVC_MUSTCHECK;
+/* Roll back and free; NULL is a no-op. */
+void jobs_ingest_abort(struct jobs_ingest *in);
+
+#endif
