@@ -38,7 +38,7 @@ static bool put_row(struct buf *b, const struct result_row *r)
               buf_puts(b, r->metadata ? r->metadata : "null") && buf_puts(b, ",\"state\":") &&
               jsonw_cstr(b, chunk_states[r->state & 3]) && buf_puts(b, ",\"embedding\":");
     if (ok && r->state == 2 && r->embedding)
-        ok = results_json_vector(b, r->embedding, r->dims);
+        ok = jsonw_f32le_array(b, r->embedding, r->dims);
     else if (ok)
         ok = buf_puts(b, "null");
     return ok && buf_puts(b, ",\"error\":") && jsonw_cstr(b, r->state == 3 ? r->error : NULL) &&

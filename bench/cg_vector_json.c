@@ -6,7 +6,7 @@
  * endian as in chunks.embedding, with deterministic values of the size a
  * unit vector has (|v| around 1/sqrt(768)), then encodes them one after the
  * other into one bounded buffer with the code GET /v1/jobs/{id}/results
- * uses: results_json_vector() (service/results.c), one buf_reserve per
+ * uses: jsonw_f32le_array() (service/util/jsonw.c), one buf_reserve per
  * vector, then numfmt_f32le_array(). Only cg_measured() is meant to be
  * counted: bench/callgrind.sh runs this under
  *
@@ -16,6 +16,7 @@
  */
 #include "store/results.h"
 #include "util/buf.h"
+#include "util/jsonw.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -43,7 +44,7 @@ __attribute__((noinline)) size_t cg_measured(const unsigned char *vectors, size_
 {
     for (size_t i = 0; i < n; i++) {
         if ((i && !buf_putc(out, ',')) ||
-            !results_json_vector(out, vectors + i * DIMS * sizeof(float), DIMS))
+            !jsonw_f32le_array(out, vectors + i * DIMS * sizeof(float), DIMS))
             return 0;
     }
     return out->len;

@@ -2,7 +2,6 @@
 #include "store/results.h"
 
 #include "store/db.h"
-#include "util/numfmt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -49,14 +48,6 @@ float results_value(const unsigned char *e, int k)
     float f;
     memcpy(&f, &u, sizeof(f));
     return f;
-}
-
-bool results_json_vector(struct buf *b, const unsigned char *embedding, int dims)
-{
-    if (!buf_reserve(b, NUMFMT_F32_ARRAY_MAX(dims)))
-        return false;
-    b->len += numfmt_f32le_array(b->data + b->len, embedding, (size_t)dims);
-    return true;
 }
 
 /* Read and free whatever the server still sends for the current query. */

@@ -59,11 +59,6 @@ int results_stream_next(struct result_stream *s, struct result_row *r, char *err
  * A no-op after the rows ended and on a zeroed struct. */
 void results_stream_end(struct result_stream *s);
 
-/* Append a stored float32 LE vector of dims components to b as a JSON
- * array of shortest round-trip numbers (util/numfmt.h). Returns false,
- * b unchanged, past b's cap or on OOM. */
-bool results_json_vector(struct buf *b, const unsigned char *embedding, int dims) SVC_MUSTCHECK;
-
 /* Decode component k of a stored float32 LE vector. */
 float results_value(const unsigned char *embedding, int k);
 

@@ -1,5 +1,7 @@
-/* jsonw.c: JSON string escaping (see jsonw.h). */
+/* jsonw.c: JSON text into bounded buffers: escaped strings, float32 vectors (see jsonw.h). */
 #include "util/jsonw.h"
+
+#include "util/numfmt.h"
 
 #include <string.h>
 
@@ -41,4 +43,12 @@ bool jsonw_str(struct buf *b, const char *s, size_t len)
 bool jsonw_cstr(struct buf *b, const char *s)
 {
     return s ? jsonw_str(b, s, strlen(s)) : buf_puts(b, "null");
+}
+
+bool jsonw_f32le_array(struct buf *b, const unsigned char *v, int dims)
+{
+    if (!buf_reserve(b, NUMFMT_F32_ARRAY_MAX(dims)))
+        return false;
+    b->len += numfmt_f32le_array(b->data + b->len, v, (size_t)dims);
+    return true;
 }

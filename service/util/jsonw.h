@@ -1,4 +1,5 @@
-/* jsonw.h: appending JSON text to a bounded buffer (strings escaped per RFC 8259). */
+/* jsonw.h: appending JSON text to a bounded buffer (strings escaped per RFC 8259, float32 vectors).
+ */
 #ifndef SVC_UTIL_JSONW_H
 #define SVC_UTIL_JSONW_H
 
@@ -12,5 +13,10 @@
 bool jsonw_str(struct buf *b, const char *s, size_t len) SVC_MUSTCHECK;
 /* The same for a NUL-terminated string; NULL is written as null. */
 bool jsonw_cstr(struct buf *b, const char *s) SVC_MUSTCHECK;
+
+/* Append a float32 little-endian vector of dims components (as stored) as a
+ * JSON array of shortest round-trip numbers (util/numfmt.h). Returns false,
+ * b unchanged, past b's cap or on OOM. */
+bool jsonw_f32le_array(struct buf *b, const unsigned char *v, int dims) SVC_MUSTCHECK;
 
 #endif
