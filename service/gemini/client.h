@@ -1,6 +1,6 @@
 /*
  * gemini_client.h: libcurl calls to Google's Gemini embedding API, on top
- * of gemini_codec.h. One client per thread (it owns a curl easy handle and
+ * of gemini/response.h. One client per thread (it owns a curl easy handle and
  * reuses its connections); not thread-safe. The API key travels only in
  * the x-goog-api-key header and never appears in errors or logs.
  *
@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gemini/codec.h"
+#include "gemini/response.h"
 #include "util/buf.h"
 #include "util/compiler.h"
 
