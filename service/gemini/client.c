@@ -1,8 +1,6 @@
-/* gemini_client.c: libcurl calls to Google's Gemini embedding API, each classified into a gem_call.
- */
-#include "gemini/client.h"
-
-#include "util/jsonw.h"
+/* client.c: the libcurl transport of the Gemini client: one request performed, its outcome
+ * classified into a gem_call, the API key kept out of every message. */
+#include "gemini/client_internal.h"
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -14,47 +12,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define URL_MAX       2048
 #define ERR_BODY_MAX  (64 * 1024)   /* error bodies: only their head is kept */
 #define BODY_KEEP_MAX (1024 * 1024) /* larger body storage is freed, not kept for reuse */
-#define JSON_CTYPE    "Content-Type: application/json"
 #define ID_CHARS      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
-
-struct gem_client {
-    CURL *curl;      /* one easy handle, reused so that connections stay open */
-    char *base;      /* base URL without a trailing slash */
-    char *version;   /* "v1beta" or "v1" */
-    char *key;       /* kept only to redact it from messages */
-    char *key_hdr;   /* "x-goog-api-key: <key>" */
-    bool key_usable; /* the key has no line break (which would split the header) */
-    long connect_timeout_ms, timeout_ms;
-    size_t max_response;
-    const atomic_bool *abort;
-    struct buf body;          /* 2xx body of the last request */
-    struct buf err_body;      /* non-2xx body of the last request (its head) */
-    char upload_url[URL_MAX]; /* X-Goog-Upload-URL of the last response; "" if none */
-    bool upload_url_long;     /* the header was there but did not fit */
-    char errbuf[CURL_ERROR_SIZE];
-};
-
-/* A create is not idempotent; everything else may be repeated. */
-enum req_kind { REQ_SAFE, REQ_CREATE };
-
-struct req {
-    const char *op;     /* names the call in messages: "create batch", ... */
-    const char *method; /* GET, POST or DELETE */
-    const char *url;
-    const char *body; /* NULL: no body */
-    size_t len;
-    const char *ctype;          /* "Content-Type: ..." header of the body, or NULL */
-    const char *const *headers; /* extra headers, NULL-terminated; may be NULL */
-    enum req_kind kind;
-    struct buf *sink; /* where a 2xx body goes; NULL: c->body */
-    /* or, when set, who takes a 2xx body piece by piece (false: refused, the
-     * transfer stops) */
-    bool (*feed)(void *ud, const char *p, size_t n);
-    void *feed_ud;
-};
 
 /* Where the response body goes, decided at its first byte. */
 struct sink {
@@ -67,9 +27,6 @@ struct sink {
     bool oom;
     bool refused; /* the feed refused the 2xx body */
 };
-
-static void set_detail(const struct gem_client *c, struct gem_call *res, const char *fmt, ...)
-    SVC_PRINTF(3, 4);
 
 bool gem_global_init(void)
 {
@@ -163,7 +120,7 @@ static void flatten(char *s)
             *s = ' ';
 }
 
-static void set_detail(const struct gem_client *c, struct gem_call *res, const char *fmt, ...)
+void gem_client_set_detail(const struct gem_client *c, struct gem_call *res, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -181,12 +138,12 @@ static void call_init(struct gem_call *res)
 }
 
 /* A call refused before anything was sent: a bad argument. */
-static void reject(const struct gem_client *c, struct gem_call *res, const char *op,
-                   const char *why)
+void gem_client_reject(const struct gem_client *c, struct gem_call *res, const char *op,
+                       const char *why)
 {
     call_init(res);
     res->outcome = GEM_FATAL;
-    set_detail(c, res, "%s: %s", op, why);
+    gem_client_set_detail(c, res, "%s: %s", op, why);
 }
 
 /* ---- curl callbacks ---- */
@@ -320,8 +277,9 @@ static void classify_http(struct gem_client *c, const struct req *r, struct gem_
     bool transient = h == 408 || h == 429 || (h >= 500 && h <= 599);
     res->outcome = transient ? GEM_RETRY : GEM_FATAL;
     res->retry_after_ms = transient ? res->status.retry_delay_ms : -1;
-    set_detail(c, res, "%s: HTTP %ld%s%s: %.160s", r->op, h, res->status.status[0] ? " " : "",
-               res->status.status, res->status.message);
+    gem_client_set_detail(c, res, "%s: HTTP %ld%s%s: %.160s", r->op, h,
+                          res->status.status[0] ? " " : "", res->status.status,
+                          res->status.message);
 }
 
 /* No usable status: tell "never sent" (safe to repeat) from "sent, no answer". */
@@ -343,30 +301,32 @@ static void classify_transport(struct gem_client *c, const struct req *r, CURLco
     if (rc == CURLE_WRITE_ERROR && s->refused) {
         /* the caller's feed knows why; it sets the outcome after this */
         res->outcome = create ? GEM_UNKNOWN : GEM_RETRY;
-        set_detail(c, res, "%s: the response body was refused%s", r->op, maybe);
+        gem_client_set_detail(c, res, "%s: the response body was refused%s", r->op, maybe);
     } else if (rc == CURLE_WRITE_ERROR && (s->overflow || s->oom)) {
         res->outcome = create ? GEM_UNKNOWN : s->oom ? GEM_RETRY : GEM_FATAL;
         if (s->oom)
-            set_detail(c, res, "%s: out of memory reading the response%s", r->op, maybe);
+            gem_client_set_detail(c, res, "%s: out of memory reading the response%s", r->op, maybe);
         else
-            set_detail(c, res, "%s: response larger than %zu bytes%s", r->op, s->ok->max, maybe);
+            gem_client_set_detail(c, res, "%s: response larger than %zu bytes%s", r->op, s->ok->max,
+                                  maybe);
     } else if (unsent) {
         res->outcome = GEM_RETRY;
         if (rc == CURLE_COULDNT_CONNECT)
-            set_detail(c, res, "%s: could not connect: %.200s", r->op, why);
+            gem_client_set_detail(c, res, "%s: could not connect: %.200s", r->op, why);
         else if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY)
-            set_detail(c, res, "%s: could not resolve host: %.200s", r->op, why);
+            gem_client_set_detail(c, res, "%s: could not resolve host: %.200s", r->op, why);
         else if (rc == CURLE_OPERATION_TIMEDOUT)
-            set_detail(c, res, "%s: timed out before the request was sent: %.180s", r->op, why);
+            gem_client_set_detail(c, res, "%s: timed out before the request was sent: %.180s",
+                                  r->op, why);
         else
-            set_detail(c, res, "%s: request not sent: %.200s", r->op, why);
+            gem_client_set_detail(c, res, "%s: request not sent: %.200s", r->op, why);
     } else {
         res->outcome = create ? GEM_UNKNOWN : GEM_RETRY;
         if (rc == CURLE_OPERATION_TIMEDOUT)
-            set_detail(c, res, "%s: timed out after %ld ms waiting for the response%s", r->op,
-                       c->timeout_ms, maybe);
+            gem_client_set_detail(c, res, "%s: timed out after %ld ms waiting for the response%s",
+                                  r->op, c->timeout_ms, maybe);
         else
-            set_detail(c, res, "%s: no complete response: %.160s%s", r->op, why, maybe);
+            gem_client_set_detail(c, res, "%s: no complete response: %.160s%s", r->op, why, maybe);
     }
 }
 
@@ -374,7 +334,7 @@ static void classify_transport(struct gem_client *c, const struct req *r, CURLco
  * Perform one request and classify it into res. Returns true only for a
  * complete 2xx response, whose body is then in r->sink (or c->body).
  */
-static bool perform(struct gem_client *c, const struct req *r, struct gem_call *res)
+bool gem_client_perform(struct gem_client *c, const struct req *r, struct gem_call *res)
 {
     call_init(res);
     struct buf *ok = r->sink ? r->sink : &c->body;
@@ -387,14 +347,14 @@ static bool perform(struct gem_client *c, const struct req *r, struct gem_call *
     c->errbuf[0] = '\0';
     if (!c->key_usable) {
         res->outcome = GEM_FATAL;
-        set_detail(c, res, "%s: the API key contains a line break", r->op);
+        gem_client_set_detail(c, res, "%s: the API key contains a line break", r->op);
         return false;
     }
     struct curl_slist *hl = NULL;
     if (!request_headers(c, r, &hl)) {
         curl_slist_free_all(hl);
         res->outcome = GEM_RETRY;
-        set_detail(c, res, "%s: out of memory", r->op);
+        gem_client_set_detail(c, res, "%s: out of memory", r->op);
         return false;
     }
     struct sink s = {c, r, ok, NULL, false, false, false, false};
@@ -417,13 +377,13 @@ static bool perform(struct gem_client *c, const struct req *r, struct gem_call *
 
 /* ---- 2xx bodies ---- */
 
-static const char *data_of(const struct buf *b)
+const char *gem_client_data_of(const struct buf *b)
 {
     return b->data ? b->data : "";
 }
 
 /* Parse a whole JSON text (trailing whitespace allowed). Caller owns it; NULL if invalid. */
-static json_object *parse_json(const char *p, size_t len)
+json_object *gem_client_parse_json(const char *p, size_t len)
 {
     if (len > INT32_MAX)
         return NULL;
@@ -448,32 +408,30 @@ static json_object *parse_json(const char *p, size_t len)
  * way (worth retrying); well-formed JSON of the wrong shape will not change
  * on a retry.
  */
-static void body_unusable_as(struct gem_client *c, const struct req *r, bool json, const char *why,
-                             struct gem_call *res)
+void gem_client_body_unusable_as(struct gem_client *c, const struct req *r, bool json,
+                                 const char *why, struct gem_call *res)
 {
     if (r->kind == REQ_CREATE)
         res->outcome = GEM_UNKNOWN;
     else
         res->outcome = json ? GEM_FATAL : GEM_RETRY;
-    set_detail(c, res, "%s: HTTP %ld with %s body: %.120s%s", r->op, res->http,
-               json ? "an unexpected" : "a malformed", why,
-               r->kind == REQ_CREATE ? "; the batch may exist" : "");
+    gem_client_set_detail(c, res, "%s: HTTP %ld with %s body: %.120s%s", r->op, res->http,
+                          json ? "an unexpected" : "a malformed", why,
+                          r->kind == REQ_CREATE ? "; the batch may exist" : "");
 }
 
-static void body_unusable(struct gem_client *c, const struct req *r, const struct buf *b,
-                          const char *why, struct gem_call *res)
+void gem_client_body_unusable(struct gem_client *c, const struct req *r, const struct buf *b,
+                              const char *why, struct gem_call *res)
 {
-    json_object *o = parse_json(data_of(b), b->len);
+    json_object *o = gem_client_parse_json(gem_client_data_of(b), b->len);
     bool json = o != NULL;
     json_object_put(o);
-    body_unusable_as(c, r, json, why, res);
+    gem_client_body_unusable_as(c, r, json, why, res);
 }
 
 /* ---- URLs and names ---- */
 
-static bool fmt_url(char *url, size_t n, const char *fmt, ...) SVC_PRINTF(3, 4);
-
-static bool fmt_url(char *url, size_t n, const char *fmt, ...)
+bool gem_client_fmt_url(char *url, size_t n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -490,158 +448,33 @@ static bool valid_id(const char *id)
 }
 
 /* "batches/<id>" or "files/<id>". */
-static bool valid_name(const char *name, const char *prefix)
+bool gem_client_valid_name(const char *name, const char *prefix)
 {
     size_t pl = strlen(prefix);
     return name && strncmp(name, prefix, pl) == 0 && valid_id(name + pl);
 }
 
 /* The bare model id ("models/" tolerated); NULL if unusable. */
-static const char *model_id(const char *model)
+const char *gem_client_model_id(const char *model)
 {
     if (model && strncmp(model, "models/", 7) == 0)
         model += 7;
     return model && valid_id(model) ? model : NULL;
 }
 
-/* scheme://host:port of a URL (port made explicit), for same-origin checks. */
-static bool url_origin(const char *url, char *out, size_t n)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL;
-    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-              curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-              curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK;
-    if (ok) {
-        int w = snprintf(out, n, "%s://%s:%s", scheme, host, port);
-        ok = w > 0 && (size_t)w < n;
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
-    return ok;
-}
-
-/* ---- batches ---- */
-
-void gem_create_batch(struct gem_client *c, const char *model, const char *body, size_t len,
-                      struct gem_operation *op, struct gem_call *res)
-{
-    static const char what[] = "create batch";
-    char url[URL_MAX], err[256] = "";
-    memset(op, 0, sizeof(*op));
-    const char *id = model_id(model);
-    if (!id || !body) {
-        reject(c, res, what, !id ? "invalid model id" : "no request body");
-        return;
-    }
-    if (!fmt_url(url, sizeof(url), "%s/%s/models/%s:asyncBatchEmbedContent", c->base, c->version,
-                 id)) {
-        reject(c, res, what, "URL too long");
-        return;
-    }
-    struct req r = {what, "POST", url, body, len, JSON_CTYPE, NULL, REQ_CREATE, NULL, NULL, NULL};
-    if (perform(c, &r, res) &&
-        !gem_parse_operation(data_of(&c->body), c->body.len, op, err, sizeof(err)))
-        body_unusable(c, &r, &c->body, err, res);
-}
-
-/* A batch GET's body, parsed as it arrives (never held whole), within the client's cap. */
-struct op_feed {
-    struct gem_op_stream st;
-    size_t seen, max;
-    bool over;
-};
-
-static bool op_feed(void *ud, const char *p, size_t n)
-{
-    struct op_feed *f = ud;
-    if (n > f->max - f->seen) {
-        f->over = true;
-        return false;
-    }
-    f->seen += n;
-    return gem_op_stream_feed(&f->st, p, n);
-}
-
-void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation *op,
-                   struct gem_call *res)
-{
-    static const char what[] = "get batch";
-    char url[URL_MAX], err[256] = "";
-    memset(op, 0, sizeof(*op));
-    if (!valid_name(name, "batches/") ||
-        !fmt_url(url, sizeof(url), "%s/%s/%s", c->base, c->version, name)) {
-        reject(c, res, what, "invalid batch name");
-        return;
-    }
-    /* a succeeded batch's body holds its inline results: hundreds of MB */
-    struct op_feed f = {.max = c->max_response};
-    gem_op_stream_init(&f.st);
-    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, NULL, op_feed, &f};
-    bool json = false, limit = false;
-    const char *why;
-    if (perform(c, &r, res)) {
-        if (!gem_op_stream_finish(&f.st, op, &json, err, sizeof(err)))
-            body_unusable_as(c, &r, json, err, res);
-    } else if (f.over) {
-        res->outcome = GEM_FATAL;
-        set_detail(c, res, "%s: response larger than %zu bytes", what, f.max);
-    } else if ((why = gem_op_stream_error(&f.st, &limit))) {
-        /* refused on the way: mangled (worth another GET) or beyond reason */
-        body_unusable_as(c, &r, limit, why, res);
-        if (limit)
-            res->outcome = GEM_FATAL;
-    }
-    gem_op_stream_cleanup(&f.st);
-}
-
-void gem_list_batches(struct gem_client *c, int page_size, const char *page_token,
-                      struct gem_operation **ops, size_t *n, char *next_token, size_t token_len,
-                      struct gem_call *res)
-{
-    static const char what[] = "list batches";
-    char err[256] = "";
-    *ops = NULL;
-    *n = 0;
-    if (token_len)
-        next_token[0] = '\0';
-    struct buf url;
-    buf_init(&url, URL_MAX);
-    char *esc = page_token && *page_token ? curl_easy_escape(c->curl, page_token, 0) : NULL;
-    bool built = (esc || !page_token || !*page_token) &&
-                 buf_printf(&url, "%s/%s/batches", c->base, c->version);
-    char sep = '?';
-    if (built && page_size > 0) {
-        built = buf_printf(&url, "?pageSize=%d", page_size);
-        sep = '&';
-    }
-    if (built && esc)
-        built = buf_printf(&url, "%cpageToken=%s", sep, esc);
-    curl_free(esc);
-    if (!built) {
-        buf_cleanup(&url);
-        reject(c, res, what, "page token too long");
-        return;
-    }
-    struct req r = {what, "GET", url.data, NULL, 0, NULL, NULL, REQ_SAFE, NULL, NULL, NULL};
-    if (perform(c, &r, res) && !gem_parse_list(data_of(&c->body), c->body.len, ops, n, next_token,
-                                               token_len, err, sizeof(err)))
-        body_unusable(c, &r, &c->body, err, res);
-    buf_cleanup(&url);
-}
+/* ---- calls on a name ---- */
 
 /* POST {name}:cancel or DELETE {name}; the answer's body ({}) is not needed. */
-static void name_call(struct gem_client *c, const char *what, const char *method, const char *name,
-                      const char *prefix, const char *suffix, struct gem_call *res)
+void gem_client_name_call(struct gem_client *c, const char *what, const char *method,
+                          const char *name, const char *prefix, const char *suffix,
+                          struct gem_call *res)
 {
     char url[URL_MAX];
-    if (!valid_name(name, prefix) ||
-        !fmt_url(url, sizeof(url), "%s/%s/%s%s", c->base, c->version, name, suffix)) {
-        reject(c, res, what,
-               strcmp(prefix, "files/") == 0 ? "invalid file name" : "invalid batch name");
+    if (!gem_client_valid_name(name, prefix) ||
+        !gem_client_fmt_url(url, sizeof(url), "%s/%s/%s%s", c->base, c->version, name, suffix)) {
+        gem_client_reject(c, res, what,
+                          strcmp(prefix, "files/") == 0 ? "invalid file name"
+                                                        : "invalid batch name");
         return;
     }
     bool post = strcmp(method, "POST") == 0;
@@ -652,158 +485,5 @@ static void name_call(struct gem_client *c, const char *what, const char *method
                     NULL,         REQ_SAFE,
                     NULL,         NULL,
                     NULL};
-    perform(c, &r, res);
-}
-
-void gem_cancel_batch(struct gem_client *c, const char *name, struct gem_call *res)
-{
-    name_call(c, "cancel batch", "POST", name, "batches/", ":cancel", res);
-}
-
-void gem_delete_batch(struct gem_client *c, const char *name, struct gem_call *res)
-{
-    name_call(c, "delete batch", "DELETE", name, "batches/", "", res);
-}
-
-void gem_embed_sync(struct gem_client *c, const char *model, const char *body, size_t len,
-                    struct gem_result **results, size_t *n, struct gem_call *res)
-{
-    static const char what[] = "embed";
-    char url[URL_MAX], err[256] = "";
-    *results = NULL;
-    *n = 0;
-    const char *id = model_id(model);
-    if (!id || !body ||
-        !fmt_url(url, sizeof(url), "%s/%s/models/%s:batchEmbedContents", c->base, c->version, id)) {
-        reject(c, res, what, !body ? "no request body" : "invalid model id");
-        return;
-    }
-    struct req r = {what, "POST", url, body, len, JSON_CTYPE, NULL, REQ_SAFE, NULL, NULL, NULL};
-    if (perform(c, &r, res) &&
-        !gem_parse_sync(data_of(&c->body), c->body.len, results, n, err, sizeof(err)))
-        body_unusable(c, &r, &c->body, err, res);
-}
-
-/* ---- files ---- */
-
-/* Step 1 of a resumable upload: returns the session URL in session. */
-static bool upload_start(struct gem_client *c, const char *display_name, size_t len, char *session,
-                         size_t session_len, struct gem_call *res)
-{
-    static const char what[] = "upload start";
-    char url[URL_MAX], size_hdr[96], base_origin[512], up_origin[512];
-    struct buf meta;
-    buf_init(&meta, 4096);
-    bool built = buf_puts(&meta, "{\"file\":{\"displayName\":") &&
-                 jsonw_cstr(&meta, display_name ? display_name : "") && buf_puts(&meta, "}}");
-    if (!built || !fmt_url(url, sizeof(url), "%s/upload/%s/files", c->base, c->version)) {
-        buf_cleanup(&meta);
-        reject(c, res, what, "display name too long");
-        return false;
-    }
-    snprintf(size_hdr, sizeof(size_hdr), "X-Goog-Upload-Header-Content-Length: %zu", len);
-    const char *hdrs[] = {"X-Goog-Upload-Protocol: resumable", "X-Goog-Upload-Command: start",
-                          size_hdr, "X-Goog-Upload-Header-Content-Type: application/jsonl", NULL};
-    struct req r = {what, "POST",   url,  meta.data, meta.len, JSON_CTYPE,
-                    hdrs, REQ_SAFE, NULL, NULL,      NULL};
-    bool ok = perform(c, &r, res);
-    buf_cleanup(&meta);
-    if (!ok)
-        return false;
-    const char *bad = NULL;
-    if (!c->upload_url[0])
-        bad = c->upload_url_long ? "X-Goog-Upload-URL too long" : "no X-Goog-Upload-URL";
-    /* the session URL gets the API key: it must point where the key already goes */
-    else if (!url_origin(c->base, base_origin, sizeof(base_origin)) ||
-             !url_origin(c->upload_url, up_origin, sizeof(up_origin)) ||
-             strcasecmp(base_origin, up_origin) != 0)
-        bad = "X-Goog-Upload-URL is not on the API host";
-    else if (snprintf(session, session_len, "%s", c->upload_url) >= (int)session_len)
-        bad = "X-Goog-Upload-URL too long";
-    if (bad) {
-        res->outcome = GEM_FATAL;
-        set_detail(c, res, "%s: HTTP %ld: %s", what, res->http, bad);
-    }
-    return !bad;
-}
-
-/* The file's "name" from an upload's final {"file":{...}} answer. */
-static bool upload_name(const struct buf *b, char *out, size_t n)
-{
-    json_object *o = parse_json(data_of(b), b->len), *file = NULL, *name = NULL;
-    bool ok = o && json_object_object_get_ex(o, "file", &file) &&
-              json_object_object_get_ex(file, "name", &name) &&
-              json_object_is_type(name, json_type_string) &&
-              valid_name(json_object_get_string(name), "files/") &&
-              (size_t)json_object_get_string_len(name) < n;
-    if (ok)
-        snprintf(out, n, "%s", json_object_get_string(name));
-    json_object_put(o);
-    return ok;
-}
-
-void gem_upload_file(struct gem_client *c, const char *display_name, const char *data, size_t len,
-                     char *name_out, size_t name_len, struct gem_call *res)
-{
-    static const char what[] = "upload";
-    char session[URL_MAX];
-    if (name_len)
-        name_out[0] = '\0';
-    if (!upload_start(c, display_name, len, session, sizeof(session), res))
-        return;
-    const char *hdrs[] = {"X-Goog-Upload-Offset: 0", "X-Goog-Upload-Command: upload, finalize",
-                          NULL};
-    struct req r = {what,
-                    "POST",
-                    session,
-                    data ? data : "",
-                    data ? len : 0,
-                    "Content-Type: application/octet-stream",
-                    hdrs,
-                    REQ_SAFE,
-                    NULL,
-                    NULL,
-                    NULL};
-    if (perform(c, &r, res) && !upload_name(&c->body, name_out, name_len)) {
-        if (name_len)
-            name_out[0] = '\0';
-        body_unusable(c, &r, &c->body, "no usable file name", res);
-    }
-}
-
-static void download(struct gem_client *c, const char *name, struct buf *out,
-                     bool (*feed)(void *, const char *, size_t), void *ud, struct gem_call *res)
-{
-    static const char what[] = "download";
-    char url[URL_MAX];
-    if (!valid_name(name, "files/") ||
-        !fmt_url(url, sizeof(url), "%s/%s/%s:download?alt=media", c->base, c->version, name)) {
-        reject(c, res, what, "invalid file name");
-        return;
-    }
-    size_t keep = out ? out->len : 0;
-    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, out, feed, ud};
-    if (!perform(c, &r, res) && out) {
-        out->len = keep; /* nothing of a failed download stays in out */
-        if (out->data)
-            out->data[keep] = '\0';
-    }
-}
-
-void gem_download_file(struct gem_client *c, const char *name, struct buf *out,
-                       struct gem_call *res)
-{
-    download(c, name, out, NULL, NULL, res);
-}
-
-void gem_download_stream(struct gem_client *c, const char *name,
-                         bool (*feed)(void *ud, const char *p, size_t n), void *ud,
-                         struct gem_call *res)
-{
-    download(c, name, NULL, feed, ud, res);
-}
-
-void gem_delete_file(struct gem_client *c, const char *name, struct gem_call *res)
-{
-    name_call(c, "delete file", "DELETE", name, "files/", "", res);
+    gem_client_perform(c, &r, res);
 }

@@ -2,6 +2,7 @@
 #include "worker/worker.h"
 
 #include "gemini/client.h"
+#include "gemini/request.h"
 #include "log.h"
 #include "store/pipeline.h"
 

@@ -1,7 +1,10 @@
-/* fuzz_gemini.c: libFuzzer target for the Gemini codec (service/gemini_codec.h). The first byte
- * picks the function (its value mod 6): 0 an Operation, 1 a list, 2 an error body, 3 a line of
- * a responsesFile, 4 a sync response, 5 the request builders (built, re-parsed and compared). */
-#include "gemini/codec.h"
+/* fuzz_gemini.c: libFuzzer target for the Gemini codec (service/gemini/request.h, response.h,
+ * status.h). The first byte picks the function (its value mod 6): 0 an Operation, 1 a list, 2 an
+ * error body, 3 a line of a responsesFile, 4 a sync response, 5 the request builders (built,
+ * re-parsed and compared). */
+#include "gemini/request.h"
+#include "gemini/response.h"
+#include "gemini/status.h"
 
 #include "chunker/chunker.h"
 

@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include "gemini/client.h"
+#include "gemini/request.h"
 #include "util/buf.h"
 
 #include <criterion/criterion.h>

@@ -1,5 +1,7 @@
 /* test_gemini_codec.c: Gemini codec vs the wire reference's shapes, json-c and the simulator. */
-#include "gemini/codec.h"
+#include "gemini/request.h"
+#include "gemini/response.h"
+#include "gemini/status.h"
 #include "sim.h"
 
 #include <criterion/criterion.h>

@@ -1,6 +1,7 @@
 /*
- * gemini_codec.h: the JSON of Google's Gemini embedding API, as pure
- * functions: building request bodies and parsing every response shape in
+ * response.h: Gemini's embedding API responses parsed, as pure functions:
+ * Operations (create, get; whole or fed in pieces), lists, responsesFile
+ * lines and synchronous embeddings, in every shape of
  * shared/gemini-batch-api.md. No I/O; the libcurl client sits on top.
  *
  * Parsing is lenient where Google varies (BATCH_STATE_ / JOB_STATE_ / bare
@@ -9,39 +10,16 @@
  * unknown fields ignored) and strict where a mistake would lose data (a
  * value that is not a number, a result without embedding or error).
  */
-#ifndef SVC_GEMINI_CODEC_H
-#define SVC_GEMINI_CODEC_H
+#ifndef SVC_GEMINI_RESPONSE_H
+#define SVC_GEMINI_RESPONSE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gemini/status.h"
 #include "util/buf.h"
 #include "util/compiler.h"
-
-enum gem_state {
-    GEM_STATE_UNSPECIFIED = 0,
-    GEM_STATE_PENDING,
-    GEM_STATE_RUNNING,
-    GEM_STATE_SUCCEEDED,
-    GEM_STATE_FAILED,
-    GEM_STATE_CANCELLED,
-    GEM_STATE_EXPIRED
-};
-
-/* "BATCH_STATE_RUNNING", "JOB_STATE_RUNNING" or "RUNNING"; UNSPECIFIED if unknown. */
-enum gem_state gem_state_parse(const char *s);
-const char *gem_state_name(enum gem_state s); /* "BATCH_STATE_..." */
-bool gem_state_terminal(enum gem_state s);
-
-/* A google.rpc.Status (an error body, an Operation's error, an item error). */
-struct gem_status {
-    int code;               /* HTTP status for error bodies; google.rpc.Code otherwise; 0 = none */
-    char status[32];        /* e.g. "RESOURCE_EXHAUSTED"; "" if absent */
-    char message[512];      /* truncated if longer */
-    char reason[64];        /* ErrorInfo.reason, e.g. "API_KEY_INVALID"; "" if absent */
-    int64_t retry_delay_ms; /* RetryInfo.retryDelay ("37s", "5.026807431s"); -1 if absent */
-};
 
 /* One embedding result. */
 struct gem_result {
@@ -100,10 +78,6 @@ void gem_op_stream_cleanup(struct gem_op_stream *s);
 bool gem_parse_list(const char *body, size_t len, struct gem_operation **ops, size_t *n,
                     char *next_token, size_t token_len, char *err, size_t errlen) SVC_MUSTCHECK;
 
-/* Parse a non-2xx body ({"error":{code,message,status,details}}). Always
- * fills st (code = http, message from the body when it parses). */
-void gem_parse_error(const char *body, size_t len, int http, struct gem_status *st);
-
 /* Parse one line of a responsesFile: {"key":..,"response":{..}} or {"key":..,"error":{..}}. */
 bool gem_parse_result_line(const char *line, size_t len, struct gem_result *r, char *err,
                            size_t errlen) SVC_MUSTCHECK;
@@ -131,42 +105,5 @@ void gem_lines_cleanup(struct gem_lines *l); /* frees the results too */
  * embedContent one ({"embedding":{..}}). *results is malloc'd, keys NULL. */
 bool gem_parse_sync(const char *body, size_t len, struct gem_result **results, size_t *n, char *err,
                     size_t errlen) SVC_MUSTCHECK;
-
-/* ---- request bodies ---- */
-
-/* Settings shared by every request of a job. */
-struct gem_req_opts {
-    const char *model;     /* bare id, e.g. "gemini-embedding-001" */
-    const char *task_type; /* e.g. "RETRIEVAL_DOCUMENT" */
-    int dims;              /* outputDimensionality */
-};
-
-struct gem_text {
-    const char *key; /* sent as metadata.key (inline) or the line key (file) */
-    const char *text;
-    size_t text_len;
-    const char *title; /* NULL if none; only sent with RETRIEVAL_DOCUMENT */
-};
-
-/* Append the inline asyncBatchEmbedContent body for texts[0..n). Returns
- * false if it does not fit in out->max or n is 0 (out is then left as it was). */
-bool gem_build_batch(struct buf *out, const char *display_name, const struct gem_req_opts *o,
-                     const struct gem_text *texts, size_t n) SVC_MUSTCHECK;
-
-/* Exact number of bytes one text adds to gem_build_batch's body (including
- * its separating comma), and the fixed overhead of the body around them
- * (less the one comma the first text does not have): for n >= 1 texts the
- * body is exactly overhead + the sum of the item sizes, so that a packer can
- * fill a batch up to a byte limit without building it. */
-size_t gem_batch_item_size(const struct gem_req_opts *o, const struct gem_text *t);
-size_t gem_batch_overhead(const char *display_name);
-
-/* Append a batchEmbedContents body (1 to 100 texts; false otherwise, out unchanged). */
-bool gem_build_sync(struct buf *out, const struct gem_req_opts *o, const struct gem_text *texts,
-                    size_t n) SVC_MUSTCHECK;
-
-/* Append one JSONL input line (with '\n') for a file-based batch. */
-bool gem_build_jsonl_line(struct buf *out, const struct gem_req_opts *o,
-                          const struct gem_text *t) SVC_MUSTCHECK;
 
 #endif

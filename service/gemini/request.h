@@ -1,0 +1,50 @@
+/*
+ * request.h: the request bodies of Gemini's embedding API, as pure
+ * functions (shared/gemini-batch-api.md): an inline batch, a synchronous
+ * batchEmbedContents, a JSONL line of a file-based batch.
+ */
+#ifndef SVC_GEMINI_REQUEST_H
+#define SVC_GEMINI_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+#include "util/compiler.h"
+
+/* Settings shared by every request of a job. */
+struct gem_req_opts {
+    const char *model;     /* bare id, e.g. "gemini-embedding-001" */
+    const char *task_type; /* e.g. "RETRIEVAL_DOCUMENT" */
+    int dims;              /* outputDimensionality */
+};
+
+struct gem_text {
+    const char *key; /* sent as metadata.key (inline) or the line key (file) */
+    const char *text;
+    size_t text_len;
+    const char *title; /* NULL if none; only sent with RETRIEVAL_DOCUMENT */
+};
+
+/* Append the inline asyncBatchEmbedContent body for texts[0..n). Returns
+ * false if it does not fit in out->max or n is 0 (out is then left as it was). */
+bool gem_build_batch(struct buf *out, const char *display_name, const struct gem_req_opts *o,
+                     const struct gem_text *texts, size_t n) SVC_MUSTCHECK;
+
+/* Exact number of bytes one text adds to gem_build_batch's body (including
+ * its separating comma), and the fixed overhead of the body around them
+ * (less the one comma the first text does not have): for n >= 1 texts the
+ * body is exactly overhead + the sum of the item sizes, so that a packer can
+ * fill a batch up to a byte limit without building it. */
+size_t gem_batch_item_size(const struct gem_req_opts *o, const struct gem_text *t);
+size_t gem_batch_overhead(const char *display_name);
+
+/* Append a batchEmbedContents body (1 to 100 texts; false otherwise, out unchanged). */
+bool gem_build_sync(struct buf *out, const struct gem_req_opts *o, const struct gem_text *texts,
+                    size_t n) SVC_MUSTCHECK;
+
+/* Append one JSONL input line (with '\n') for a file-based batch. */
+bool gem_build_jsonl_line(struct buf *out, const struct gem_req_opts *o,
+                          const struct gem_text *t) SVC_MUSTCHECK;
+
+#endif
