@@ -5,7 +5,7 @@
 #     the job defaults (service/chunker.h);
 #   - vector JSON: bench/cg_vector_json encodes 1,000 stored 768-d float32
 #     vectors with the code GET /v1/jobs/{id}/results uses
-#     (service/results.c results_json_vector, util/numfmt.c).
+#     (service/util/jsonw.c jsonw_f32le_array, util/numfmt.c).
 # Only the work inside cg_measured() is counted (--toggle-collect), so set-up
 # (building the documents or vectors) and process start-up are left out.
 #

@@ -13,7 +13,7 @@
  * The two embedd-sql modes help explain the gap to embedd: per request they
  * run the three statements embedd runs for GET /v1/jobs/{id} (API key by
  * prefix from the Authorization header, the job row with embedd's columns,
- * batch counts by state; copied from service/keys.c and service/jobs.c) --
+ * batch counts by state; copied from service/store/keys.c and service/store/jobs.c) --
  * as embedd does, with PQexecParams (parsed and planned every time), or
  * prepared once per connection -- and still answer the same small JSON
  * (no SHA-256 check of the key, no pool, no 900-byte representation).
@@ -47,7 +47,8 @@
     "SELECT id, state, documents, chunks_total, chunks_pending, chunks_in_flight,"                 \
     " chunks_succeeded, chunks_failed FROM jobs WHERE id = $1"
 
-/* embedd's three statements for GET /v1/jobs/{id}, as of service/keys.c and service/jobs.c */
+/* embedd's three statements for GET /v1/jobs/{id}, as of service/store/keys.c and
+ * service/store/jobs.c */
 #define KEY_SQL "SELECT id, key_sha256 FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"
 #define TS(col)                                                                                    \
     "coalesce(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')"
