@@ -56,6 +56,9 @@ static const struct setting settings[] = {
      "jobs with at most this many chunks use the interactive API (0: never)"},
     {"batch-deadline-ms", "EMBEDD_BATCH_DEADLINE_MS", INT(batch_deadline_ms), 1, BIG, "86400000",
      false, "a Google batch still running after this is cancelled and resubmitted"},
+    {"max-open-batches", "EMBEDD_MAX_OPEN_BATCHES", INT(max_open_batches), 0, 1000000, "100", false,
+     "most batches open at Google at once, across replicas (Google allows 100 concurrent batches "
+     "per project; 0: no limit)"},
     {"max-body-bytes", "EMBEDD_MAX_BODY_BYTES", INT(max_body_bytes), 1024, BIG, "67108864", false,
      "largest accepted request body (larger gets 413)"},
     {"max-stream-bytes", "EMBEDD_MAX_STREAM_BYTES", INT(max_stream_bytes), 1024, BIG, "8589934592",

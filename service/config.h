@@ -30,6 +30,7 @@ struct config {
     int64_t batch_max_requests;
     int64_t sync_max_texts;
     int64_t batch_deadline_ms;
+    int64_t max_open_batches; /* batches open at Google at once, all replicas together */
     int64_t max_body_bytes;
     int64_t max_stream_bytes; /* a streamed (NDJSON) request body */
     int64_t max_connections;

@@ -2,6 +2,8 @@
  * line), built in one pass and sized exactly in advance. */
 #include "gemini/request.h"
 
+#include "util/jsonw.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,36 +38,17 @@ static void emit_lit(struct sink *s, const char *lit)
     emit(s, lit, strlen(lit));
 }
 
-/* The escape sequence for a byte that needs one (RFC 8259 §7). */
-static size_t escape_byte(unsigned char c, char out[6])
-{
-    static const char hex[] = "0123456789abcdef";
-    static const char shorts[] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
-                                  ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
-    out[0] = '\\';
-    if (c < sizeof(shorts) && shorts[c]) {
-        out[1] = shorts[c];
-        return 2;
-    }
-    out[1] = 'u';
-    out[2] = '0';
-    out[3] = '0';
-    out[4] = hex[c >> 4];
-    out[5] = hex[c & 15];
-    return 6;
-}
-
 /* The inside of a JSON string literal: bytes >= 0x20 (UTF-8 included) as they are. */
 static void emit_esc(struct sink *s, const char *p, size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (!jsonw_needs_escape(c))
             continue;
         char e[6];
         emit(s, p + run, i - run);
-        emit(s, e, escape_byte(c, e));
+        emit(s, e, jsonw_escape(c, e));
         run = i + 1;
     }
     emit(s, p + run, n - run);
@@ -205,6 +188,19 @@ size_t gem_batch_item_size(const struct gem_req_opts *o, const struct gem_text *
     struct sink s = {NULL, 1, true}; /* 1: the comma before it */
     emit_item(&s, o, t);
     return s.ok ? s.n : SIZE_MAX;
+}
+
+size_t gem_batch_item_size_of(const struct gem_req_opts *o, const char *key, size_t text_json_len,
+                              long title_json_len)
+{
+    /* the item with an empty text and an empty title, then the two strings' insides */
+    struct gem_text t = {key, "", 0, title_json_len >= 0 ? "" : NULL};
+    size_t n = gem_batch_item_size(o, &t);
+    if (n == SIZE_MAX)
+        return SIZE_MAX;
+    bool titled =
+        title_json_len >= 0 && o->task_type && strcmp(o->task_type, "RETRIEVAL_DOCUMENT") == 0;
+    return n + text_json_len + (titled ? (size_t)title_json_len : 0);
 }
 
 size_t gem_batch_overhead(const char *display_name)

@@ -38,6 +38,11 @@ bool gem_build_batch(struct buf *out, const char *display_name, const struct gem
  * fill a batch up to a byte limit without building it. */
 size_t gem_batch_item_size(const struct gem_req_opts *o, const struct gem_text *t);
 size_t gem_batch_overhead(const char *display_name);
+/* gem_batch_item_size from the text's and the title's sizes inside a JSON
+ * string (util/jsonw.h jsonw_str_len; title_json_len -1: no title), as the
+ * store keeps them, without the texts themselves. */
+size_t gem_batch_item_size_of(const struct gem_req_opts *o, const char *key, size_t text_json_len,
+                              long title_json_len);
 
 /* Append a batchEmbedContents body (1 to 100 texts; false otherwise, out unchanged). */
 bool gem_build_sync(struct buf *out, const struct gem_req_opts *o, const struct gem_text *texts,

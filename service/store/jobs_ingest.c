@@ -5,6 +5,7 @@
 #include "chunker/chunker.h"
 #include "store/db.h"
 #include "util/buf.h"
+#include "util/jsonw.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -178,7 +179,8 @@ static bool chunks_send(struct jobs_ingest *in, char *err, size_t errlen)
         return true;
     if (!in->copying) {
         PGresult *r = PQexec(in->c, "COPY chunks (job_id, seq, doc_index, chunk_index,"
-                                    " char_start, char_end, tokens, text) FROM STDIN");
+                                    " char_start, char_end, tokens, text_json_len,"
+                                    " title_json_len, text) FROM STDIN");
         bool ok = PQresultStatus(r) == PGRES_COPY_IN;
         if (!ok)
             db_error(r, in->c, "could not start COPY", err, errlen);
@@ -370,11 +372,15 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
     struct chunk *ch = NULL;
     size_t nc = 0;
     ok = ok && chunker_split(d->text, d->text_len, &in->opts, &ch, &nc);
+    /* request sizes for the claim (store/pipeline.c), which reads no text */
+    long title_len = d->title ? (long)jsonw_str_len(d->title, d->title_len) : -1;
     for (size_t k = 0; k < nc && ok; k++) {
-        ok = buf_printf(cb, "%s\t%lld\t%zu\t%zu\t%zu\t%zu\t%lld\t", in->id, (long long)in->seq++, i,
-                        k, ch[k].char_start, ch[k].char_end, (long long)ch[k].tokens) &&
-             copy_text(cb, d->text + ch[k].byte_start, ch[k].byte_end - ch[k].byte_start) &&
-             buf_putc(cb, '\n');
+        const char *t = d->text + ch[k].byte_start;
+        size_t tl = ch[k].byte_end - ch[k].byte_start;
+        ok = buf_printf(cb, "%s\t%lld\t%zu\t%zu\t%zu\t%zu\t%lld\t%zu\t%ld\t", in->id,
+                        (long long)in->seq++, i, k, ch[k].char_start, ch[k].char_end,
+                        (long long)ch[k].tokens, jsonw_str_len(t, tl), title_len) &&
+             copy_text(cb, t, tl) && buf_putc(cb, '\n');
         in->tokens += ch[k].tokens;
     }
     free(ch);

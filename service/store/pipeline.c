@@ -3,6 +3,7 @@
 
 #include "store/db.h"
 #include "store/pgarray.h"
+#include "log.h"
 #include "util/buf.h"
 
 #include <stdint.h>
@@ -10,14 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
+
+void pipe_chunks_free(struct pipe_chunk *chunks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(chunks[i].text);
+        free(chunks[i].title);
+    }
+    free(chunks);
+}
 
 void pipe_batch_free(struct pipe_batch *b)
 {
-    for (size_t i = 0; i < b->n_chunks; i++) {
-        free(b->chunks[i].text);
-        free(b->chunks[i].title);
-    }
-    free(b->chunks);
+    pipe_chunks_free(b->chunks, b->n_chunks);
     b->chunks = NULL;
     b->n_chunks = 0;
 }
@@ -97,17 +104,21 @@ static bool load_job(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
     return ok;
 }
 
-/* Read chunk rows (seq, text, title) into b->chunks. */
-static bool take_chunks(PGresult *r, struct pipe_batch *b, char *err, size_t errlen)
+/* Read chunk rows (seq, text, title, text_json_len, title_json_len) into a
+ * new array *out of *n. */
+static bool take_chunks(PGresult *r, struct pipe_chunk **out, size_t *n_out, char *err,
+                        size_t errlen)
 {
     size_t n = (size_t)PQntuples(r);
-    b->chunks = calloc(n ? n : 1, sizeof(*b->chunks));
-    if (!b->chunks) {
+    struct pipe_chunk *chunks = calloc(n ? n : 1, sizeof(*chunks));
+    *out = chunks;
+    *n_out = 0;
+    if (!chunks) {
         snprintf(err, errlen, "out of memory");
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        struct pipe_chunk *ch = &b->chunks[i];
+        struct pipe_chunk *ch = &chunks[i];
         ch->seq = (int32_t)db_int(PQgetvalue(r, (int)i, 0));
         ch->text_len = (size_t)PQgetlength(r, (int)i, 1);
         ch->text = malloc(ch->text_len + 1);
@@ -115,7 +126,9 @@ static bool take_chunks(PGresult *r, struct pipe_batch *b, char *err, size_t err
             memcpy(ch->text, PQgetvalue(r, (int)i, 1), ch->text_len + 1);
         if (!PQgetisnull(r, (int)i, 2))
             ch->title = strdup(PQgetvalue(r, (int)i, 2));
-        b->n_chunks = i + 1;
+        ch->text_json_len = (int32_t)db_int(PQgetvalue(r, (int)i, 3));
+        ch->title_json_len = (int32_t)db_int(PQgetvalue(r, (int)i, 4));
+        *n_out = i + 1;
         if (!ch->text || (!PQgetisnull(r, (int)i, 2) && !ch->title)) {
             snprintf(err, errlen, "out of memory");
             return false;
@@ -133,57 +146,142 @@ static bool seq_array(const struct pipe_batch *b, size_t n, struct buf *out)
     return ok && buf_putc(out, '}');
 }
 
-bool pipe_claim(PGconn *c, const char *owner, int64_t lease_ms, size_t max_items, size_t max_bytes,
-                size_t overhead_bytes, pipe_size_fn size, void *size_arg, struct pipe_batch *out,
-                bool *found, char *err, size_t errlen)
+static int64_t mono_ms(void)
 {
-    memset(out, 0, sizeof(*out));
-    *found = false;
-    if (!db_exec(c, "BEGIN", err, errlen))
-        return false;
-    PGresult *r =
-        q(c,
-          "SELECT id FROM jobs WHERE state IN ('pending', 'running') AND chunks_pending > 0"
-          " ORDER BY priority DESC, created_at FOR UPDATE SKIP LOCKED LIMIT 1",
-          0, NULL, "could not look for work", err, errlen);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The job whose turn it is: the highest priority, then the one claimed
+ * longest ago (never claimed first), then the oldest. Not locked: several
+ * workers may claim from one job at once, each skipping the chunk rows the
+ * others hold.
+ */
+const char *const pipe_claim_begin_sql =
+    "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off";
+
+const char *const pipe_claim_job_sql =
+    "SELECT id, model, task_type, output_dimensionality, normalize, state, chunks_total,"
+    " claim_seq FROM jobs WHERE state IN ('pending', 'running') AND chunks_pending > 0"
+    " ORDER BY priority DESC, last_claim_at NULLS FIRST, created_at LIMIT 1";
+
+/* Pending chunks from the cursor in primary-key order: the index scan stops
+ * after limit rows, so the cost is the batch's, not the job's. */
+const char *const pipe_claim_chunks_sql = "SELECT seq, text_json_len, title_json_len FROM chunks"
+                                          " WHERE job_id = $1 AND seq >= $2::int AND state = 0"
+                                          " ORDER BY seq LIMIT $3::bigint FOR UPDATE SKIP LOCKED";
+
+/* Read the claimed job's settings into out: 1, or 0 when there is no job,
+ * -1 on failure (err set). */
+static int claim_job(PGconn *c, struct pipe_batch *out, int64_t *cursor, char *err, size_t errlen)
+{
+    PGresult *r = q(c, pipe_claim_job_sql, 0, NULL, "could not look for work", err, errlen);
     if (!r)
-        goto fail;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return db_exec(c, "COMMIT", err, errlen);
+        return -1;
+    int any = PQntuples(r) == 1;
+    if (any) {
+        snprintf(out->job_id, sizeof(out->job_id), "%s", PQgetvalue(r, 0, 0));
+        snprintf(out->model, sizeof(out->model), "%s", PQgetvalue(r, 0, 1));
+        snprintf(out->task_type, sizeof(out->task_type), "%s", PQgetvalue(r, 0, 2));
+        out->dims = (int)db_int(PQgetvalue(r, 0, 3));
+        out->normalize = PQgetvalue(r, 0, 4)[0] == 't';
+        snprintf(out->job_state, sizeof(out->job_state), "%s", PQgetvalue(r, 0, 5));
+        out->job_chunks = db_int(PQgetvalue(r, 0, 6));
+        *cursor = db_int(PQgetvalue(r, 0, 7));
     }
-    snprintf(out->job_id, sizeof(out->job_id), "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    if (!load_job(c, out, err, errlen))
-        goto fail;
-    char lim[24];
-    snprintf(lim, sizeof(lim), "%zu", max_items);
-    const char *v1[2] = {out->job_id, lim};
-    r = q(c,
-          "SELECT c.seq, c.text, d.title FROM chunks c JOIN documents d"
-          "   ON d.job_id = c.job_id AND d.doc_index = c.doc_index"
-          " WHERE c.job_id = $1 AND c.state = 0 ORDER BY c.seq LIMIT $2",
-          2, v1, "could not read pending chunks", err, errlen);
-    if (!r)
-        goto fail;
-    bool ok = take_chunks(r, out, err, errlen);
-    PQclear(r);
-    if (!ok)
-        goto fail;
-    /* pack in order up to the byte limit, always at least one chunk */
-    size_t bytes = overhead_bytes, n = 0;
-    while (n < out->n_chunks) {
-        size_t s = size(out, &out->chunks[n], size_arg);
-        if (n > 0 && bytes + s > max_bytes)
+    return any;
+}
+
+/* The job's pending chunks from seq `from`, up to limit rows, locked (seqs and sizes). */
+static PGresult *claim_chunks(PGconn *c, const char *job_id, int64_t from, size_t limit, char *err,
+                              size_t errlen)
+{
+    char f[24], l[24];
+    snprintf(f, sizeof(f), "%lld", (long long)from);
+    snprintf(l, sizeof(l), "%zu", limit);
+    const char *v[3] = {job_id, f, l};
+    return q(c, pipe_claim_chunks_sql, 3, v, "could not read pending chunks", err, errlen);
+}
+
+/* Pack the claimed rows in order up to the limits (always at least one);
+ * fills out->chunks with their seqs and sizes; returns the request bytes. */
+static size_t claim_pack(PGresult *r, const struct pipe_claim_opts *o, struct pipe_batch *out,
+                         char *err, size_t errlen)
+{
+    size_t rows = (size_t)PQntuples(r);
+    out->chunks = calloc(rows ? rows : 1, sizeof(*out->chunks));
+    if (!out->chunks) {
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    size_t bytes = o->overhead_bytes, n = 0;
+    for (; n < rows; n++) {
+        struct pipe_chunk *ch = &out->chunks[n];
+        ch->seq = (int32_t)db_int(PQgetvalue(r, (int)n, 0));
+        ch->text_json_len = (int32_t)db_int(PQgetvalue(r, (int)n, 1));
+        ch->title_json_len = (int32_t)db_int(PQgetvalue(r, (int)n, 2));
+        size_t s = o->size(out, ch, o->size_arg);
+        if (n > 0 && bytes + s > o->max_bytes)
             break;
         bytes += s;
-        n++;
-    }
-    for (size_t i = n; i < out->n_chunks; i++) {
-        free(out->chunks[i].text);
-        free(out->chunks[i].title);
     }
     out->n_chunks = n;
+    return bytes;
+}
+
+bool pipe_claim(PGconn *c, const struct pipe_claim_opts *o, struct pipe_batch *out, bool *found,
+                int64_t *claim_ms, char *err, size_t errlen)
+{
+    int64_t t0 = mono_ms();
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    *claim_ms = 0;
+    /* Plans that cannot go wrong: the statements below are index lookups by
+     * design, and a planner with stale statistics (a job of a million rows
+     * just stored) must not turn them into scans. */
+    if (!db_exec(c, pipe_claim_begin_sql, err, errlen))
+        return false;
+    PGresult *r = q(c, "SELECT count(*) FROM batches WHERE state IN ('intent', 'submitted')", 0,
+                    NULL, "could not count open batches", err, errlen);
+    if (!r)
+        goto fail;
+    bool full = o->max_open > 0 && db_int(PQgetvalue(r, 0, 0)) >= o->max_open;
+    PQclear(r);
+    int64_t cursor = 0;
+    int job = full ? 0 : claim_job(c, out, &cursor, err, errlen);
+    if (job < 0)
+        goto fail;
+    if (job == 0)
+        return db_exec(c, "COMMIT", err, errlen);
+    r = claim_chunks(c, out->job_id, cursor, o->max_items, err, errlen);
+    if (r && PQntuples(r) == 0 && cursor > 0) {
+        /* nothing from the cursor, yet the job has pending chunks: a claim
+         * that rolled back, or a requeue the cursor missed; look again from
+         * the start (rare: it walks what was claimed before) */
+        PQclear(r);
+        log_debug("job %s: no pending chunk from claim cursor %lld; rescanning", out->job_id,
+                  (long long)cursor);
+        cursor = 0;
+        r = claim_chunks(c, out->job_id, 0, o->max_items, err, errlen);
+    }
+    if (!r)
+        goto fail;
+    if (PQntuples(r) == 0) { /* every pending chunk is being claimed by someone else */
+        PQclear(r);
+        pipe_batch_free(out);
+        return db_exec(c, "COMMIT", err, errlen);
+    }
+    size_t bytes = claim_pack(r, o, out, err, errlen);
+    PQclear(r);
+    if (!out->chunks)
+        goto fail;
+    size_t n = out->n_chunks;
+    const char *transport = o->sync_max_chunks > 0 && out->job_chunks <= o->sync_max_chunks ? "sync"
+                            : bytes > o->inline_max_bytes                                   ? "file"
+                                                          : "inline";
 
     unsigned char rnd[6];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
@@ -192,44 +290,65 @@ bool pipe_claim(PGconn *c, const char *owner, int64_t lease_ms, size_t max_items
     }
     snprintf(out->display_name, sizeof(out->display_name), "embedd-%.8s-%02x%02x%02x%02x%02x%02x",
              out->job_id, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
-    char nstr[24], bstr[24], lease[24];
+    *claim_ms = mono_ms() - t0;
+    char nstr[24], bstr[24], lease[24], cms[24];
     snprintf(nstr, sizeof(nstr), "%zu", n);
     snprintf(bstr, sizeof(bstr), "%zu", bytes);
-    snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
-    const char *v2[6] = {out->job_id, out->display_name, nstr, bstr, owner, lease};
+    snprintf(lease, sizeof(lease), "%lld", (long long)o->lease_ms);
+    snprintf(cms, sizeof(cms), "%lld", (long long)*claim_ms);
+    const char *v2[8] = {out->job_id, out->display_name, nstr, bstr, o->owner,
+                         lease,       transport,         cms};
     r = q(c,
           "INSERT INTO batches (job_id, display_name, state, n_chunks, request_bytes, lease_owner,"
-          " lease_until) VALUES ($1, $2, 'intent', $3, $4, $5,"
-          " now() + $6::bigint * interval '1 millisecond') RETURNING id",
-          6, v2, "could not record the batch", err, errlen);
+          " lease_until, transport, claim_ms) VALUES ($1, $2, 'intent', $3, $4, $5,"
+          " now() + $6::bigint * interval '1 millisecond', $7, $8) RETURNING id",
+          8, v2, "could not record the batch", err, errlen);
     if (!r)
         goto fail;
     out->id = db_int(PQgetvalue(r, 0, 0));
     PQclear(r);
     struct buf seqs;
     buf_init(&seqs, SIZE_MAX / 2);
-    char bid[24];
+    char bid[24], first[16], last[16];
     snprintf(bid, sizeof(bid), "%lld", (long long)out->id);
-    ok = seq_array(out, n, &seqs);
+    snprintf(first, sizeof(first), "%d", out->chunks[0].seq);
+    snprintf(last, sizeof(last), "%d", out->chunks[n - 1].seq);
+    bool ok = seq_array(out, n, &seqs);
     const char *v3[3] = {out->job_id, seqs.data, bid};
-    const char *v4[2] = {out->job_id, nstr};
-    const struct step mark[] = {
-        {"UPDATE chunks SET state = 1, batch_id = $3 WHERE job_id = $1 AND seq = ANY($2::int[])", 3,
-         v3, "could not mark chunks in flight"},
-        {"UPDATE jobs SET chunks_pending = chunks_pending - $2::int,"
-         " chunks_in_flight = chunks_in_flight + $2::int, state = 'running',"
-         " started_at = coalesce(started_at, now()), last_activity_at = now()"
-         " WHERE id = $1",
-         2, v4, "could not update the job"},
-    };
-    ok = commit_steps(c, ok, mark, SVC_ARRAY_LEN(mark), err, errlen);
+    const char *v4[4] = {out->job_id, nstr, first, last};
+    PGresult *jr = NULL;
+    ok = ok && run(c,
+                   "UPDATE chunks SET state = 1, batch_id = $3"
+                   " WHERE job_id = $1 AND seq = ANY($2::int[])",
+                   3, v3, "could not mark chunks in flight", err, errlen);
+    /* The cursor moves past what was taken unless a requeue moved it back
+     * below this claim meanwhile; a job cancelled meanwhile takes nothing. */
+    ok = ok && (jr = q(c,
+                       "UPDATE jobs SET chunks_pending = chunks_pending - $2::int,"
+                       " chunks_in_flight = chunks_in_flight + $2::int, state = 'running',"
+                       " started_at = coalesce(started_at, now()), last_activity_at = now(),"
+                       " last_claim_at = clock_timestamp(),"
+                       " claim_seq = CASE WHEN claim_seq >= $3::int"
+                       "   THEN greatest(claim_seq, $4::int + 1) ELSE claim_seq END"
+                       " WHERE id = $1 AND state IN ('pending', 'running')",
+                       4, v4, "could not update the job", err, errlen)) != NULL;
+    if (ok && db_int(PQcmdTuples(jr)) == 0) {
+        snprintf(err, errlen, "job %s changed state during the claim", out->job_id);
+        ok = false;
+    }
+    PQclear(jr);
+    ok = commit_steps(c, ok, NULL, 0, err, errlen);
     buf_cleanup(&seqs);
     if (!ok) {
         pipe_batch_free(out); /* rolled back */
         return false;
     }
     snprintf(out->state, sizeof(out->state), "intent");
+    snprintf(out->transport, sizeof(out->transport), "%s", transport);
+    out->request_bytes = (int64_t)bytes;
     *found = true;
+    log_debug("batch %s: claimed %zu chunks of job %s (%s, %zu bytes) in %lld ms",
+              out->display_name, n, out->job_id, transport, bytes, (long long)*claim_ms);
     return true;
 fail:
     rollback(c);
@@ -237,21 +356,42 @@ fail:
     return false;
 }
 
-bool pipe_load_chunks(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
+/* A batch's chunks with their texts: the chunks_by_batch index in seq order,
+ * the title by primary key per row (a scalar subquery, which the planner
+ * runs as written rather than as a join of whole tables). */
+static const char *const batch_chunks_sql =
+    "SELECT c.seq, c.text, (SELECT d.title FROM documents d"
+    "   WHERE d.job_id = c.job_id AND d.doc_index = c.doc_index),"
+    " c.text_json_len, c.title_json_len FROM chunks c"
+    " WHERE c.batch_id = $1 AND c.seq > $2::int AND c.state = 1 ORDER BY c.seq LIMIT $3::bigint";
+
+bool pipe_chunks_page(PGconn *c, const struct pipe_batch *b, int64_t after, size_t max,
+                      struct pipe_chunk **out, size_t *n, char *err, size_t errlen)
 {
-    char bid[24];
+    char bid[24], a[24], l[24];
     snprintf(bid, sizeof(bid), "%lld", (long long)b->id);
-    const char *v[1] = {bid};
-    PGresult *r = q(c,
-                    "SELECT c.seq, c.text, d.title FROM chunks c JOIN documents d"
-                    "   ON d.job_id = c.job_id AND d.doc_index = c.doc_index"
-                    " WHERE c.batch_id = $1 AND c.state = 1 ORDER BY c.seq",
-                    1, v, "could not read the batch's chunks", err, errlen);
+    snprintf(a, sizeof(a), "%lld", (long long)after);
+    snprintf(l, sizeof(l), "%zu", max);
+    const char *v[3] = {bid, a, l};
+    *out = NULL;
+    *n = 0;
+    PGresult *r = q(c, batch_chunks_sql, 3, v, "could not read the batch's chunks", err, errlen);
     if (!r)
         return false;
-    bool ok = take_chunks(r, b, err, errlen);
+    bool ok = take_chunks(r, out, n, err, errlen);
     PQclear(r);
+    if (!ok) {
+        pipe_chunks_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
     return ok;
+}
+
+bool pipe_load_chunks(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
+{
+    pipe_batch_free(b);
+    return pipe_chunks_page(c, b, -1, (size_t)INT32_MAX, &b->chunks, &b->n_chunks, err, errlen);
 }
 
 bool pipe_submitted(PGconn *c, int64_t batch_id, const char *gemini_name, int64_t poll_ms,
@@ -294,7 +434,8 @@ bool pipe_claim_due(PGconn *c, const char *owner, int64_t lease_ms, struct pipe_
           "   AND next_poll_at <= now() AND (lease_until IS NULL OR lease_until < now())"
           "   ORDER BY next_poll_at FOR UPDATE SKIP LOCKED LIMIT 1)"
           " RETURNING id, job_id, display_name, state, coalesce(gemini_name, ''), polls,"
-          " (extract(epoch FROM now() - coalesce(submitted_at, created_at)) * 1000)::bigint",
+          " (extract(epoch FROM now() - coalesce(submitted_at, created_at)) * 1000)::bigint,"
+          " transport, request_bytes, coalesce(input_file, ''), coalesce(output_file, '')",
           2, v, "could not lease a batch", err, errlen);
     if (!r)
         return false;
@@ -306,6 +447,10 @@ bool pipe_claim_due(PGconn *c, const char *owner, int64_t lease_ms, struct pipe_
         snprintf(out->gemini_name, sizeof(out->gemini_name), "%s", PQgetvalue(r, 0, 4));
         out->polls = (int)db_int(PQgetvalue(r, 0, 5));
         out->age_ms = db_int(PQgetvalue(r, 0, 6));
+        snprintf(out->transport, sizeof(out->transport), "%s", PQgetvalue(r, 0, 7));
+        out->request_bytes = db_int(PQgetvalue(r, 0, 8));
+        snprintf(out->input_file, sizeof(out->input_file), "%s", PQgetvalue(r, 0, 9));
+        snprintf(out->output_file, sizeof(out->output_file), "%s", PQgetvalue(r, 0, 10));
         *found = true;
     }
     PQclear(r);
@@ -346,9 +491,12 @@ static const char *const finish_sql =
     " WHERE id = $1 AND state IN ('pending', 'running') AND chunks_pending = 0"
     " AND chunks_in_flight = 0";
 
+/* Fail or requeue the chunks seqs of the batch (with their errors); counts
+ * go to *requeued and *failed, and *min_back gets the lowest seq requeued
+ * (the claim cursor must go back there). */
 static bool requeue_or_fail(PGconn *c, const struct pipe_batch *b, const char *seqs,
                             const char *errors, int max_attempts, size_t *requeued, size_t *failed,
-                            char *err, size_t errlen)
+                            int64_t *min_back, char *err, size_t errlen)
 {
     char bid[24], maxa[16];
     snprintf(bid, sizeof(bid), "%lld", (long long)b->id);
@@ -360,12 +508,17 @@ static bool requeue_or_fail(PGconn *c, const struct pipe_batch *b, const char *s
                     " batch_id = NULL, error = u.e"
                     " FROM unnest($3::int[], $4::text[]) AS u(s, e)"
                     " WHERE chunks.job_id = $1 AND chunks.seq = u.s AND chunks.batch_id = $2"
-                    " AND chunks.state = 1 RETURNING chunks.state",
+                    " AND chunks.state = 1 RETURNING chunks.state, chunks.seq",
                     5, v, "could not requeue failed chunks", err, errlen);
     if (!r)
         return false;
-    for (int i = 0; i < PQntuples(r); i++)
-        (*(PQgetvalue(r, i, 0)[0] == '3' ? failed : requeued))++;
+    for (int i = 0; i < PQntuples(r); i++) {
+        bool dead = PQgetvalue(r, i, 0)[0] == '3';
+        (*(dead ? failed : requeued))++;
+        int64_t seq = db_int(PQgetvalue(r, i, 1));
+        if (!dead && seq < *min_back)
+            *min_back = seq;
+    }
     PQclear(r);
     return true;
 }
@@ -448,8 +601,9 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
         ok = store_slice(c, b, bid, res, from, n - from < STORE_SLICE ? n : from + STORE_SLICE,
                          &ok_seqs, &vecs, stored, err, errlen);
     PGresult *r;
-    ok = ok && requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued, failed, err,
-                               errlen);
+    int64_t min_back = INT32_MAX;
+    ok = ok && requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued, failed,
+                               &min_back, err, errlen);
     /* chunks of the batch that got no result at all */
     const char *v2[1] = {bid};
     r = ok ? q(c,
@@ -461,22 +615,24 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     ok = ok && r;
     if (ok) {
         char *ms = strdup(PQgetvalue(r, 0, 0)), *me = strdup(PQgetvalue(r, 0, 1));
-        ok = ms && me && requeue_or_fail(c, b, ms, me, max_attempts, requeued, failed, err, errlen);
+        ok = ms && me &&
+             requeue_or_fail(c, b, ms, me, max_attempts, requeued, failed, &min_back, err, errlen);
         free(ms);
         free(me);
     }
     PQclear(r);
-    char s1[24], s2[24], s3[24];
+    char s1[24], s2[24], s3[24], s4[24];
     snprintf(s1, sizeof(s1), "%zu", *stored);
     snprintf(s2, sizeof(s2), "%zu", *requeued);
     snprintf(s3, sizeof(s3), "%zu", *failed);
-    const char *v3[4] = {b->job_id, s1, s2, s3};
+    snprintf(s4, sizeof(s4), "%lld", (long long)min_back);
+    const char *v3[5] = {b->job_id, s1, s2, s3, s4};
     const struct step close_batch[] = {
         {"UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + $4::int),"
          " chunks_succeeded = chunks_succeeded + $2::int,"
          " chunks_pending = chunks_pending + $3::int, chunks_failed = chunks_failed + $4::int,"
-         " last_activity_at = now() WHERE id = $1",
-         4, v3, "could not update job counters"},
+         " claim_seq = least(claim_seq, $5::int), last_activity_at = now() WHERE id = $1",
+         5, v3, "could not update job counters"},
         {"UPDATE batches SET state = 'succeeded', gemini_state = 'BATCH_STATE_SUCCEEDED',"
          " polls = polls + 1, finished_at = now(), lease_owner = NULL, lease_until = NULL"
          " WHERE id = $1",
@@ -509,31 +665,36 @@ bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, cons
                     "   OR attempts + $5::int >= $4::int THEN 3 ELSE 0 END,"
                     " error = CASE WHEN (SELECT state FROM j) = 'cancelled' THEN 'cancelled'"
                     "   ELSE $3 END"
-                    " WHERE job_id = $1 AND batch_id = $2 AND state = 1 RETURNING state",
+                    " WHERE job_id = $1 AND batch_id = $2 AND state = 1 RETURNING state, seq",
                     5, v1, "could not release chunks", err, errlen);
     if (!r) {
         rollback(c);
         return false;
     }
     int back = 0, dead = 0;
+    int64_t min_back = INT32_MAX;
     for (int i = 0; i < PQntuples(r); i++) {
-        if (PQgetvalue(r, i, 0)[0] == '3')
+        if (PQgetvalue(r, i, 0)[0] == '3') {
             dead++;
-        else
+        } else {
             back++;
+            int64_t seq = db_int(PQgetvalue(r, i, 1));
+            min_back = seq < min_back ? seq : min_back;
+        }
     }
     PQclear(r);
-    char nb[16], nd[16];
+    char nb[16], nd[16], mb[24];
     snprintf(nb, sizeof(nb), "%d", back);
     snprintf(nd, sizeof(nd), "%d", dead);
-    const char *v2[3] = {b->job_id, nb, nd};
+    snprintf(mb, sizeof(mb), "%lld", (long long)min_back);
+    const char *v2[4] = {b->job_id, nb, nd, mb};
     const char *v3[3] = {bid, state, reason};
     const struct step close_batch[] = {
         {"UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int),"
          " chunks_pending = chunks_pending + $2::int,"
-         " chunks_failed = chunks_failed + $3::int, last_activity_at = now()"
-         " WHERE id = $1",
-         3, v2, "could not update job counters"},
+         " chunks_failed = chunks_failed + $3::int, claim_seq = least(claim_seq, $4::int),"
+         " last_activity_at = now() WHERE id = $1",
+         4, v2, "could not update job counters"},
         {"UPDATE batches SET state = $2, error = $3, finished_at = now(),"
          " lease_owner = NULL, lease_until = NULL WHERE id = $1",
          3, v3, "could not close the batch"},

@@ -29,9 +29,11 @@
 
 struct pipe_chunk {
     int32_t seq;
-    char *text; /* owned */
+    char *text; /* owned; NULL until the texts are loaded (pipe_load_chunks) */
     size_t text_len;
-    char *title; /* owned; NULL if the document has none */
+    char *title;            /* owned; NULL if the document has none */
+    int32_t text_json_len;  /* the text's size inside a JSON string (util/jsonw.h) */
+    int32_t title_json_len; /* the same for the title; -1: no title */
 };
 
 struct pipe_batch {
@@ -39,7 +41,11 @@ struct pipe_batch {
     char job_id[37];
     char display_name[96];
     char state[16];        /* "intent" or "submitted" */
+    char transport[8];     /* "inline", "file" or "sync" */
+    int64_t request_bytes; /* the request body (inline) or the JSONL file (file) */
     char gemini_name[128]; /* "" while unknown */
+    char input_file[128];  /* file transport: the uploaded JSONL ("files/..."), "" until complete */
+    char output_file[128]; /* the results file Google wrote, "" until known */
     char model[64];
     char task_type[32];
     char job_state[32];
@@ -48,7 +54,7 @@ struct pipe_batch {
     int64_t job_chunks; /* the job's chunk total */
     int polls;
     int64_t age_ms;            /* since the batch was submitted (or created, for an intent) */
-    struct pipe_chunk *chunks; /* claim only; owned */
+    struct pipe_chunk *chunks; /* owned: the claim fills seqs and sizes, pipe_load_chunks texts */
     size_t n_chunks;
 };
 
@@ -57,19 +63,55 @@ void pipe_batch_free(struct pipe_batch *b);
 /* Measures one chunk's contribution to a request body, for packing. */
 typedef size_t (*pipe_size_fn)(const struct pipe_batch *b, const struct pipe_chunk *c, void *arg);
 
-/*
- * Claim new work: the highest-priority, oldest job with pending chunks
- * (SKIP LOCKED, so replicas do not collide), and as many of its pending
- * chunks, in order, as fit in max_items and max_bytes (as measured by size;
- * at least one). Writes the intent row and marks the chunks in flight.
- * *found is false when there is nothing to do.
- */
-bool pipe_claim(PGconn *c, const char *owner, int64_t lease_ms, size_t max_items, size_t max_bytes,
-                size_t overhead_bytes, pipe_size_fn size, void *size_arg, struct pipe_batch *out,
-                bool *found, char *err, size_t errlen) SVC_MUSTCHECK;
+/* What a claim may take. */
+struct pipe_claim_opts {
+    const char *owner; /* the lease owner ("host:pid:worker") */
+    int64_t lease_ms;
+    size_t max_items;      /* chunks in one batch at most */
+    size_t max_bytes;      /* request bytes in one batch at most (as measured by size) */
+    size_t overhead_bytes; /* the request body around the items */
+    pipe_size_fn size;
+    void *size_arg;
+    size_t inline_max_bytes; /* larger batches travel as a file ("file" transport) */
+    int64_t sync_max_chunks; /* jobs of at most this many chunks go interactive ("sync") */
+    int64_t max_open;        /* batches open at Google (intent or submitted), all replicas */
+};
 
-/* Load the chunks of an existing in-flight batch (to resubmit an intent). */
+/*
+ * Claim new work, at a cost bounded by the batch taken whatever the size of
+ * the tables, their statistics or the plan cache: the job of the highest
+ * priority whose turn it is (jobs of one priority take turns: the one
+ * claimed longest ago first), then its pending chunks in seq order from the
+ * job's claim cursor (primary-key order, no join, no text read, rows taken
+ * by another claim skipped), packed by their stored sizes up to
+ * max_items/max_bytes (at least one). Writes the intent row with its
+ * transport and marks the chunks in flight; the job's row is locked only by
+ * the statement that moves its counters, just before the commit. out->chunks
+ * get seqs and sizes, not texts (pipe_load_chunks). *found is false when
+ * there is nothing to do, or max_open batches are already open.
+ * *claim_ms receives how long it took (also stored on the batch row).
+ */
+bool pipe_claim(PGconn *c, const struct pipe_claim_opts *o, struct pipe_batch *out, bool *found,
+                int64_t *claim_ms, char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* The claim's transaction start (with its planner settings) and its two
+ * reads (no parameters; job id, cursor, limit), exposed so that tests can
+ * check their plans. */
+extern const char *const pipe_claim_begin_sql;
+extern const char *const pipe_claim_job_sql;
+extern const char *const pipe_claim_chunks_sql;
+
+/* Load the texts of an in-flight batch's chunks, in seq order: all of them
+ * (replacing b->chunks), for a request built in memory. */
 bool pipe_load_chunks(PGconn *c, struct pipe_batch *b, char *err, size_t errlen) SVC_MUSTCHECK;
+
+/* Read the batch's chunks a page at a time, for a request written as a
+ * stream: up to max chunks with seq > after (pass -1 first), texts and
+ * titles included, into *out (caller frees with pipe_chunks_free); *n 0
+ * means the end. */
+bool pipe_chunks_page(PGconn *c, const struct pipe_batch *b, int64_t after, size_t max,
+                      struct pipe_chunk **out, size_t *n, char *err, size_t errlen) SVC_MUSTCHECK;
+void pipe_chunks_free(struct pipe_chunk *chunks, size_t n);
 
 /* Google accepted the batch: record its name; first poll after poll_ms. */
 bool pipe_submitted(PGconn *c, int64_t batch_id, const char *gemini_name, int64_t poll_ms,

@@ -5,37 +5,49 @@
 
 #include <string.h>
 
-bool jsonw_str(struct buf *b, const char *s, size_t len)
+size_t jsonw_escape(unsigned char c, char out[6])
 {
     static const char hex[] = "0123456789abcdef";
+    static const char shorts[] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+                                  ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
+    out[0] = '\\';
+    if (c < sizeof(shorts) && shorts[c]) {
+        out[1] = shorts[c];
+        return 2;
+    }
+    out[1] = 'u';
+    out[2] = '0';
+    out[3] = '0';
+    out[4] = hex[c >> 4];
+    out[5] = hex[c & 15];
+    return 6;
+}
+
+size_t jsonw_str_len(const char *s, size_t len)
+{
+    size_t n = len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char e[6];
+        if (jsonw_needs_escape(c))
+            n += jsonw_escape(c, e) - 1;
+    }
+    return n;
+}
+
+bool jsonw_str(struct buf *b, const char *s, size_t len)
+{
     if (!buf_reserve(b, len + 2) || !buf_putc(b, '"'))
         return false;
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (!jsonw_needs_escape(c))
             continue;
-        if (!buf_append(b, s + start, i - start))
+        char esc[6];
+        if (!buf_append(b, s + start, i - start) || !buf_append(b, esc, jsonw_escape(c, esc)))
             return false;
         start = i + 1;
-        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
-        size_t n = 2;
-        if (c == '\n')
-            esc[1] = 'n';
-        else if (c == '\r')
-            esc[1] = 'r';
-        else if (c == '\t')
-            esc[1] = 't';
-        else if (c < 0x20) {
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            n = 6;
-        }
-        if (!buf_append(b, esc, n))
-            return false;
     }
     return buf_append(b, s + start, len - start) && buf_putc(b, '"');
 }

@@ -118,15 +118,15 @@ static struct gem_req_opts req_opts(const struct pipe_batch *b)
     return o;
 }
 
-/* Exact bytes a chunk adds to the job's request body (pipe_claim loads the job first). */
+/* Exact bytes a chunk adds to the job's inline request body, from the sizes
+ * the store keeps (the claim reads no text). */
 static size_t chunk_size(const struct pipe_batch *b, const struct pipe_chunk *c, void *arg)
 {
     char key[16];
     (void)arg;
     seq_key(c->seq, key);
     struct gem_req_opts o = req_opts(b);
-    struct gem_text t = {key, c->text, c->text_len, c->title};
-    return gem_batch_item_size(&o, &t);
+    return gem_batch_item_size_of(&o, key, (size_t)c->text_json_len, c->title_json_len);
 }
 
 static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_result *r,
@@ -228,8 +228,13 @@ static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
 {
     const struct config *cfg = w->wp->cfg;
     char err[512] = "";
-    if (cfg->sync_max_texts > 0 && b->job_chunks <= cfg->sync_max_texts &&
-        strcmp(b->state, "intent") == 0 && b->polls == 0) {
+    if ((!b->chunks || !b->chunks[0].text) && !pipe_load_chunks(c, b, err, sizeof(err))) {
+        log_error("batch %s: %s", b->display_name, err);
+        if (!pipe_retry_later(c, b->id, retry_delay(w, b, -1), err, sizeof(err)))
+            log_error("batch %s: %s", b->display_name, err);
+        return;
+    }
+    if (strcmp(b->transport, "sync") == 0 && strcmp(b->state, "intent") == 0 && b->polls == 0) {
         char why[256];
         enum gem_outcome out = embed_now(w, c, b, why, sizeof(why));
         bool ok = true;
@@ -562,10 +567,19 @@ static bool step(struct worker *w, PGconn *c)
         return true;
     }
     /* display names are all "embedd-" + 8 + "-" + 12 characters long */
-    if (!pipe_claim(c, w->owner, cfg->lease_ms, (size_t)cfg->batch_max_requests,
-                    (size_t)cfg->batch_max_bytes,
-                    gem_batch_overhead("embedd-00000000-000000000000"), chunk_size, NULL, &b,
-                    &found, err, sizeof(err))) {
+    struct pipe_claim_opts co = {
+        .owner = w->owner,
+        .lease_ms = cfg->lease_ms,
+        .max_items = (size_t)cfg->batch_max_requests,
+        .max_bytes = (size_t)cfg->batch_max_bytes,
+        .overhead_bytes = gem_batch_overhead("embedd-00000000-000000000000"),
+        .size = chunk_size,
+        .inline_max_bytes = (size_t)cfg->batch_max_bytes,
+        .sync_max_chunks = cfg->sync_max_texts,
+        .max_open = cfg->max_open_batches,
+    };
+    int64_t claim_ms = 0;
+    if (!pipe_claim(c, &co, &b, &found, &claim_ms, err, sizeof(err))) {
         log_error("worker %d: %s", w->index, err);
         return false;
     }

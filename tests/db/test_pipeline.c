@@ -57,7 +57,7 @@ static size_t size_of(const struct pipe_batch *b, const struct pipe_chunk *c, vo
 {
     (void)b;
     (void)arg;
-    return c->text_len + 100;
+    return (size_t)c->text_json_len + 100;
 }
 
 static long long job_col(const char *id, const char *col)
@@ -67,14 +67,28 @@ static long long job_col(const char *id, const char *col)
     return dbh_scalar(&db, sql);
 }
 
-static void claim(struct pipe_batch *b, size_t max_items, size_t max_bytes, bool want)
+static void claim_on(PGconn *c, struct pipe_batch *b, size_t max_items, size_t max_bytes, bool want)
 {
     char err[512];
     bool found;
-    cr_assert(pipe_claim(db.conn, "w1", 60000, max_items, max_bytes, 50, size_of, NULL, b, &found,
-                         err, sizeof(err)),
-              "%s", err);
+    int64_t ms;
+    struct pipe_claim_opts o = {
+        .owner = "w1",
+        .lease_ms = 60000,
+        .max_items = max_items,
+        .max_bytes = max_bytes,
+        .overhead_bytes = 50,
+        .size = size_of,
+        .inline_max_bytes = max_bytes,
+        .max_open = 0,
+    };
+    cr_assert(pipe_claim(c, &o, b, &found, &ms, err, sizeof(err)), "%s", err);
     cr_assert_eq(found, want);
+}
+
+static void claim(struct pipe_batch *b, size_t max_items, size_t max_bytes, bool want)
+{
+    claim_on(db.conn, b, max_items, max_bytes, want);
 }
 
 Test(pipeline, claim_packs_and_counts)
@@ -87,7 +101,14 @@ Test(pipeline, claim_packs_and_counts)
     cr_assert_str_eq(b.state, "intent");
     cr_assert_str_eq(b.job_id, id);
     cr_assert_eq(b.chunks[0].seq, 0);
+    cr_assert_null(b.chunks[0].text, "the claim reads no text");
+    cr_assert_eq(b.chunks[0].text_json_len, 13);
+    cr_assert_eq(b.chunks[0].title_json_len, -1);
+    char err[512];
+    cr_assert(pipe_load_chunks(db.conn, &b, err, sizeof(err)), "%s", err);
+    cr_assert_eq(b.n_chunks, 4);
     cr_assert_str_eq(b.chunks[0].text, "text number 0");
+    cr_assert_str_eq(b.chunks[3].text, "text number 3");
     cr_assert_eq(b.dims, 128);
     cr_assert(strncmp(b.display_name, "embedd-", 7) == 0);
     cr_assert_eq(job_col(id, "chunks_pending"), 6);
@@ -289,4 +310,177 @@ Test(pipeline, status_sees_every_batch_change)
     cr_assert_eq(jobs_get(db.conn, key_id, id, &j, err, sizeof(err)), JOBS_OK, "%s", err);
     cr_assert_eq(j.batches[3], 1, "failed");
     pipe_batch_free(&b);
+}
+
+/* Jobs of one priority take turns: the one claimed longest ago goes next,
+ * so a job accepted behind a large one gets its first batch at once. */
+Test(pipeline, jobs_of_one_priority_take_turns)
+{
+    char a[JOB_ID_LEN + 1], b2[JOB_ID_LEN + 1], c3[JOB_ID_LEN + 1];
+    make_job(10, 0, a);
+    make_job(10, 0, b2);
+    make_job(10, 0, c3);
+    const char *want[] = {a, b2, c3, a, b2, c3};
+    for (int i = 0; i < 6; i++) {
+        struct pipe_batch b;
+        claim(&b, 2, 100000, true);
+        cr_assert_str_eq(b.job_id, want[i], "claim %d", i);
+        pipe_batch_free(&b);
+    }
+}
+
+/* Two claims on one job at once (two connections, the first not yet
+ * committed) take disjoint chunks, and the counters add up. */
+Test(pipeline, concurrent_claims_share_a_job)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(10, 0, id);
+    PGconn *other = PQconnectdb(db.url);
+    cr_assert_eq(PQstatus(other), CONNECTION_OK);
+    /* hold the first four pending rows as an open claim would */
+    PGresult *r = PQexec(other, "BEGIN");
+    PQclear(r);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT seq FROM chunks WHERE job_id = '%s' AND state = 0 ORDER BY seq LIMIT 4"
+             " FOR UPDATE",
+             id);
+    r = PQexec(other, sql);
+    cr_assert_eq(PQntuples(r), 4);
+    PQclear(r);
+    struct pipe_batch b;
+    claim(&b, 3, 100000, true);
+    cr_assert_eq(b.chunks[0].seq, 4, "rows held by another claim are skipped, not waited for");
+    cr_assert_eq(b.n_chunks, 3);
+    pipe_batch_free(&b);
+    PQclear(PQexec(other, "ROLLBACK"));
+    /* the cursor did not jump over the rows the other claim let go */
+    claim(&b, 10, 100000, true);
+    cr_assert_eq(b.chunks[0].seq, 0);
+    cr_assert_eq(b.n_chunks, 7, "0-3 and 7-9");
+    cr_assert_eq(b.chunks[4].seq, 7);
+    pipe_batch_free(&b);
+    cr_assert_eq(job_col(id, "chunks_pending"), 0);
+    cr_assert_eq(job_col(id, "chunks_in_flight"), 10);
+    PQfinish(other);
+    (void)err;
+}
+
+/* A requeued chunk below the cursor is claimed next; a cursor past every
+ * pending chunk (a claim that rolled back) still finds them. */
+Test(pipeline, claim_cursor_moves_back_and_recovers)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(6, 0, id);
+    struct pipe_batch b;
+    claim(&b, 2, 100000, true); /* 0, 1 */
+    cr_assert_eq(job_col(id, "claim_seq"), 2);
+    struct pipe_batch b2;
+    claim(&b2, 2, 100000, true); /* 2, 3 */
+    cr_assert_eq(job_col(id, "claim_seq"), 4);
+    cr_assert(pipe_release(db.conn, &b, "failed", "the batch failed", true, 4, err, sizeof(err)),
+              "%s", err);
+    cr_assert_eq(job_col(id, "claim_seq"), 0, "a requeue moves the cursor back");
+    pipe_batch_free(&b);
+    claim(&b, 10, 100000, true);
+    cr_assert_eq(b.chunks[0].seq, 0);
+    cr_assert_eq(b.n_chunks, 4, "0, 1, 4, 5");
+    pipe_batch_free(&b);
+    cr_assert(pipe_release(db.conn, &b2, "failed", "the batch failed", true, 4, err, sizeof(err)),
+              "%s", err);
+    pipe_batch_free(&b2);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "UPDATE jobs SET claim_seq = 6 WHERE id = '%s'", id);
+    PQclear(PQexec(db.conn, sql));
+    claim(&b, 10, 100000, true);
+    cr_assert_eq(b.n_chunks, 2, "found from the start again");
+    cr_assert_eq(b.chunks[0].seq, 2);
+    pipe_batch_free(&b);
+}
+
+/* No new batch while max_open are open at Google. */
+Test(pipeline, open_batch_limit)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(6, 0, id);
+    struct pipe_claim_opts o = {.owner = "w1",
+                                .lease_ms = 60000,
+                                .max_items = 2,
+                                .max_bytes = 100000,
+                                .overhead_bytes = 50,
+                                .size = size_of,
+                                .inline_max_bytes = 100000,
+                                .max_open = 2};
+    struct pipe_batch b[3];
+    bool found;
+    int64_t ms;
+    for (int i = 0; i < 3; i++) {
+        cr_assert(pipe_claim(db.conn, &o, &b[i], &found, &ms, err, sizeof(err)), "%s", err);
+        cr_assert_eq(found, i < 2, "claim %d", i);
+    }
+    cr_assert(pipe_release(db.conn, &b[0], "failed", "x", true, 4, err, sizeof(err)), "%s", err);
+    pipe_batch_free(&b[0]);
+    cr_assert(pipe_claim(db.conn, &o, &b[0], &found, &ms, err, sizeof(err)), "%s", err);
+    cr_assert(found, "a slot freed up");
+    for (int i = 0; i < 2; i++)
+        pipe_batch_free(&b[i]);
+}
+
+/* The transport follows the size: a job small enough goes interactive; a
+ * batch over inline_max_bytes goes as a file. */
+Test(pipeline, transport_by_size)
+{
+    char small[JOB_ID_LEN + 1], big[JOB_ID_LEN + 1], err[512];
+    make_job(3, 1, small);
+    make_job(20, 0, big);
+    struct pipe_claim_opts o = {.owner = "w1",
+                                .lease_ms = 60000,
+                                .max_items = 100,
+                                .max_bytes = 1 << 20,
+                                .overhead_bytes = 50,
+                                .size = size_of,
+                                .inline_max_bytes = 1000,
+                                .sync_max_chunks = 5};
+    struct pipe_batch b;
+    bool found;
+    int64_t ms;
+    cr_assert(pipe_claim(db.conn, &o, &b, &found, &ms, err, sizeof(err)) && found, "%s", err);
+    cr_assert_str_eq(b.job_id, small);
+    cr_assert_str_eq(b.transport, "sync");
+    pipe_batch_free(&b);
+    cr_assert(pipe_claim(db.conn, &o, &b, &found, &ms, err, sizeof(err)) && found, "%s", err);
+    cr_assert_str_eq(b.transport, "file", "20 * 113 + 50 bytes > 1000");
+    cr_assert_eq(b.request_bytes, 50 + 20 * 113 + 10, "texts 0-9 are 13 bytes, 10-19 are 14");
+    pipe_batch_free(&b);
+    cr_assert_eq(dbh_scalar(&db, "SELECT count(*) FROM batches WHERE transport = 'file'"), 1);
+}
+
+/* The claim's reads are index scans that stop after the batch, whatever the
+ * planner believes about the tables: here 60,000 chunks stored and never
+ * analysed, and the plans asked for inside the claim's settings. */
+Test(pipeline, claim_plans_cost_the_batch)
+{
+    char id[JOB_ID_LEN + 1];
+    make_job(60000, 0, id);
+    PQclear(PQexec(db.conn, pipe_claim_begin_sql));
+    char sql[1024];
+    PGresult *r;
+    const char *plans[2] = {pipe_claim_job_sql, pipe_claim_chunks_sql};
+    for (int i = 0; i < 2; i++) {
+        snprintf(sql, sizeof(sql), "EXPLAIN %s", plans[i]);
+        const char *v[3] = {id, "0", "10000"};
+        r = PQexecParams(db.conn, sql, i == 0 ? 0 : 3, NULL, i == 0 ? NULL : v, NULL, NULL, 0);
+        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(db.conn));
+        char plan[4096] = "";
+        for (int k = 0; k < PQntuples(r); k++) {
+            strncat(plan, PQgetvalue(r, k, 0), sizeof(plan) - strlen(plan) - 2);
+            strncat(plan, "\n", sizeof(plan) - strlen(plan) - 1);
+        }
+        PQclear(r);
+        cr_assert_null(strstr(plan, "Seq Scan"), "%s", plan);
+        cr_assert_null(strstr(plan, "Sort"), "rows come in index order: %s", plan);
+        cr_assert_not_null(strstr(plan, "Limit"), "%s", plan);
+    }
+    PQclear(PQexec(db.conn, "ROLLBACK"));
+    cr_assert(strstr(pipe_claim_chunks_sql, "FOR UPDATE SKIP LOCKED") != NULL);
 }

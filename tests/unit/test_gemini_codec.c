@@ -3,6 +3,7 @@
 #include "gemini/response.h"
 #include "gemini/status.h"
 #include "sim.h"
+#include "util/jsonw.h"
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -1883,4 +1884,43 @@ Test(codec, results_file_in_pieces)
         cr_assert(l.results[2].values[0] == 0.001f);
         gem_lines_cleanup(&l);
     }
+}
+
+/* The claim packs batches from the sizes the store keeps (jsonw_str_len of
+ * the text and of the title): they must give exactly the bytes the builder
+ * writes, for every task type and for texts full of escapes. */
+Test(build, item_size_from_stored_lengths)
+{
+    static const char *const texts[] = {"", "plain", "q\"u\\o\nt\te\r\b\f", "\x01\x1f ctl",
+                                        "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac"};
+    static const char *const titles[] = {NULL, "", "T\"itle\n", "\x02"};
+    for (int task = 0; task < SIM_TASK_COUNT; task++) {
+        struct gem_req_opts o = {"gemini-embedding-001", sim_task_names[task], 768};
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+            for (size_t k = 0; k < sizeof(titles) / sizeof(titles[0]); k++) {
+                struct gem_text t = {"12345", texts[i], strlen(texts[i]), titles[k]};
+                long tl = titles[k] ? (long)jsonw_str_len(titles[k], strlen(titles[k])) : -1;
+                cr_assert_eq(
+                    gem_batch_item_size_of(&o, "12345", jsonw_str_len(t.text, t.text_len), tl),
+                    gem_batch_item_size(&o, &t), "task %s, text %zu, title %zu",
+                    sim_task_names[task], i, k);
+            }
+    }
+}
+
+/* jsonw_str_len is the length of jsonw_str's output inside the quotes, and
+ * the escapes are PostgreSQL's to_json escapes (migrations/0003). */
+Test(build, jsonw_escapes_and_lengths)
+{
+    struct buf b;
+    buf_init(&b, 1 << 12);
+    char all[0x80];
+    for (int c = 1; c < 0x80; c++)
+        all[c - 1] = (char)c;
+    cr_assert(jsonw_str(&b, all, sizeof(all) - 1));
+    cr_assert_eq(b.len, jsonw_str_len(all, sizeof(all) - 1) + 2);
+    cr_assert(
+        strstr(b.data, "\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r"));
+    cr_assert(strstr(b.data, " !\\\"#") && strstr(b.data, "[\\\\]"), "%s", b.data);
+    buf_cleanup(&b);
 }
