@@ -29,7 +29,7 @@ struct hc_opts {
 
 struct hc_target {
     struct sockaddr_in sa;
-    char name[80]; /* host:port as asked, for messages and the Host header */
+    char name[96]; /* host:port as asked, for messages and the Host header */
 };
 
 static int64_t hc_mono_ms(void)

@@ -28,7 +28,6 @@ static void stop(void)
 }
 
 TestSuite(healthcheck, .init = start, .fini = stop, .timeout = 120);
-TestSuite(healthcheck_down, .timeout = 60);
 
 struct hc_result {
     int rc;
@@ -158,7 +157,7 @@ static int closed_port(void)
     return ntohs(sa.sin_port);
 }
 
-Test(healthcheck_down, closed_port_is_unhealthy)
+Test(healthcheck, closed_port_is_unhealthy)
 {
     char addr[64];
     struct hc_result r;
@@ -169,7 +168,7 @@ Test(healthcheck_down, closed_port_is_unhealthy)
     hc_free(&r);
 }
 
-Test(healthcheck_down, silent_peer_times_out)
+Test(healthcheck, silent_peer_times_out)
 {
     /* listening, so the connection is made, but nothing ever answers */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -194,7 +193,7 @@ Test(healthcheck_down, silent_peer_times_out)
     hc_free(&r);
 }
 
-Test(healthcheck_down, bad_arguments_are_unhealthy_not_usage_errors)
+Test(healthcheck, bad_arguments_are_unhealthy_not_usage_errors)
 {
     struct hc_result r;
     hc_run(&r, "127.0.0.1:1", (char *[]){"healthcheck", "--path", "nope", NULL});
