@@ -9,6 +9,7 @@
 #include "config.h"
 #include "store/db.h"
 #include "gemini/client.h"
+#include "healthcheck.h"
 #include "server.h"
 #include "store/keys.h"
 #include "log.h"
@@ -38,7 +39,10 @@ static void usage(FILE *f)
                "  migrate                  apply the database migrations (idempotent; safe when\n"
                "                           several replicas run it at once)\n"
                "  keys create --name NAME  create an API key; prints it once (stored hashed)\n"
-               "  serve                    migrate, then serve HTTP until SIGTERM or SIGINT\n\n");
+               "  serve                    migrate, then serve HTTP until SIGTERM or SIGINT\n"
+               "  healthcheck [--ready] [--path PATH] [--timeout-ms N]\n"
+               "                           GET /healthz (--ready: /readyz) on the listen\n"
+               "                           address; exit 0 on 200, else 1 (for HEALTHCHECK)\n\n");
     config_print_help(f);
     fprintf(f, "\n  --help, --version\n");
 }
@@ -283,6 +287,8 @@ int main(int argc, char **argv)
         return cmd_migrate(&cfg);
     if (strcmp(cmd, "serve") == 0 && next + 1 == argc)
         return cmd_serve(&cfg);
+    if (strcmp(cmd, "healthcheck") == 0)
+        return healthcheck_run(&cfg, argc - next - 1, argv + next + 1);
     if (strcmp(cmd, "keys") == 0)
         return cmd_keys(&cfg, argc - next - 1, argv + next + 1);
     fprintf(stderr, "embedd: unknown command \"%s\" (see embedd --help)\n", cmd);

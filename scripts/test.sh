@@ -74,9 +74,22 @@ else
   echo "==> [sdk] SKIPPED: needs Node.js >= 20 with npm (found: ${node_major})"
 fi
 
+# The Docker image and compose stack (tests/docker/run.sh, README "Docker").
+# Where no Docker daemon can start it says SKIPPED, and so does the summary.
+echo "==> [docker] image, compose stack and health checks"
+skipped=""
+docker_rc=0
+bash tests/docker/run.sh || docker_rc=$?
+case $docker_rc in
+  0) ;;
+  77) skipped="docker (see its SKIPPED line above)" ;;
+  *) status=1 ;;
+esac
+
 if [ $status -ne 0 ]; then
   echo "==> FAILED" >&2
 else
   echo "==> all tests passed (normal and sanitizer builds)"
 fi
+[ -z "$skipped" ] || echo "==> SKIPPED: $skipped"
 exit $status
