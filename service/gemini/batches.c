@@ -6,8 +6,8 @@
 
 #include <string.h>
 
-void gem_create_batch(struct gem_client *c, const char *model, const char *body, size_t len,
-                      struct gem_operation *op, struct gem_call *res)
+static void do_create_batch(struct gem_client *c, const char *model, const char *body, size_t len,
+                            struct gem_operation *op, struct gem_call *res)
 {
     static const char what[] = "create batch";
     char url[URL_MAX], err[256] = "";
@@ -22,7 +22,8 @@ void gem_create_batch(struct gem_client *c, const char *model, const char *body,
         gem_client_reject(c, res, what, "URL too long");
         return;
     }
-    struct req r = {what, "POST", url, body, len, JSON_CTYPE, NULL, REQ_CREATE, NULL, NULL, NULL};
+    struct req r = {what, "POST",     url,  body, len,  JSON_CTYPE,
+                    NULL, REQ_CREATE, NULL, NULL, NULL, NULL};
     if (gem_client_perform(c, &r, res) &&
         !gem_parse_operation(gem_client_data_of(&c->body), c->body.len, op, err, sizeof(err)))
         gem_client_body_unusable(c, &r, &c->body, err, res);
@@ -46,8 +47,8 @@ static bool op_feed(void *ud, const char *p, size_t n)
     return gem_op_stream_feed(&f->st, p, n);
 }
 
-void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation *op,
-                   struct gem_call *res)
+static void do_get_batch(struct gem_client *c, const char *name, struct gem_operation *op,
+                         struct gem_call *res)
 {
     static const char what[] = "get batch";
     char url[URL_MAX], err[256] = "";
@@ -60,7 +61,7 @@ void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation 
     /* a succeeded batch's body holds its inline results: hundreds of MB */
     struct op_feed f = {.max = c->max_response};
     gem_op_stream_init(&f.st);
-    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, NULL, op_feed, &f};
+    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, NULL, op_feed, &f, NULL};
     bool json = false, limit = false;
     const char *why;
     if (gem_client_perform(c, &r, res)) {
@@ -78,21 +79,22 @@ void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation 
     gem_op_stream_cleanup(&f.st);
 }
 
-void gem_list_batches(struct gem_client *c, int page_size, const char *page_token,
-                      struct gem_operation **ops, size_t *n, char *next_token, size_t token_len,
-                      struct gem_call *res)
+static void do_list_batches(struct gem_client *c, int page_size, const char *page_token,
+                            struct gem_operation **ops, size_t *n, char *next_token,
+                            size_t token_len, struct gem_call *res)
 {
     static const char what[] = "list batches";
     char err[256] = "";
     *ops = NULL;
     *n = 0;
+    /* the token is read before next_token is cleared: both may be the same buffer */
+    bool have_token = page_token && *page_token;
+    char *esc = have_token ? curl_easy_escape(c->curl, page_token, 0) : NULL;
     if (token_len)
         next_token[0] = '\0';
     struct buf url;
     buf_init(&url, URL_MAX);
-    char *esc = page_token && *page_token ? curl_easy_escape(c->curl, page_token, 0) : NULL;
-    bool built = (esc || !page_token || !*page_token) &&
-                 buf_printf(&url, "%s/%s/batches", c->base, c->version);
+    bool built = (esc || !have_token) && buf_printf(&url, "%s/%s/batches", c->base, c->version);
     char sep = '?';
     if (built && page_size > 0) {
         built = buf_printf(&url, "?pageSize=%d", page_size);
@@ -106,7 +108,7 @@ void gem_list_batches(struct gem_client *c, int page_size, const char *page_toke
         gem_client_reject(c, res, what, "page token too long");
         return;
     }
-    struct req r = {what, "GET", url.data, NULL, 0, NULL, NULL, REQ_SAFE, NULL, NULL, NULL};
+    struct req r = {what, "GET", url.data, NULL, 0, NULL, NULL, REQ_SAFE, NULL, NULL, NULL, NULL};
     if (gem_client_perform(c, &r, res) &&
         !gem_parse_list(gem_client_data_of(&c->body), c->body.len, ops, n, next_token, token_len,
                         err, sizeof(err)))
@@ -116,16 +118,20 @@ void gem_list_batches(struct gem_client *c, int page_size, const char *page_toke
 
 void gem_cancel_batch(struct gem_client *c, const char *name, struct gem_call *res)
 {
+    gem_client_begin(c, GEM_EP_CANCEL);
     gem_client_name_call(c, "cancel batch", "POST", name, "batches/", ":cancel", res);
+    gem_client_end(c, res);
 }
 
 void gem_delete_batch(struct gem_client *c, const char *name, struct gem_call *res)
 {
+    gem_client_begin(c, GEM_EP_DELETE);
     gem_client_name_call(c, "delete batch", "DELETE", name, "batches/", "", res);
+    gem_client_end(c, res);
 }
 
-void gem_embed_sync(struct gem_client *c, const char *model, const char *body, size_t len,
-                    struct gem_result **results, size_t *n, struct gem_call *res)
+static void do_embed_sync(struct gem_client *c, const char *model, const char *body, size_t len,
+                          struct gem_result **results, size_t *n, struct gem_call *res)
 {
     static const char what[] = "embed";
     char url[URL_MAX], err[256] = "";
@@ -138,8 +144,44 @@ void gem_embed_sync(struct gem_client *c, const char *model, const char *body, s
         gem_client_reject(c, res, what, !body ? "no request body" : "invalid model id");
         return;
     }
-    struct req r = {what, "POST", url, body, len, JSON_CTYPE, NULL, REQ_SAFE, NULL, NULL, NULL};
+    struct req r = {what, "POST",   url,  body, len,  JSON_CTYPE,
+                    NULL, REQ_SAFE, NULL, NULL, NULL, NULL};
     if (gem_client_perform(c, &r, res) &&
         !gem_parse_sync(gem_client_data_of(&c->body), c->body.len, results, n, err, sizeof(err)))
         gem_client_body_unusable(c, &r, &c->body, err, res);
+}
+
+/* ---- the calls, each accounted from start to end ---- */
+
+void gem_create_batch(struct gem_client *c, const char *model, const char *body, size_t len,
+                      struct gem_operation *op, struct gem_call *res)
+{
+    gem_client_begin(c, GEM_EP_CREATE);
+    do_create_batch(c, model, body, len, op, res);
+    gem_client_end(c, res);
+}
+
+void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation *op,
+                   struct gem_call *res)
+{
+    gem_client_begin(c, GEM_EP_GET);
+    do_get_batch(c, name, op, res);
+    gem_client_end(c, res);
+}
+
+void gem_list_batches(struct gem_client *c, int page_size, const char *page_token,
+                      struct gem_operation **ops, size_t *n, char *next_token, size_t token_len,
+                      struct gem_call *res)
+{
+    gem_client_begin(c, GEM_EP_LIST);
+    do_list_batches(c, page_size, page_token, ops, n, next_token, token_len, res);
+    gem_client_end(c, res);
+}
+
+void gem_embed_sync(struct gem_client *c, const char *model, const char *body, size_t len,
+                    struct gem_result **results, size_t *n, struct gem_call *res)
+{
+    gem_client_begin(c, GEM_EP_SYNC);
+    do_embed_sync(c, model, body, len, results, n, res);
+    gem_client_end(c, res);
 }

@@ -2,15 +2,20 @@
  * classified into a gem_call, the API key kept out of every message. */
 #include "gemini/client_internal.h"
 
+#include "log.h"
+
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #define ERR_BODY_MAX  (64 * 1024)   /* error bodies: only their head is kept */
 #define BODY_KEEP_MAX (1024 * 1024) /* larger body storage is freed, not kept for reuse */
@@ -66,6 +71,55 @@ struct gem_client *gem_client_new(const struct gem_client_opts *o)
     buf_init(&c->body, c->max_response);
     buf_init(&c->err_body, ERR_BODY_MAX);
     return c;
+}
+
+/* ---- names and accounting of calls ---- */
+
+const char *gem_outcome_name(enum gem_outcome o)
+{
+    static const char *const names[] = {"ok", "retry", "fatal", "unknown"};
+    return (size_t)o < SVC_ARRAY_LEN(names) ? names[o] : "?";
+}
+
+const char *gem_endpoint_name(enum gem_endpoint e)
+{
+    static const char *const names[GEM_EP_COUNT] = {
+        "create", "get", "list", "cancel", "delete", "sync", "upload", "download", "files"};
+    return (size_t)e < SVC_ARRAY_LEN(names) ? names[e] : "?";
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gem_client_begin(struct gem_client *c, enum gem_endpoint ep)
+{
+    c->call_ep = ep;
+    c->call_start_ms = mono_ms();
+    c->call_requests = 0;
+    c->call_sent = c->call_received = 0;
+}
+
+/* The call's totals into res. */
+static void call_totals(const struct gem_client *c, struct gem_call *res)
+{
+    res->endpoint = c->call_ep;
+    res->requests = c->call_requests;
+    res->bytes_sent = c->call_sent;
+    res->bytes_received = c->call_received;
+    res->elapsed_ms = mono_ms() - c->call_start_ms;
+}
+
+void gem_client_end(struct gem_client *c, struct gem_call *res)
+{
+    call_totals(c, res);
+    log_debug("gemini %s: %s, http %ld, %u request%s, %lld ms, %llu bytes sent, %llu received",
+              gem_endpoint_name(res->endpoint), gem_outcome_name(res->outcome), res->http,
+              res->requests, res->requests == 1 ? "" : "s", (long long)res->elapsed_ms,
+              (unsigned long long)res->bytes_sent, (unsigned long long)res->bytes_received);
 }
 
 /* Overwrite a secret before freeing it (volatile: the stores are not elided). */
@@ -180,27 +234,90 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 }
 
+/* The value of header line p[0..len) if it is the header name (ending in ':'); trimmed. */
+static bool header_value(const char *p, size_t len, const char *name, const char **v, size_t *vl)
+{
+    size_t nl = strlen(name);
+    if (len <= nl || strncasecmp(p, name, nl) != 0)
+        return false;
+    *v = p + nl;
+    *vl = len - nl;
+    while (*vl && (**v == ' ' || **v == '\t'))
+        (*v)++, (*vl)--;
+    while (*vl && ((*v)[*vl - 1] == '\r' || (*v)[*vl - 1] == '\n' || (*v)[*vl - 1] == ' '))
+        (*vl)--;
+    return true;
+}
+
+/* A header's decimal value; -1 if it is not one. */
+static int64_t header_count(const char *v, size_t vl)
+{
+    int64_t n = 0;
+    if (vl == 0 || vl > 18)
+        return -1;
+    for (size_t i = 0; i < vl; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
+}
+
+/* The resumable upload protocol's headers (§5.3), names matched in any case. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     struct gem_client *c = ud;
     size_t len = size * n;
-    static const char name[] = "x-goog-upload-url:";
-    const size_t nl = sizeof(name) - 1;
-    if (len <= nl || strncasecmp(p, name, nl) != 0)
-        return len;
-    const char *v = p + nl;
-    size_t vl = len - nl;
-    while (vl && (*v == ' ' || *v == '\t'))
-        v++, vl--;
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-        vl--;
-    if (vl >= sizeof(c->upload_url)) {
-        c->upload_url_long = true;
-        return len;
+    const char *v;
+    size_t vl;
+    if (header_value(p, len, "x-goog-upload-url:", &v, &vl)) {
+        if (vl >= sizeof(c->upload_url)) {
+            c->upload_url_long = true;
+            return len;
+        }
+        memcpy(c->upload_url, v, vl);
+        c->upload_url[vl] = '\0';
+    } else if (header_value(p, len, "x-goog-upload-status:", &v, &vl)) {
+        if (vl >= sizeof(c->upload_status))
+            vl = 0; /* no status we know is that long */
+        memcpy(c->upload_status, v, vl);
+        c->upload_status[vl] = '\0';
+    } else if (header_value(p, len, "x-goog-upload-size-received:", &v, &vl)) {
+        c->size_received = header_count(v, vl);
+    } else if (header_value(p, len, "x-goog-upload-chunk-granularity:", &v, &vl)) {
+        c->granularity = header_count(v, vl);
     }
-    memcpy(c->upload_url, v, vl);
-    c->upload_url[vl] = '\0';
     return len;
+}
+
+/* libcurl asks for the next bytes of a streamed body. */
+static size_t on_read(char *out, size_t size, size_t n, void *ud)
+{
+    struct gem_body_src *src = ud;
+    size_t want = size * n;
+    if (want > src->len - src->pos)
+        want = (size_t)(src->len - src->pos);
+    if (want == 0)
+        return 0;
+    uint64_t at = src->off + src->pos;
+    if (src->mem) {
+        memcpy(out, src->mem + at, want);
+        src->pos += want;
+        return want;
+    }
+    ssize_t got;
+    do
+        got = pread(src->fd, out, want, (off_t)at);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+        if (got < 0)
+            src->read_errno = errno;
+        else
+            src->short_read = true;
+        return CURL_READFUNC_ABORT;
+    }
+    src->pos += (uint64_t)got;
+    return (size_t)got;
 }
 
 /* ---- one request ---- */
@@ -258,7 +375,17 @@ static void set_options(struct gem_client *c, const struct req *r, struct sink *
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
-    if (r->body) {
+    if (r->src) {
+        r->src->pos = 0;
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->src->len);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, r->src);
+        /* No CURLOPT_SEEKFUNCTION, on purpose: when a reused connection dies before any
+         * answer, libcurl would rewind and send the piece again by itself, though the upload
+         * session may have kept part of it (a second send at the same offset is refused).
+         * Unable to rewind, it fails instead, and the caller asks the session its offset. */
+    } else if (r->body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body);
     }
@@ -294,11 +421,21 @@ static void classify_transport(struct gem_client *c, const struct req *r, CURLco
     bool no_conn = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
                    rc == CURLE_COULDNT_RESOLVE_PROXY;
     /* a request whose body did not fully leave cannot have been acted upon */
-    bool whole = r->body ? sent >= (curl_off_t)r->len && req_size > 0 : req_size > 0;
+    bool has_body = r->body || r->src;
+    uint64_t body_len = r->src ? r->src->len : r->len;
+    bool whole = has_body ? sent >= (curl_off_t)body_len && req_size > 0 : req_size > 0;
     bool unsent = no_conn || (res->http == 0 && !whole);
     const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
     const char *maybe = create ? "; the batch may exist" : "";
-    if (rc == CURLE_WRITE_ERROR && s->refused) {
+    if (r->src && (r->src->read_errno || r->src->short_read)) {
+        /* our own file failed us: sending it again would fail the same way */
+        char why_read[128] = "the file ended early";
+        if (r->src->read_errno && strerror_r(r->src->read_errno, why_read, sizeof(why_read)) != 0)
+            snprintf(why_read, sizeof(why_read), "errno %d", r->src->read_errno);
+        res->outcome = GEM_FATAL;
+        gem_client_set_detail(c, res, "%s: could not read the file to send at byte %llu: %s", r->op,
+                              (unsigned long long)(r->src->off + r->src->pos), why_read);
+    } else if (rc == CURLE_WRITE_ERROR && s->refused) {
         /* the caller's feed knows why; it sets the outcome after this */
         res->outcome = create ? GEM_UNKNOWN : GEM_RETRY;
         gem_client_set_detail(c, res, "%s: the response body was refused%s", r->op, maybe);
@@ -344,6 +481,9 @@ bool gem_client_perform(struct gem_client *c, const struct req *r, struct gem_ca
     buf_reset(&c->err_body);
     c->upload_url[0] = '\0';
     c->upload_url_long = false;
+    c->upload_status[0] = '\0';
+    c->size_received = -1;
+    c->granularity = -1;
     c->errbuf[0] = '\0';
     if (!c->key_usable) {
         res->outcome = GEM_FATAL;
@@ -363,12 +503,23 @@ bool gem_client_perform(struct gem_client *c, const struct req *r, struct gem_ca
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hl);
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &res->http);
+    curl_off_t up = 0, down = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(c->curl, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    /* a streamed body that broke off counts what it handed over (libcurl may report 0) */
+    if (r->src && (curl_off_t)r->src->pos > up)
+        up = (curl_off_t)r->src->pos;
+    c->call_requests++;
+    c->call_sent += up > 0 ? (uint64_t)up : 0;
+    c->call_received += down > 0 ? (uint64_t)down : 0;
     bool is_2xx = res->http >= 200 && res->http < 300;
     if (rc == CURLE_OK && is_2xx) {
         res->outcome = GEM_OK;
         return true;
     }
-    if (res->http >= 300 || rc == CURLE_OK)
+    if (r->src && (r->src->read_errno || r->src->short_read))
+        classify_transport(c, r, rc, &s, res);
+    else if (res->http >= 300 || rc == CURLE_OK)
         classify_http(c, r, res);
     else
         classify_transport(c, r, rc, &s, res);
@@ -484,6 +635,6 @@ void gem_client_name_call(struct gem_client *c, const char *what, const char *me
                     post ? 2 : 0, post ? JSON_CTYPE : NULL,
                     NULL,         REQ_SAFE,
                     NULL,         NULL,
-                    NULL};
+                    NULL,         NULL};
     gem_client_perform(c, &r, res);
 }

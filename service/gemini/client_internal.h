@@ -34,7 +34,27 @@ struct gem_client {
     struct buf err_body;      /* non-2xx body of the last request (its head) */
     char upload_url[URL_MAX]; /* X-Goog-Upload-URL of the last response; "" if none */
     bool upload_url_long;     /* the header was there but did not fit */
+    char upload_status[16];   /* X-Goog-Upload-Status of the last response; "" if none */
+    int64_t size_received;    /* X-Goog-Upload-Size-Received of the last response; -1 if none */
+    int64_t granularity;      /* X-Goog-Upload-Chunk-Granularity of the last response; -1 */
     char errbuf[CURL_ERROR_SIZE];
+    /* the call in progress (gem_client_begin .. gem_client_end) */
+    enum gem_endpoint call_ep;
+    int64_t call_start_ms;
+    unsigned call_requests;
+    uint64_t call_sent, call_received;
+};
+
+/* A request body read piece by piece as libcurl sends it (an upload piece),
+ * from a file with pread or from memory. */
+struct gem_body_src {
+    int fd;          /* pread from here when mem is NULL */
+    const char *mem; /* or copy from here (the whole file; off applies) */
+    uint64_t off;    /* where the body starts */
+    uint64_t len;    /* its length */
+    uint64_t pos;    /* bytes handed to libcurl so far */
+    int read_errno;  /* pread failed with this; 0 if not */
+    bool short_read; /* the file ended before off + len */
 };
 
 /* A create is not idempotent; everything else may be repeated. */
@@ -54,11 +74,19 @@ struct req {
      * transfer stops) */
     bool (*feed)(void *ud, const char *p, size_t n);
     void *feed_ud;
+    struct gem_body_src *src; /* when set, the body comes from here (body, len unused) */
 };
 
+/* Start the accounting of a public call (its endpoint class, clock, requests, bytes). */
+void gem_client_begin(struct gem_client *c, enum gem_endpoint ep);
+/* End it: the totals go into res and one debug line is logged. */
+void gem_client_end(struct gem_client *c, struct gem_call *res);
+
 /*
- * Perform one request and classify it into res. Returns true only for a
- * complete 2xx response, whose body is then in r->sink (or c->body).
+ * Perform one request and classify it into res (reset first; the call's
+ * totals carry on in c). Returns true only for a complete 2xx response,
+ * whose body is then in r->sink (or c->body). A body source that could not
+ * be read makes the outcome GEM_FATAL.
  */
 bool gem_client_perform(struct gem_client *c, const struct req *r, struct gem_call *res);
 

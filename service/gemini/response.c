@@ -381,7 +381,12 @@ bool gem_parse_result_line(const char *line, size_t len, struct gem_result *r, c
     bool fed = jslim_feed(&js, line, len);
     (void)fed; /* a refusal shows in slim_root */
     json_object *o = slim_root(&js, err, errlen);
-    bool ok = o && parse_item(o, gem_json_dig(o, "key", NULL), r, &js, err, errlen);
+    /* a file line names its request by "key"; a line answering an inline request (a batch
+     * whose output came as a file though its input was inline) by the metadata echo */
+    json_object *key = gem_json_dig(o, "key", NULL);
+    if (!key)
+        key = gem_json_dig(o, "metadata", "key", NULL);
+    bool ok = o && parse_item(o, key, r, &js, err, errlen);
     json_object_put(o);
     jslim_cleanup(&js);
     return ok;

@@ -78,7 +78,9 @@ void gem_op_stream_cleanup(struct gem_op_stream *s);
 bool gem_parse_list(const char *body, size_t len, struct gem_operation **ops, size_t *n,
                     char *next_token, size_t token_len, char *err, size_t errlen) SVC_MUSTCHECK;
 
-/* Parse one line of a responsesFile: {"key":..,"response":{..}} or {"key":..,"error":{..}}. */
+/* Parse one line of a responsesFile: {"key":..,"response":{..}} or {"key":..,"error":{..}}.
+ * Without "key", the key comes from a "metadata":{"key":..} echo (an inline batch answered
+ * with a file, §4/§9 item 6). */
 bool gem_parse_result_line(const char *line, size_t len, struct gem_result *r, char *err,
                            size_t errlen) SVC_MUSTCHECK;
 

@@ -1083,6 +1083,12 @@ Test(faults_cli, help_mentions_every_flag)
                                         "--malformed-count",
                                         "--shuffle",
                                         "--omit-metadata",
+                                        "--inline-as-file",
+                                        "--upload-cut-rate",
+                                        "--upload-cut-count",
+                                        "--upload-cut-keep",
+                                        "--upload-cut-status",
+                                        "--upload-granularity",
                                         NULL};
     int st;
     char *out = run_sim_bin("--help", &st);
@@ -1094,8 +1100,9 @@ Test(faults_cli, help_mentions_every_flag)
 
 Test(faults_cli, bad_flags_exit_nonzero)
 {
-    static const char *const bad[] = {"--no-such-flag", "--item-error-rate=2",
-                                      "--fault-scope=nowhere", "--retry-delay=soon", NULL};
+    static const char *const bad[] = {"--no-such-flag",          "--item-error-rate=2",
+                                      "--fault-scope=nowhere",   "--retry-delay=soon",
+                                      "--upload-cut-status=200", NULL};
     for (int i = 0; bad[i]; i++) {
         int st;
         char *out = run_sim_bin(bad[i], &st);

@@ -1,4 +1,5 @@
 /* test_gemini_codec.c: Gemini codec vs the wire reference's shapes, json-c and the simulator. */
+#include "gemini/file_meta.h"
 #include "gemini/request.h"
 #include "gemini/response.h"
 #include "gemini/status.h"
@@ -1923,4 +1924,217 @@ Test(build, jsonw_escapes_and_lengths)
         strstr(b.data, "\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r"));
     cr_assert(strstr(b.data, " !\\\"#") && strstr(b.data, "[\\\\]"), "%s", b.data);
     buf_cleanup(&b);
+}
+/* ---- Files API resources (§5.3) ---- */
+
+/* §5.3: the COOKBOOK File in wire camelCase; name, mimeType, sizeBytes, state and source as
+ * printed there, the display name, times and hash illustrative. */
+static const char file_5_3[] =
+    "{\"name\":\"files/t5snrshrqff1\",\"displayName\":\"batch-input-1\",\"mimeType\":\"jsonl\","
+    "\"sizeBytes\":\"202\",\"createTime\":\"2025-09-10T14:41:57.382361Z\","
+    "\"updateTime\":\"2025-09-10T14:41:57.382361Z\","
+    "\"expirationTime\":\"2025-09-12T14:41:57.346432Z\","
+    "\"sha256Hash\":"
+    "\"ZDk3YmVlNjcyYjA5NWIyNjc4Nzc1OTRiMzM3ZmIzZGM2MzVkYzMwMTk3ZmUwOWI2OWQ2YTg0N2M0YzQwNjgwMg==\","
+    "\"uri\":\"https://generativelanguage.googleapis.com/v1beta/files/t5snrshrqff1\","
+    "\"state\":\"ACTIVE\",\"source\":\"UPLOADED\"}";
+
+static void parse_file_ok(const char *body, struct gem_file *f)
+{
+    char err[200] = "";
+    cr_assert(gem_parse_file(body, strlen(body), f, err, sizeof(err)), "%s: %s", err, body);
+}
+
+static void parse_file_bad(const char *body, const char *why)
+{
+    struct gem_file f;
+    char err[200] = "";
+    cr_assert_not(gem_parse_file(body, strlen(body), &f, err, sizeof(err)), "accepted %s", body);
+    cr_assert(strstr(err, why), "reason \"%s\" lacks \"%s\"", err, why);
+    cr_assert_str_eq(f.name, "", "a refused File leaves nothing behind");
+}
+
+Test(codec, file_resource_bare_and_wrapped)
+{
+    struct gem_file f;
+    parse_file_ok(file_5_3, &f);
+    cr_assert_str_eq(f.name, "files/t5snrshrqff1");
+    cr_assert_str_eq(f.display_name, "batch-input-1");
+    cr_assert_str_eq(f.mime_type, "jsonl");
+    cr_assert_eq(f.size_bytes, 202);
+    cr_assert_eq(f.state, GEM_FILE_ACTIVE);
+    cr_assert_str_eq(f.source, "UPLOADED");
+    cr_assert_str_eq(f.create_time, "2025-09-10T14:41:57.382361Z");
+    cr_assert_str_eq(f.expiration_time, "2025-09-12T14:41:57.346432Z");
+    cr_assert_eq(strncmp(f.sha256_hash, "ZDk3", 4), 0);
+
+    /* the answer to a finalized upload wraps it */
+    char wrapped[sizeof(file_5_3) + 16];
+    snprintf(wrapped, sizeof(wrapped), "{\"file\":%s}", file_5_3);
+    struct gem_file g;
+    parse_file_ok(wrapped, &g);
+    cr_assert_eq(memcmp(&f, &g, sizeof(f)), 0);
+}
+
+Test(codec, file_resource_lenient_fields)
+{
+    struct gem_file f;
+    /* int64 as a number; zero left out; states; unknown fields ignored */
+    parse_file_ok("{\"name\":\"files/a\",\"sizeBytes\":17,\"state\":\"PROCESSING\"}", &f);
+    cr_assert_eq(f.size_bytes, 17);
+    cr_assert_eq(f.state, GEM_FILE_PROCESSING);
+    cr_assert_str_eq(f.display_name, "");
+    parse_file_ok("{\"name\":\"files/batch-x1\",\"state\":\"FAILED\",\"videoMetadata\":{}}", &f);
+    cr_assert_eq(f.size_bytes, 0, "proto3 leaves a zero sizeBytes out");
+    cr_assert_eq(f.state, GEM_FILE_FAILED);
+    parse_file_ok("{\"name\":\"files/a\",\"state\":\"STATE_UNSPECIFIED\"}", &f);
+    cr_assert_eq(f.state, GEM_FILE_STATE_UNSPECIFIED);
+    parse_file_ok("{\"name\":\"files/a\",\"state\":\"MELTING\"}", &f);
+    cr_assert_eq(f.state, GEM_FILE_STATE_UNSPECIFIED);
+    parse_file_ok("{\"name\":\"files/a\"}", &f);
+    cr_assert_eq(f.state, GEM_FILE_STATE_UNSPECIFIED);
+    cr_assert_str_eq(gem_file_state_name(GEM_FILE_ACTIVE), "ACTIVE");
+    cr_assert_str_eq(gem_file_state_name(GEM_FILE_PROCESSING), "PROCESSING");
+
+    /* a display name too long for the field is cut at a UTF-8 boundary */
+    struct buf b;
+    buf_init(&b, 4096);
+    cr_assert(buf_puts(&b, "{\"name\":\"files/a\",\"displayName\":\""));
+    for (int i = 0; i < 200; i++)
+        cr_assert(buf_puts(&b, "\xc3\xa9")); /* é, two bytes */
+    cr_assert(buf_puts(&b, "\"}"));
+    parse_file_ok(b.data, &f);
+    cr_assert_eq(strlen(f.display_name), 254, "cut before the 256th byte, between code points");
+    buf_cleanup(&b);
+}
+
+Test(codec, file_resource_refused)
+{
+    parse_file_bad("", "empty");
+    parse_file_bad("{\"name\":\"files/a\"", "not valid JSON");
+    parse_file_bad("[]", "not an object");
+    parse_file_bad("{\"file\":[]}", "not an object");
+    parse_file_bad("{\"displayName\":\"x\"}", "name");
+    parse_file_bad("{\"name\":\"batches/a\"}", "name");
+    parse_file_bad("{\"name\":\"files/\"}", "name");
+    parse_file_bad("{\"name\":\"files/a/b\"}", "name");
+    parse_file_bad("{\"name\":\"files/..\"}", "name");
+    parse_file_bad("{\"name\":\"files/a?b\"}", "name");
+    parse_file_bad("{\"name\":7}", "name");
+    parse_file_bad("{\"name\":\"files/a\",\"sizeBytes\":\"-1\"}", "sizeBytes");
+    parse_file_bad("{\"name\":\"files/a\",\"sizeBytes\":\"12x\"}", "sizeBytes");
+    parse_file_bad("{\"name\":\"files/a\",\"sizeBytes\":true}", "sizeBytes");
+}
+
+Test(codec, file_list_pages)
+{
+    struct gem_file *files = (struct gem_file *)1;
+    size_t n = 7;
+    char tok[64] = "junk", err[200] = "";
+    cr_assert(gem_parse_file_list("{}", 2, &files, &n, tok, sizeof(tok), err, sizeof(err)), "%s",
+              err);
+    cr_assert_null(files);
+    cr_assert_eq(n, 0);
+    cr_assert_str_eq(tok, "", "{} is the last (and only) page");
+
+    char page[2048];
+    snprintf(page, sizeof(page),
+             "{\"files\":[%s,{\"name\":\"files/b2\",\"displayName\":\"embedd-7-3\","
+             "\"state\":\"PROCESSING\"}],\"nextPageToken\":\"CgtmaWxlcy9iMg==\"}",
+             file_5_3);
+    cr_assert(
+        gem_parse_file_list(page, strlen(page), &files, &n, tok, sizeof(tok), err, sizeof(err)),
+        "%s", err);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(files[0].name, "files/t5snrshrqff1");
+    cr_assert_eq(files[0].size_bytes, 202);
+    cr_assert_str_eq(files[1].display_name, "embedd-7-3");
+    cr_assert_eq(files[1].state, GEM_FILE_PROCESSING);
+    cr_assert_str_eq(tok, "CgtmaWxlcy9iMg==");
+    free(files);
+
+    static const char *const bad[] = {
+        "{\"files\":{}}",
+        "{\"files\":[{\"name\":\"files/a\"},{\"displayName\":\"nameless\"}]}",
+        "{\"files\":[],\"nextPageToken\":5}",
+        "{\"files\":[],\"nextPageToken\":\"0123456789012345678901234567890123456789012345678901234"
+        "567890123456789\"}",
+        "[]",
+        "{\"files\":[",
+        NULL};
+    for (int i = 0; bad[i]; i++) {
+        snprintf(tok, sizeof(tok), "junk");
+        cr_assert_not(gem_parse_file_list(bad[i], strlen(bad[i]), &files, &n, tok, sizeof(tok), err,
+                                          sizeof(err)),
+                      "accepted %s", bad[i]);
+        cr_assert_null(files);
+        cr_assert_eq(n, 0);
+        cr_assert_str_eq(tok, "");
+        cr_assert(err[0]);
+    }
+    cr_assert(strstr(err, "JSON"), "%s", err);
+}
+
+/* The simulator's File resources parse as Google's do. */
+Test(codec, file_resource_from_the_simulator)
+{
+    struct sim_file sf;
+    memset(&sf, 0, sizeof(sf));
+    snprintf(sf.id, sizeof(sf.id), "abcdef012345");
+    sf.display_name = "embedd-job-9";
+    sf.mime_type = "application/jsonl";
+    sf.create_ns = 1757515317382361000LL;
+    sf.finalized = true;
+    snprintf(sf.sha256_b64, sizeof(sf.sha256_b64), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+    buf_init(&sf.data, 1 << 20);
+    cr_assert(buf_puts(&sf.data, "{\"key\":\"a\"}\n"));
+    struct buf out;
+    buf_init(&out, 1 << 20);
+    cr_assert(sim_render_file(&sf, "http://127.0.0.1:1/v1beta", &out));
+    struct gem_file f;
+    parse_file_ok(out.data, &f);
+    cr_assert_str_eq(f.name, "files/abcdef012345");
+    cr_assert_str_eq(f.display_name, "embedd-job-9");
+    cr_assert_eq(f.size_bytes, 12);
+    cr_assert_eq(f.state, GEM_FILE_ACTIVE);
+    cr_assert_str_eq(f.source, "UPLOADED");
+
+    /* an unfinished upload: PROCESSING, and an empty one has no sizeBytes at all */
+    sf.finalized = false;
+    buf_reset(&sf.data);
+    buf_reset(&out);
+    cr_assert(sim_render_file(&sf, "http://127.0.0.1:1/v1beta", &out));
+    cr_assert_null(strstr(out.data, "sizeBytes"), "%s", out.data);
+    parse_file_ok(out.data, &f);
+    cr_assert_eq(f.state, GEM_FILE_PROCESSING);
+    cr_assert_eq(f.size_bytes, 0);
+    buf_cleanup(&out);
+    buf_cleanup(&sf.data);
+}
+
+/* A results-file line answering an inline request (an inline batch whose output came as a
+ * file, §4 and §9 item 6) names its request by the metadata echo. */
+Test(codec, result_line_keyed_by_metadata)
+{
+    static const char line[] =
+        "{\"response\":{\"tokenCount\":\"1\",\"embedding\":{\"values\":[0.5]}},"
+        "\"metadata\":{\"key\":\"chunk-7\"}}";
+    struct gem_result r;
+    char err[200] = "";
+    cr_assert(gem_parse_result_line(line, strlen(line), &r, err, sizeof(err)), "%s", err);
+    cr_assert_str_eq(r.key, "chunk-7");
+    cr_assert_eq(r.dims, 1);
+    gem_result_free(&r);
+    /* a "key" wins over the echo */
+    static const char both[] = "{\"key\":\"k\",\"error\":{\"code\":13,\"message\":\"x\"},"
+                               "\"metadata\":{\"key\":\"m\"}}";
+    cr_assert(gem_parse_result_line(both, strlen(both), &r, err, sizeof(err)), "%s", err);
+    cr_assert_str_eq(r.key, "k");
+    cr_assert_eq(r.error.code, 13);
+    gem_result_free(&r);
+    /* neither: no key (matched by position, if at all) */
+    static const char none[] = "{\"error\":{\"code\":3,\"message\":\"x\"},\"metadata\":{}}";
+    cr_assert(gem_parse_result_line(none, strlen(none), &r, err, sizeof(err)), "%s", err);
+    cr_assert_null(r.key);
+    gem_result_free(&r);
 }

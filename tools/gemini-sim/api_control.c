@@ -2,7 +2,7 @@
  * api_control.c: the simulator's own control API under /_sim/ (a prefix
  * Google does not use): counters, reset, and runtime settings.
  *
- *   GET  /_sim/stats    counters and batches by state
+ *   GET  /_sim/stats    counters (requests, texts, uploads, files, faults) and batches by state
  *   POST /_sim/reset    forget batches, files and counters; restore start-up settings
  *   GET  /_sim/config   runtime settings
  *   PUT  /_sim/config   merge a JSON object of settings (POST works too)
@@ -33,7 +33,9 @@ static void stats(struct sim *sim, struct reply *r)
     bool ok = buf_putc(b, '{') && put_counter(b, "requests", s.requests, true) &&
               put_counter(b, "creates", s.creates, false) &&
               put_counter(b, "creates_accepted", s.creates_accepted, false) &&
+              put_counter(b, "file_batches", s.file_batches, false) &&
               put_counter(b, "texts_received", s.texts_received, false) &&
+              put_counter(b, "texts_in_files", s.texts_in_files, false) &&
               put_counter(b, "texts_unique", s.texts_unique, false) &&
               put_counter(b, "texts_duplicate", s.texts_duplicate, false) &&
               put_counter(b, "gets", s.gets, false) && put_counter(b, "lists", s.lists, false) &&
@@ -43,9 +45,14 @@ static void stats(struct sim *sim, struct reply *r)
               put_counter(b, "sync_texts", s.sync_texts, false) &&
               put_counter(b, "uploads_started", s.uploads_started, false) &&
               put_counter(b, "uploads_finalized", s.uploads_finalized, false) &&
+              put_counter(b, "upload_pieces", s.upload_pieces, false) &&
+              put_counter(b, "upload_queries", s.upload_queries, false) &&
+              put_counter(b, "file_bytes_received", s.file_bytes_received, false) &&
               put_counter(b, "downloads", s.downloads, false) &&
               put_counter(b, "file_gets", s.file_gets, false) &&
+              put_counter(b, "file_lists", s.file_lists, false) &&
               put_counter(b, "file_deletes", s.file_deletes, false) &&
+              put_counter(b, "files_deleted", s.files_deleted, false) &&
               put_counter(b, "bytes_in", s.bytes_in, false) &&
               put_counter(b, "bytes_out", s.bytes_out, false) &&
               put_counter(b, "auth_failures", s.auth_failures, false) &&
@@ -53,7 +60,8 @@ static void stats(struct sim *sim, struct reply *r)
               put_counter(b, "http_error", s.faults_http_error, true) &&
               put_counter(b, "latency", s.faults_latency, false) &&
               put_counter(b, "drop", s.faults_drop, false) &&
-              put_counter(b, "malformed", s.faults_malformed, false) && buf_putc(b, '}') &&
+              put_counter(b, "malformed", s.faults_malformed, false) &&
+              put_counter(b, "upload_cut", s.faults_upload_cut, false) && buf_putc(b, '}') &&
               put_counter(b, "batches", n_batches, false) &&
               put_counter(b, "files", n_files, false) && buf_puts(b, ",\"batches_by_state\":{");
     for (int i = 0; i < SIM_STATE_COUNT && ok; i++)

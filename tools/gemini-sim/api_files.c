@@ -139,7 +139,10 @@ static void upload_start(struct sim *sim, struct MHD_Connection *c, struct route
     reply_header(r, "X-Goog-Upload-URL", url);
     reply_header(r, "X-Goog-Upload-Control-URL", url);
     reply_header(r, "X-Goog-Upload-Status", "active");
-    reply_header(r, "X-Goog-Upload-Chunk-Granularity", "8388608");
+    pthread_mutex_lock(&sim->lock);
+    snprintf(url, sizeof(url), "%lld", (long long)sim->cfg.s.upload_granularity);
+    pthread_mutex_unlock(&sim->lock);
+    reply_header(r, "X-Goog-Upload-Chunk-Granularity", url);
     sim_file_release(sim, f);
 }
 
@@ -152,6 +155,35 @@ static long long parse_offset(const char *h)
     errno = 0;
     long long off = strtoll(h, &end, 10);
     return errno || end == h || *end || off < 0 ? -1 : off;
+}
+
+/* Whether this piece is cut off (the fault fires); *status: how it ends. Under sim->lock. */
+static bool cut_piece(struct sim *sim, int *status)
+{
+    struct sim_settings *s = &sim->cfg.s;
+    if (!sim_fault_fire(sim, &s->upload_cut_count, s->upload_cut_rate))
+        return false;
+    sim->stats.faults_upload_cut++;
+    *status = (int)s->upload_cut_status;
+    return true;
+}
+
+static const char *cut_status_name(int http)
+{
+    switch (http) {
+    case 408:
+        return "DEADLINE_EXCEEDED";
+    case 429:
+        return "RESOURCE_EXHAUSTED";
+    case 500:
+        return "INTERNAL";
+    case 503:
+        return "UNAVAILABLE";
+    case 504:
+        return "DEADLINE_EXCEEDED";
+    default:
+        return http >= 500 ? "INTERNAL" : "FAILED_PRECONDITION";
+    }
 }
 
 static void upload_continue(struct sim *sim, struct MHD_Connection *c, struct route *rt,
@@ -175,7 +207,8 @@ static void upload_continue(struct sim *sim, struct MHD_Connection *c, struct ro
     base_url(c, rt->version, base, sizeof(base));
     msg[0] = '\0';
     int http = 400;
-    bool size_hdr = false, final = false, ok = true;
+    bool size_hdr = false, final = false, ok = true, cut = false;
+    int cut_status = 0;
 
     /* Check and change the session in one critical section: a client that retries a chunk
      * while its first attempt is still in flight must not get the bytes appended twice, and
@@ -186,6 +219,11 @@ static void upload_continue(struct sim *sim, struct MHD_Connection *c, struct ro
     final = f->finalized;
     if (query) {
         size_hdr = true;
+        sim->stats.upload_queries++;
+        /* a finished session answers a query as its finalize did */
+        if (final)
+            ok = buf_puts(&r->body, "{\"file\":") && sim_render_file(f, base, &r->body) &&
+                 buf_putc(&r->body, '}');
     } else if (!upload && !finalize) {
         snprintf(msg, sizeof(msg), "Unsupported X-Goog-Upload-Command.");
     } else if (f->finalized) {
@@ -202,11 +240,24 @@ static void upload_continue(struct sim *sim, struct MHD_Connection *c, struct ro
                  "Received %zu bytes but X-Goog-Upload-Header-Content-Length was %lld.",
                  have + rt->body_len, (long long)f->declared_size);
         size_hdr = true;
+    } else if (upload && (cut = cut_piece(sim, &cut_status))) {
+        /* the piece broke off in flight: a prefix reached the session, and no answer */
+        size_t kept = (size_t)((double)rt->body_len * sim->cfg.s.upload_cut_keep);
+        if (kept > rt->body_len)
+            kept = rt->body_len;
+        if (buf_append(&f->data, rt->body, kept))
+            sim->stats.file_bytes_received += kept;
+        sim->stats.upload_pieces++;
+        have = f->data.len;
     } else if (upload && !buf_append(&f->data, rt->body, rt->body_len)) {
         http = 413;
         snprintf(msg, sizeof(msg), "The file is too large.");
         size_hdr = true;
     } else {
+        if (upload) {
+            sim->stats.upload_pieces++;
+            sim->stats.file_bytes_received += rt->body_len;
+        }
         have = f->data.len;
         size_hdr = true;
         if (finalize && f->declared_size >= 0 && (int64_t)have != f->declared_size) {
@@ -228,6 +279,13 @@ static void upload_continue(struct sim *sim, struct MHD_Connection *c, struct ro
     pthread_mutex_unlock(&sim->lock);
     sim_file_release(sim, f);
 
+    if (cut) {
+        if (cut_status)
+            reply_error(r, cut_status, cut_status_name(cut_status), "The upload was interrupted.");
+        else
+            r->hang_up = true;
+        return;
+    }
     snprintf(num, sizeof(num), "%zu", have);
     reply_header(r, "X-Goog-Upload-Status", final ? "final" : "active");
     if (size_hdr)
@@ -249,7 +307,7 @@ static struct sim_batch *output_batch(struct sim *sim, const char *id, bool *rea
         return NULL;
     int64_t upd, end;
     pthread_mutex_lock(&sim->lock);
-    bool ok = b->input_file && !b->output_deleted &&
+    bool ok = b->file_output && !b->output_deleted &&
               sim_batch_state(b, sim_now_ns(), &upd, &end) == SIM_STATE_SUCCEEDED;
     pthread_mutex_unlock(&sim->lock);
     *ready = ok;
@@ -322,6 +380,11 @@ static void file_delete(struct sim *sim, struct route *rt, struct reply *r)
     } else {
         found = sim_file_delete(sim, rt->id);
     }
+    if (found) {
+        pthread_mutex_lock(&sim->lock);
+        sim->stats.files_deleted++;
+        pthread_mutex_unlock(&sim->lock);
+    }
     if (!found)
         reply_error(r, 404, "NOT_FOUND", "Requested entity was not found.");
     else if (!buf_puts(&r->body, "{}"))
@@ -367,18 +430,62 @@ static void file_download(struct sim *sim, struct MHD_Connection *c, struct rout
     }
 }
 
+/* Parse a non-negative decimal; false if malformed. */
+static bool parse_count(const char *v, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 0)
+        return false;
+    *out = n;
+    return true;
+}
+
+/* GET files?pageSize=&pageToken=: {"files":[File...],"nextPageToken":...}, newest first;
+ * pageSize defaults to 10 and is capped at 100 (Google's files.list); {} when empty. */
 static void file_list(struct sim *sim, struct MHD_Connection *c, struct route *rt, struct reply *r)
 {
     char base[400];
+    long long page_size = 10, below = -1;
+    const char *ps = req_arg(c, "pageSize"), *pt = req_arg(c, "pageToken");
+    if (!ps)
+        ps = req_arg(c, "page_size");
+    if (!pt)
+        pt = req_arg(c, "page_token");
+    if (ps && !parse_count(ps, &page_size)) {
+        reply_error(r, 400, "INVALID_ARGUMENT", "Invalid value for page_size.");
+        return;
+    }
+    if (page_size == 0)
+        page_size = 10;
+    if (page_size > 100)
+        page_size = 100;
+    if (pt && *pt && (pt[0] != 'f' || !parse_count(pt + 1, &below))) {
+        reply_error(r, 400, "INVALID_ARGUMENT", "Invalid page token.");
+        return;
+    }
     base_url(c, rt->version, base, sizeof(base));
     pthread_mutex_lock(&sim->lock);
+    sim->stats.file_lists++;
     bool ok = buf_putc(&r->body, '{');
-    if (sim->n_files) {
-        ok = ok && buf_puts(&r->body, "\"files\":[");
-        for (size_t i = 0; i < sim->n_files && ok; i++)
-            ok = (!i || buf_putc(&r->body, ',')) && sim_render_file(sim->files[i], base, &r->body);
-        ok = ok && buf_putc(&r->body, ']');
+    long long count = 0;
+    uint64_t next = 0;
+    for (size_t i = sim->n_files; ok && i-- > 0;) {
+        const struct sim_file *f = sim->files[i];
+        if (below >= 0 && f->seq >= (uint64_t)below)
+            continue;
+        if (count == page_size) {
+            next = sim->files[i + 1]->seq;
+            break;
+        }
+        ok = buf_puts(&r->body, count ? "," : "\"files\":[") && sim_render_file(f, base, &r->body);
+        count++;
     }
+    if (ok && count)
+        ok = buf_putc(&r->body, ']');
+    if (ok && next)
+        ok = buf_printf(&r->body, ",\"nextPageToken\":\"f%llu\"", (unsigned long long)next);
     ok = ok && buf_putc(&r->body, '}');
     pthread_mutex_unlock(&sim->lock);
     if (!ok)

@@ -92,6 +92,22 @@ static const struct opt opts[] = {
      "return inline results and output-file lines in a seeded random order"},
     {"omit_metadata", OPT_BOOL, SET(omit_metadata), 0, 0, 0, true,
      "leave out the per-item metadata echo in inline results"},
+    {"inline_as_file", OPT_BOOL, SET(inline_as_file), 0, 0, 0, true,
+     "answer inline batches with a responsesFile (files/batch-<id>) instead of\n"
+     "        inlinedResponses, as reported in bifrost#3951 (default off)"},
+    {"upload_cut_rate", OPT_DOUBLE, SET(upload_cut_rate), 0, 0, 1, true,
+     "fraction of upload pieces cut off after part of their bytes arrived (default 0)"},
+    {"upload_cut_count", OPT_INT, SET(upload_cut_count), 0, 0, I64MAX, true,
+     "cut off the next N upload pieces: the session keeps upload_cut_keep of the\n"
+     "        piece's bytes and the client must query its offset and resume"},
+    {"upload_cut_keep", OPT_DOUBLE, SET(upload_cut_keep), 0, 0, 1, true,
+     "fraction of a cut-off piece's bytes the session keeps (default 0.5)"},
+    {"upload_cut_status", OPT_INT, SET(upload_cut_status), 0, 0, 599, true,
+     "how a cut-off piece ends: 0 closes the connection unanswered (default), or an\n"
+     "        HTTP status of 400-599 to answer with, e.g. 503"},
+    {"upload_granularity", OPT_INT, SET(upload_granularity), 0, 1, 1073741824, true,
+     "X-Goog-Upload-Chunk-Granularity sent when an upload starts (default 8388608);\n"
+     "        advertised, not enforced"},
 };
 
 void sim_config_defaults(struct sim_config *cfg)
@@ -113,6 +129,8 @@ void sim_config_defaults(struct sim_config *cfg)
     s->http_error_code = 429;
     snprintf(s->fault_scope, sizeof(s->fault_scope), "all");
     s->latency_rate = 1.0;
+    s->upload_cut_keep = 0.5;
+    s->upload_granularity = 8388608;
 }
 
 static const char *const scope_classes[] = {"create", "get",    "list",  "cancel",  "delete",
@@ -183,6 +201,11 @@ static bool opt_set_text(const struct opt *o, char *base, const char *val, char 
         if (errno || end == val || *end || (double)v < o->min || (double)v > o->max) {
             snprintf(err, errlen, "%s: expected an integer in [%.0f, %.0f], got \"%s\"", o->name,
                      o->min, o->max, val);
+            return false;
+        }
+        if (o->off == SET(upload_cut_status) && v != 0 && v < 400) {
+            snprintf(err, errlen, "%s: expected 0 or an HTTP status in [400, 599], got \"%s\"",
+                     o->name, val);
             return false;
         }
         if (o->off == CFG(port))

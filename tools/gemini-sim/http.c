@@ -175,7 +175,7 @@ struct fault_plan {
     const char *cls; /* route class, NULL for /_sim/ and unrouted requests */
 };
 
-static bool fire(struct sim *sim, int64_t *count, double rate)
+bool sim_fault_fire(struct sim *sim, int64_t *count, double rate)
 {
     if (*count > 0) {
         (*count)--;
@@ -191,11 +191,11 @@ static void plan_faults(struct sim *sim, const char *cls, struct fault_plan *p)
     struct sim_settings *s = &sim->cfg.s;
     if (cls && sim_scope_has(s->fault_scope, cls)) {
         int64_t none = 0;
-        if (s->latency_ms > 0 && fire(sim, &none, s->latency_rate)) {
+        if (s->latency_ms > 0 && sim_fault_fire(sim, &none, s->latency_rate)) {
             p->latency_ms = s->latency_ms;
             sim->stats.faults_latency++;
         }
-        if (fire(sim, &s->http_error_count, s->http_error_rate)) {
+        if (sim_fault_fire(sim, &s->http_error_count, s->http_error_rate)) {
             p->http_error = (int)s->http_error_code;
             snprintf(p->retry_delay, sizeof(p->retry_delay), "%s", s->retry_delay);
             sim->stats.faults_http_error++;
@@ -212,9 +212,9 @@ static void plan_output_faults(struct sim *sim, struct fault_plan *p)
     pthread_mutex_lock(&sim->lock);
     struct sim_settings *s = &sim->cfg.s;
     if (p->cls && !p->http_error && sim_scope_has(s->fault_scope, p->cls)) {
-        if (fire(sim, &s->drop_count, s->drop_rate))
+        if (sim_fault_fire(sim, &s->drop_count, s->drop_rate))
             p->drop = true;
-        else if (fire(sim, &s->malformed_count, s->malformed_rate))
+        else if (sim_fault_fire(sim, &s->malformed_count, s->malformed_rate))
             p->malformed = true;
     }
     pthread_mutex_unlock(&sim->lock);
@@ -551,6 +551,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     memset(&fp, 0, sizeof(fp));
     reply_init(&r);
     handle(sim, c, url, method, ctx, &r, &fp);
+    if (r.hang_up) {
+        /* returning MHD_NO closes the connection: the client gets no answer at all */
+        if (sim->cfg.log_requests)
+            fprintf(stderr, "gemini-sim: %s %s -> connection closed (upload cut)\n", method, url);
+        reply_cleanup(sim, &r);
+        return MHD_NO;
+    }
     bool ok200 = r.status == 200;
     if (ok200)
         plan_output_faults(sim, &fp);

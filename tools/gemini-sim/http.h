@@ -37,6 +37,7 @@ struct reply {
     int status;
     struct buf body;
     const char *content_type; /* default application/json */
+    bool hang_up;             /* close the connection without answering (a cut-off upload) */
     /* a body borrowed from a batch's rendered results instead of body */
     struct sim_batch *shared_batch; /* reference owned by the reply */
     const char *shared_data;
@@ -47,6 +48,9 @@ struct reply {
     } hdr[REPLY_MAX_HEADERS];
     int n_hdr;
 };
+
+/* A count-or-rate fault: true (and the count used up) when it fires. Call under sim->lock. */
+bool sim_fault_fire(struct sim *sim, int64_t *count, double rate);
 
 void reply_init(struct reply *r);
 void reply_cleanup(struct sim *sim, struct reply *r);

@@ -139,6 +139,11 @@ static bool render_jsonl(const struct sim_batch *b, const size_t *ord, struct bu
             return false;
         if (it->key && !(buf_puts(out, ",\"key\":") && put_jstr0(out, it->key)))
             return false;
+        /* an inline request answered in a file (inline_as_file) has no key: its line carries
+         * the request's metadata echo instead, as its inline result would */
+        if (!it->key && it->metadata && !b->omit_metadata &&
+            !(buf_puts(out, ",\"metadata\":") && buf_puts(out, it->metadata)))
+            return false;
         if (!buf_puts(out, "}\n"))
             return false;
     }
@@ -153,7 +158,7 @@ bool sim_batch_results(struct sim_batch *b, const char **data, size_t *len)
         struct buf out;
         buf_init(&out, SIZE_MAX / 2);
         size_t *ord = result_order(b);
-        ok = ord && (b->input_file ? render_jsonl(b, ord, &out) : render_inline(b, ord, &out));
+        ok = ord && (b->file_output ? render_jsonl(b, ord, &out) : render_inline(b, ord, &out));
         free(ord);
         if (ok)
             b->rendered = buf_steal(&out, &b->rendered_len);
@@ -197,7 +202,7 @@ static bool put_stats(struct buf *out, const struct sim_batch *b, enum sim_state
 
 static bool put_output(struct buf *out, struct sim_batch *b, bool in_response)
 {
-    if (b->input_file)
+    if (b->file_output)
         return buf_printf(out, "\"responsesFile\":\"files/batch-%s\"", b->id);
     const char *data;
     size_t len;
@@ -270,10 +275,13 @@ bool sim_render_file(const struct sim_file *f, const char *base_url, struct buf 
     if (ok && f->display_name)
         ok = buf_puts(out, ",\"displayName\":") && put_jstr0(out, f->display_name);
     ok = ok && buf_puts(out, ",\"mimeType\":") &&
-         put_jstr0(out, f->mime_type ? f->mime_type : "application/octet-stream") &&
-         buf_printf(out, ",\"sizeBytes\":\"%lld\",\"createTime\":", (long long)size) &&
-         sim_put_time(out, f->create_ns) && buf_puts(out, ",\"updateTime\":") &&
-         sim_put_time(out, f->create_ns) && buf_puts(out, ",\"expirationTime\":") &&
+         put_jstr0(out, f->mime_type ? f->mime_type : "application/octet-stream");
+    /* int64 in proto3 JSON: a string, and left out when zero (an empty file) */
+    if (ok && size)
+        ok = buf_printf(out, ",\"sizeBytes\":\"%lld\"", (long long)size);
+    ok = ok && buf_puts(out, ",\"createTime\":") && sim_put_time(out, f->create_ns) &&
+         buf_puts(out, ",\"updateTime\":") && sim_put_time(out, f->create_ns) &&
+         buf_puts(out, ",\"expirationTime\":") &&
          sim_put_time(out, f->create_ns + 48LL * 3600 * 1000000000LL);
     if (ok && f->finalized)
         ok = buf_printf(out, ",\"sha256Hash\":\"%s\"", f->sha256_b64);

@@ -75,8 +75,15 @@ struct sim_settings {
     int64_t drop_count;
     double malformed_rate; /* 200 with a truncated JSON body */
     int64_t malformed_count;
-    bool shuffle;       /* inline results and output lines in random order */
-    bool omit_metadata; /* no metadata echo in inline results */
+    bool shuffle;        /* inline results and output lines in random order */
+    bool omit_metadata;  /* no metadata echo in inline results */
+    bool inline_as_file; /* inline batches answer with a responsesFile (bifrost#3951) */
+    /* upload pieces cut off: the session keeps a prefix, the client must query and resume */
+    double upload_cut_rate;
+    int64_t upload_cut_count;
+    double upload_cut_keep;     /* fraction of the piece's bytes the session keeps */
+    int64_t upload_cut_status;  /* 0: close the connection unanswered; else this HTTP status */
+    int64_t upload_granularity; /* X-Goog-Upload-Chunk-Granularity advertised at start */
 };
 
 /* Start-up only configuration. */
@@ -133,6 +140,7 @@ struct sim_batch {
     int64_t pending_ns;
     int64_t running_ns;
     enum sim_outcome outcome;
+    bool file_output; /* results go to files/batch-<id> (file input, or inline_as_file) */
     bool shuffle;
     bool omit_metadata;
     uint64_t seed;
@@ -148,7 +156,8 @@ struct sim_batch {
 
 struct sim_file {
     char id[SIM_FILE_ID_LEN + 1];
-    int refs; /* guarded by sim->lock */
+    uint64_t seq; /* creation order, 1-based (list page tokens) */
+    int refs;     /* guarded by sim->lock */
     char *display_name;
     char *mime_type;
     char upload_id[33];
@@ -164,7 +173,9 @@ struct sim_stats {
     uint64_t requests;
     uint64_t creates;          /* asyncBatchEmbedContent calls that reached the handler */
     uint64_t creates_accepted; /* batches created */
-    uint64_t texts_received;   /* items in created batches */
+    uint64_t file_batches;     /* of those, batches with file input */
+    uint64_t texts_received;   /* items in created batches, inline or file (once per batch) */
+    uint64_t texts_in_files;   /* of those, items that came from an input file */
     uint64_t texts_unique;     /* distinct (model, task, dims, title, text) seen in batches */
     uint64_t texts_duplicate;  /* texts sent again in a later batch (counted once per batch) */
     uint64_t gets;             /* GET batches/{id} */
@@ -175,15 +186,21 @@ struct sim_stats {
     uint64_t sync_texts;
     uint64_t uploads_started;
     uint64_t uploads_finalized;
+    uint64_t upload_pieces;       /* upload commands that carried bytes to a session */
+    uint64_t upload_queries;      /* X-Goog-Upload-Command: query (a client resuming) */
+    uint64_t file_bytes_received; /* bytes the upload sessions kept */
     uint64_t downloads;
     uint64_t file_gets;
-    uint64_t file_deletes;
+    uint64_t file_lists;
+    uint64_t file_deletes;  /* DELETE files/{id} requests */
+    uint64_t files_deleted; /* of those, files that existed and are gone */
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t faults_http_error;
     uint64_t faults_latency;
     uint64_t faults_drop;
     uint64_t faults_malformed;
+    uint64_t faults_upload_cut;
     uint64_t auth_failures;
 };
 
@@ -206,6 +223,7 @@ struct sim {
     struct sim_textset texts;
     struct sim_stats stats;
     uint64_t next_seq;
+    uint64_t next_file_seq;
     uint64_t id_rng;
     uint64_t fault_rng;
     struct MHD_Daemon *daemon;

@@ -83,6 +83,7 @@ void sim_reset(struct sim *sim)
     memset(&sim->stats, 0, sizeof(sim->stats));
     sim->cfg.s = sim->startup;
     sim->next_seq = 0;
+    sim->next_file_seq = 0;
     sim->id_rng = sim->startup.seed ^ 0x5bd1e995a1b2c3d4ULL;
     sim->fault_rng = sim->startup.seed ^ 0x27d4eb2f165667c5ULL;
     pthread_mutex_unlock(&sim->lock);
@@ -217,6 +218,7 @@ struct sim_batch *sim_batch_create(struct sim *sim, const struct sim_model *m,
     b->display_name = req->display_name;
     b->priority = req->priority;
     b->input_file = req->file_name;
+    b->file_output = req->file_name != NULL || s->inline_as_file;
     b->items = req->items;
     b->n_items = req->n_items;
     memset(req, 0, sizeof(*req));
@@ -239,6 +241,10 @@ struct sim_batch *sim_batch_create(struct sim *sim, const struct sim_model *m,
     decide_items(b, s);
     sim->stats.creates_accepted++;
     sim->stats.texts_received += b->n_items;
+    if (b->input_file) {
+        sim->stats.file_batches++;
+        sim->stats.texts_in_files += b->n_items;
+    }
     for (size_t i = 0; i < b->n_items; i++)
         textset_note(sim, item_identity(m, &b->items[i]), b->seq);
     b->refs = 2; /* the store's and the caller's */
@@ -369,6 +375,7 @@ struct sim_file *sim_file_new(struct sim *sim, const char *display_name, const c
         sim->files = nf;
         sim->cap_files = ncap;
     }
+    f->seq = ++sim->next_file_seq;
     random_id(sim, f->id, SIM_FILE_ID_LEN);
     random_id(sim, f->upload_id, sizeof(f->upload_id) - 1);
     f->refs = 2;
