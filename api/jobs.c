@@ -102,8 +102,8 @@ void api_jobs_create(void *appv, struct http_req *req, struct http_resp *resp)
                                       d->text, d->text_len};
     }
     struct job_spec spec = {
-        req->key_id,  jr.display_name, jr.model,     jr.task_type,    jr.output_dimensionality,
-        jr.normalize, jr.priority,     jr.max_chars, jr.overlap_chars};
+        req->key_id,  jr.display_name, jr.model,     jr.task_type,     jr.output_dimensionality,
+        jr.normalize, jr.priority,     jr.max_chars, jr.overlap_chars, NULL};
     PGconn *c = api_db_or_503(app, req, resp);
     char id[JOB_ID_LEN + 1], err[512] = "";
     struct job_row row;
@@ -210,7 +210,8 @@ static bool nd_options(struct ndjson *nd, struct http_req *req, const char *p, s
                             nd->opts.normalize,
                             nd->opts.priority,
                             nd->opts.max_chars,
-                            nd->opts.overlap_chars};
+                            nd->opts.overlap_chars,
+                            NULL};
     nd->in = jobs_ingest_begin(nd->c, &spec, nd->err, sizeof(nd->err));
     if (!nd->in)
         return nd_fail(nd, 0, "", NULL, "%s", nd->err);

@@ -37,7 +37,9 @@ bool jobs_valid_id(const char *s)
     "id, state, display_name, model, task_type, output_dimensionality, normalize, priority,"       \
     " max_chars, overlap_chars, documents, chunks_total, chunks_pending, chunks_in_flight,"        \
     " chunks_succeeded, chunks_failed, token_estimate, created_at, started_at, finished_at,"       \
-    " last_activity_at"
+    " last_activity_at, collection_id, documents_new, documents_updated, documents_unchanged,"     \
+    " documents_metadata, documents_deleted, chunks_reused, tokens_batch, tokens_interactive,"     \
+    " tokens_reused, tokens_estimated"
 
 /* PostgreSQL's timestamps count microseconds from 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_UNIX_US INT64_C(946684800000000)
@@ -116,21 +118,28 @@ static void read_text(const PGresult *r, int i, int col, char *out, size_t outle
 }
 
 /* Row i of a binary JOB_COLUMNS result; *created_us gets created_at in Unix microseconds. */
-static void read_row(const PGresult *r, int i, struct job_row *j, int64_t *created_us)
+/* A binary uuid column as its canonical text ("" if null). */
+static void read_uuid(const PGresult *r, int i, int col, char out[JOB_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    memset(j, 0, sizeof(*j));
-    if (PQgetlength(r, i, 0) == 16) {
-        const unsigned char *u = (const unsigned char *)PQgetvalue(r, i, 0);
-        char *w = j->id;
-        for (int k = 0; k < 16; k++) {
-            if (k == 4 || k == 6 || k == 8 || k == 10)
-                *w++ = '-';
-            *w++ = hex[u[k] >> 4];
-            *w++ = hex[u[k] & 15];
-        }
-        *w = '\0';
+    out[0] = '\0';
+    if (PQgetlength(r, i, col) != 16)
+        return;
+    const unsigned char *u = (const unsigned char *)PQgetvalue(r, i, col);
+    char *w = out;
+    for (int k = 0; k < 16; k++) {
+        if (k == 4 || k == 6 || k == 8 || k == 10)
+            *w++ = '-';
+        *w++ = hex[u[k] >> 4];
+        *w++ = hex[u[k] & 15];
     }
+    *w = '\0';
+}
+
+static void read_row(const PGresult *r, int i, struct job_row *j, int64_t *created_us)
+{
+    memset(j, 0, sizeof(*j));
+    read_uuid(r, i, 0, j->id);
     read_text(r, i, 1, j->state, sizeof(j->state));
     j->has_display_name = !PQgetisnull(r, i, 2);
     read_text(r, i, 2, j->display_name, sizeof(j->display_name));
@@ -153,6 +162,17 @@ static void read_row(const PGresult *r, int i, struct job_row *j, int64_t *creat
     read_ts(r, i, 18, j->started_at, sizeof(j->started_at), NULL);
     read_ts(r, i, 19, j->finished_at, sizeof(j->finished_at), NULL);
     read_ts(r, i, 20, j->last_activity_at, sizeof(j->last_activity_at), NULL);
+    read_uuid(r, i, 21, j->collection_id);
+    j->documents_new = db_bin_int(r, i, 22);
+    j->documents_updated = db_bin_int(r, i, 23);
+    j->documents_unchanged = db_bin_int(r, i, 24);
+    j->documents_metadata = db_bin_int(r, i, 25);
+    j->documents_deleted = db_bin_int(r, i, 26);
+    j->chunks_reused = db_bin_int(r, i, 27);
+    j->tokens_batch = db_bin_int(r, i, 28);
+    j->tokens_interactive = db_bin_int(r, i, 29);
+    j->tokens_reused = db_bin_int(r, i, 30);
+    j->tokens_estimated = db_bin_int(r, i, 31);
 }
 
 /* A job's batches by state in the same row as the job (one round trip):
@@ -165,7 +185,7 @@ static void read_row(const PGresult *r, int i, struct job_row *j, int64_t *creat
     "         coalesce(sum(n_chunks) FILTER (WHERE gemini_name IS NOT NULL"                        \
     "           OR state = 'succeeded'), 0) AS t"                                                  \
     "         FROM batches WHERE batches.job_id = jobs.id GROUP BY state) x)"
-#define BATCH_SUMMARY_COL 21
+#define BATCH_SUMMARY_COL 32
 
 /* The next space- or comma-terminated decimal number of s, advancing s. */
 static long long summary_num(const char **s)
@@ -395,7 +415,11 @@ enum jobs_result jobs_cancel(PGconn *c, int64_t key_id, const char *id, char *er
         "   last_activity_at = now(), chunks_failed = chunks_failed + (SELECT count(*) FROM "
         "dropped),"
         "   chunks_pending = chunks_pending - (SELECT count(*) FROM dropped)"
-        "   WHERE id = (SELECT id FROM j WHERE state IN ('pending', 'running')) RETURNING 1)"
+        "   WHERE id = (SELECT id FROM j WHERE state IN ('pending', 'running')) RETURNING 1),"
+        /* a collection's documents keep their current versions */
+        " kept AS (UPDATE collection_documents SET next_job_id = NULL, next_doc_index = NULL,"
+        "   next_content_sha256 = NULL, error = 'the job was cancelled', updated_at = now()"
+        "   WHERE next_job_id = (SELECT id FROM j WHERE state IN ('pending', 'running')))"
         " SELECT (SELECT count(*) FROM upd) > 0 FROM j",
         key_id, id, "could not cancel the job", err, errlen);
 }

@@ -26,6 +26,7 @@ struct job_spec {
     int priority;
     int max_chars;
     int overlap_chars;
+    const char *collection_id; /* NULL: a job outside any collection; else documents upsert */
 };
 
 /* A job as stored, with its stats. */
@@ -48,6 +49,11 @@ struct job_row {
     int64_t google_batches; /* batches created at Google (each one paid) */
     int64_t texts_sent;     /* texts Google embedded for this job, resubmissions included */
     char created_at[40], started_at[40], finished_at[40], last_activity_at[40]; /* "" if null */
+    char collection_id[JOB_ID_LEN + 1]; /* "" for a job outside collections */
+    int64_t documents_new, documents_updated, documents_unchanged, documents_metadata,
+        documents_deleted; /* a collection job's upserts */
+    int64_t chunks_reused; /* filled from vectors already stored under the key */
+    int64_t tokens_batch, tokens_interactive, tokens_reused, tokens_estimated; /* for cost */
 };
 
 extern const char *const jobs_batch_states[7];

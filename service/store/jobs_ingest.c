@@ -3,7 +3,10 @@
 #include "store/jobs_ingest.h"
 
 #include "chunker/chunker.h"
+#include "store/collections.h"
 #include "store/db.h"
+#include "store/identity.h"
+#include "store/pgarray.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
 
@@ -129,6 +132,22 @@ struct seen { /* one document id, by hash (exactness is checked on a hit) */
     uint32_t index_plus1; /* 0: empty slot */
 };
 
+/*
+ * A collection job compares each document with the collection's stored one
+ * before chunking it (an unchanged document costs a hash and a lookup, no
+ * rows). Documents wait in a queue of at most QUEUE_DOCS / QUEUE_BYTES so
+ * that one statement looks up a batch of ids.
+ */
+#define QUEUE_DOCS  512
+#define QUEUE_BYTES (4u << 20)
+
+struct qdoc {
+    size_t index;                   /* its number in the job */
+    char *id, *title, *meta, *text; /* owned copies; title and meta may be NULL */
+    size_t id_len, title_len, text_len;
+    unsigned char content[IDENTITY_LEN]; /* identity_content(title, text) */
+};
+
 struct jobs_ingest {
     PGconn *c;
     char id[JOB_ID_LEN + 1];
@@ -139,6 +158,20 @@ struct jobs_ingest {
     int64_t seq, tokens;
     struct seen *seen; /* open addressing, at most half full */
     size_t seen_cap;
+    char key[24]; /* the API key's id, as text */
+    char model[64], task[32];
+    struct identity_space sp;
+    /* collection upserts ("" when the job stands alone) */
+    char coll[JOB_ID_LEN + 1];
+    struct qdoc *q;
+    size_t nq, qbytes;
+    struct buf up_ids, up_idx, up_hash; /* new versions, as text-array literals */
+    size_t n_up;
+    struct buf md_ids, md_meta; /* metadata-only changes */
+    size_t n_md;
+    struct buf del; /* ids to delete (a text-array literal) */
+    size_t n_del;
+    int64_t docs_new, docs_updated, docs_unchanged, docs_metadata;
 };
 
 static uint64_t id_hash(const char *s, size_t n)
@@ -180,7 +213,7 @@ static bool chunks_send(struct jobs_ingest *in, char *err, size_t errlen)
     if (!in->copying) {
         PGresult *r = PQexec(in->c, "COPY chunks (job_id, seq, doc_index, chunk_index,"
                                     " char_start, char_end, tokens, text_json_len,"
-                                    " title_json_len, text) FROM STDIN");
+                                    " title_json_len, key_id, identity, text) FROM STDIN");
         bool ok = PQresultStatus(r) == PGRES_COPY_IN;
         if (!ok)
             db_error(r, in->c, "could not start COPY", err, errlen);
@@ -227,8 +260,8 @@ static bool ingest_flush(struct jobs_ingest *in, char *err, size_t errlen)
     bool ok = chunks_send(in, err, errlen) && chunks_end(in, false, err, errlen);
     if (ok && in->docs.len)
         ok = copy_rows(in->c,
-                       "COPY documents (job_id, doc_index, doc_id, title, metadata, chars)"
-                       " FROM STDIN",
+                       "COPY documents (job_id, doc_index, doc_id, title, metadata, chars,"
+                       " first_seq, n_chunks, content_sha256) FROM STDIN",
                        &in->docs, "could not store documents", err, errlen);
     buf_reset(&in->docs);
     buf_reset(&in->chunks);
@@ -254,6 +287,8 @@ static bool stored_doc_id_is(struct jobs_ingest *in, size_t i, const char *id, s
     return ok;
 }
 
+static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen);
+
 /*
  * Whether d->id was already used in this job; records it otherwise. Only a
  * 16-byte entry per document is kept (1.6 MB for 100,000 documents), not the
@@ -274,7 +309,7 @@ static enum jobs_result ingest_check_id(struct jobs_ingest *in, const struct ing
         if (in->seen[k].hash != h)
             continue;
         /* a duplicate or (rarely) a hash collision: compare with the stored id */
-        if (!ingest_flush(in, err, errlen))
+        if (!(in->coll[0] ? queue_resolve(in, err, errlen) : ingest_flush(in, err, errlen)))
             return JOBS_ERROR;
         bool same = false;
         size_t first = in->seen[k].index_plus1 - 1;
@@ -289,12 +324,83 @@ static enum jobs_result ingest_check_id(struct jobs_ingest *in, const struct ing
     return JOBS_OK;
 }
 
+static void qdoc_free(struct qdoc *d)
+{
+    free(d->id);
+    free(d->title);
+    free(d->meta);
+    free(d->text);
+}
+
 static void ingest_free(struct jobs_ingest *in)
 {
     buf_cleanup(&in->docs);
     buf_cleanup(&in->chunks);
+    for (size_t i = 0; i < in->nq; i++)
+        qdoc_free(&in->q[i]);
+    free(in->q);
+    struct buf *bufs[] = {&in->up_ids, &in->up_idx,  &in->up_hash,
+                          &in->md_ids, &in->md_meta, &in->del};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        buf_cleanup(bufs[i]);
     free(in->seen);
     free(in);
+}
+
+/* "\\x" and the hex of n bytes: a bytea in a COPY text row. */
+static bool copy_bytea(struct buf *b, const unsigned char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!buf_puts(b, "\\\\x") || !buf_reserve(b, 2 * n))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        b->data[b->len++] = hex[p[i] >> 4];
+        b->data[b->len++] = hex[p[i] & 15];
+    }
+    b->data[b->len] = '\0';
+    return true;
+}
+
+/*
+ * The rows of document number i: its documents row and, unless chunks is
+ * false (an unchanged or metadata-only document of a collection), its chunks
+ * with their identities and request sizes. content: its identity_content,
+ * or NULL outside collections.
+ */
+static bool store_doc(struct jobs_ingest *in, size_t i, const struct ingest_doc *d,
+                      const unsigned char *content, bool chunks)
+{
+    struct chunk *ch = NULL;
+    size_t nc = 0;
+    if (chunks && !chunker_split(d->text, d->text_len, &in->opts, &ch, &nc))
+        return false;
+    struct buf *db = &in->docs, *cb = &in->chunks;
+    bool ok = buf_printf(db, "%s\t%zu\t", in->id, i) && copy_text(db, d->id, d->id_len) &&
+              buf_putc(db, '\t') &&
+              (d->title ? copy_text(db, d->title, d->title_len) : buf_puts(db, "\\N")) &&
+              buf_putc(db, '\t') &&
+              (d->metadata_json ? copy_text(db, d->metadata_json, strlen(d->metadata_json))
+                                : buf_puts(db, "\\N")) &&
+              buf_printf(db, "\t%zu\t%lld\t%zu\t", utf8_count(d->text, d->text_len),
+                         (long long)in->seq, nc) &&
+              (content ? copy_bytea(db, content, IDENTITY_LEN) : buf_puts(db, "\\N")) &&
+              buf_putc(db, '\n');
+    /* request sizes for the claim (store/pipeline.c), which reads no text */
+    long title_len = d->title ? (long)jsonw_str_len(d->title, d->title_len) : -1;
+    for (size_t k = 0; k < nc && ok; k++) {
+        const char *t = d->text + ch[k].byte_start;
+        size_t tl = ch[k].byte_end - ch[k].byte_start;
+        unsigned char ident[IDENTITY_LEN];
+        ok = identity_of(&in->sp, d->title, d->title_len, t, tl, ident) &&
+             buf_printf(cb, "%s\t%lld\t%zu\t%zu\t%zu\t%zu\t%lld\t%zu\t%ld\t%s\t", in->id,
+                        (long long)in->seq++, i, k, ch[k].char_start, ch[k].char_end,
+                        (long long)ch[k].tokens, jsonw_str_len(t, tl), title_len, in->key) &&
+             copy_bytea(cb, ident, IDENTITY_LEN) && buf_putc(cb, '\t') && copy_text(cb, t, tl) &&
+             buf_putc(cb, '\n');
+        in->tokens += ch[k].tokens;
+    }
+    free(ch);
+    return ok;
 }
 
 struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, char *err,
@@ -317,14 +423,24 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
         ingest_free(in);
         return NULL;
     }
-    char key[24], dims[16], prio[16], maxc[16], ovl[16];
-    snprintf(key, sizeof(key), "%lld", (long long)spec->key_id);
+    snprintf(in->key, sizeof(in->key), "%lld", (long long)spec->key_id);
+    snprintf(in->model, sizeof(in->model), "%s", spec->model);
+    snprintf(in->task, sizeof(in->task), "%s", spec->task_type);
+    in->sp =
+        (struct identity_space){in->model, spec->output_dimensionality, in->task, spec->normalize};
+    if (spec->collection_id)
+        snprintf(in->coll, sizeof(in->coll), "%s", spec->collection_id);
+    struct buf *bufs[] = {&in->up_ids, &in->up_idx,  &in->up_hash,
+                          &in->md_ids, &in->md_meta, &in->del};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        buf_init(bufs[i], SIZE_MAX / 4);
+    char dims[16], prio[16], maxc[16], ovl[16];
     snprintf(dims, sizeof(dims), "%d", spec->output_dimensionality);
     snprintf(prio, sizeof(prio), "%d", spec->priority);
     snprintf(maxc, sizeof(maxc), "%d", spec->max_chars);
     snprintf(ovl, sizeof(ovl), "%d", spec->overlap_chars);
-    const char *vals[10] = {in->id,
-                            key,
+    const char *vals[11] = {in->id,
+                            in->key,
                             spec->display_name,
                             spec->model,
                             spec->task_type,
@@ -332,7 +448,8 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
                             spec->normalize ? "t" : "f",
                             prio,
                             maxc,
-                            ovl};
+                            ovl,
+                            in->coll[0] ? in->coll : NULL};
     if (!db_exec(c, "BEGIN", err, errlen)) {
         ingest_free(in);
         return NULL;
@@ -340,9 +457,9 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
     if (!exec_params(c,
                      "INSERT INTO jobs (id, api_key_id, display_name, model, task_type,"
                      " output_dimensionality, normalize, priority, max_chars, overlap_chars,"
-                     " documents, chunks_total, chunks_pending, token_estimate)"
-                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, 0, 0)",
-                     10, vals, "could not store the job", err, errlen)) {
+                     " collection_id, documents, chunks_total, chunks_pending, token_estimate)"
+                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, 0, 0)",
+                     11, vals, "could not store the job", err, errlen)) {
         jobs_ingest_abort(in);
         return NULL;
     }
@@ -354,6 +471,208 @@ size_t jobs_ingest_documents(const struct jobs_ingest *in)
     return in->n_docs;
 }
 
+/* ---- collections: compare, then store what changed ---- */
+
+/* Queue a copy of d (document number index) for the next lookup. */
+static bool queue_doc(struct jobs_ingest *in, size_t index, const struct ingest_doc *d)
+{
+    if (!in->q && !(in->q = calloc(QUEUE_DOCS, sizeof(*in->q))))
+        return false;
+    struct qdoc *x = &in->q[in->nq];
+    memset(x, 0, sizeof(*x));
+    x->index = index;
+    x->id = strndup(d->id, d->id_len);
+    x->id_len = d->id_len;
+    x->text = malloc(d->text_len + 1);
+    x->text_len = d->text_len;
+    if (x->text) {
+        memcpy(x->text, d->text, d->text_len);
+        x->text[d->text_len] = '\0';
+    }
+    if (d->title) {
+        x->title = strndup(d->title, d->title_len);
+        x->title_len = d->title_len;
+    }
+    if (d->metadata_json)
+        x->meta = strdup(d->metadata_json);
+    in->nq++;
+    in->qbytes += d->id_len + d->text_len + d->title_len + 64;
+    bool ok = x->id && x->text && (!d->title || x->title) && (!d->metadata_json || x->meta) &&
+              identity_content(d->title, d->title_len, d->text, d->text_len, x->content);
+    return ok;
+}
+
+/* "{a,b,...}" of the queued ids. */
+static bool queue_ids(const struct jobs_ingest *in, struct buf *out)
+{
+    bool ok = buf_putc(out, '{');
+    for (size_t i = 0; i < in->nq && ok; i++)
+        ok = (!i || buf_putc(out, ',')) && pgarray_text(out, in->q[i].id);
+    return ok && buf_putc(out, '}');
+}
+
+/* Write the new versions and metadata changes collected so far (their
+ * document rows must be stored first: ingest_flush). */
+static bool upserts_send(struct jobs_ingest *in, char *err, size_t errlen)
+{
+    bool ok = true;
+    if (in->n_up) {
+        ok =
+            buf_putc(&in->up_ids, '}') && buf_putc(&in->up_idx, '}') && buf_putc(&in->up_hash, '}');
+        const char *v[5] = {in->coll, in->id, in->up_ids.data, in->up_idx.data, in->up_hash.data};
+        /* ids in order, so that two jobs upserting the same documents take their row locks in
+         * the same order */
+        ok = ok && exec_params(in->c,
+                               "INSERT INTO collection_documents (collection_id, doc_id,"
+                               " next_job_id, next_doc_index, next_content_sha256)"
+                               " SELECT $1, u.id, $2, u.i, decode(u.h, 'hex')"
+                               " FROM unnest($3::text[], $4::int[], $5::text[]) AS u(id, i, h)"
+                               " ORDER BY u.id"
+                               " ON CONFLICT (collection_id, doc_id) DO UPDATE SET"
+                               " next_job_id = excluded.next_job_id,"
+                               " next_doc_index = excluded.next_doc_index,"
+                               " next_content_sha256 = excluded.next_content_sha256,"
+                               " error = NULL, updated_at = now()",
+                               5, v, "could not record new document versions", err, errlen);
+    }
+    if (ok && in->n_md) {
+        ok = buf_putc(&in->md_ids, '}') && buf_putc(&in->md_meta, '}');
+        const char *v[3] = {in->coll, in->md_ids.data, in->md_meta.data};
+        ok = ok && exec_params(in->c,
+                               "UPDATE collection_documents cd SET metadata = u.m::json,"
+                               " updated_at = now()"
+                               " FROM unnest($2::text[], $3::text[]) AS u(id, m)"
+                               " WHERE cd.collection_id = $1 AND cd.doc_id = u.id",
+                               3, v, "could not update document metadata", err, errlen);
+    }
+    buf_reset(&in->up_ids);
+    buf_reset(&in->up_idx);
+    buf_reset(&in->up_hash);
+    buf_reset(&in->md_ids);
+    buf_reset(&in->md_meta);
+    in->n_up = in->n_md = 0;
+    return ok;
+}
+
+/* Append to a text-array literal being built ("{" first). */
+static bool arr_add(struct buf *b, size_t n, const char *s)
+{
+    return (n ? buf_putc(b, ',') : buf_putc(b, '{')) && pgarray_text(b, s);
+}
+
+/* Look the queued documents up in the collection and store each as what it
+ * is: new or updated (rows, chunks, a next version), metadata only, or
+ * unchanged (a document row without chunks). */
+static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen)
+{
+    if (!in->nq)
+        return true;
+    struct buf ids;
+    buf_init(&ids, SIZE_MAX / 4);
+    bool ok = queue_ids(in, &ids);
+    const char *v[2] = {in->coll, ids.data};
+    /* compared with the latest version accepted: the one being embedded, else the current */
+    PGresult *r = ok ? PQexecParams(in->c,
+                                    "SELECT doc_id, coalesce(next_content_sha256, content_sha256),"
+                                    " metadata::text, version FROM collection_documents"
+                                    " WHERE collection_id = $1 AND doc_id = ANY($2::text[])",
+                                    2, NULL, v, NULL, NULL, 0)
+                     : NULL;
+    buf_cleanup(&ids);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        if (r)
+            db_error(r, in->c, "could not look up collection documents", err, errlen);
+        else
+            snprintf(err, errlen, "out of memory");
+        PQclear(r);
+        return false;
+    }
+    int rows = PQntuples(r);
+    for (size_t k = 0; k < in->nq && ok; k++) {
+        struct qdoc *x = &in->q[k];
+        int row = -1;
+        for (int j = 0; j < rows && row < 0; j++)
+            if ((size_t)PQgetlength(r, j, 0) == x->id_len &&
+                memcmp(PQgetvalue(r, j, 0), x->id, x->id_len) == 0)
+                row = j;
+        char hex[2 * IDENTITY_LEN + 3];
+        for (int b = 0; b < IDENTITY_LEN; b++)
+            snprintf(hex + 2 * b, 3, "%02x", x->content[b]);
+        bool same = row >= 0 && !PQgetisnull(r, row, 1) &&
+                    strcmp(PQgetvalue(r, row, 1) + 2, hex) == 0; /* "\x..." */
+        bool meta_same = row >= 0 && (PQgetisnull(r, row, 2)
+                                          ? x->meta == NULL
+                                          : x->meta && strcmp(PQgetvalue(r, row, 2), x->meta) == 0);
+        struct ingest_doc d = {x->id,   x->id_len, x->title,   x->title_len,
+                               x->meta, x->text,   x->text_len};
+        if (same) {
+            ok = store_doc(in, x->index, &d, x->content, false);
+            if (meta_same) {
+                in->docs_unchanged++;
+            } else {
+                in->docs_metadata++;
+                ok = ok && arr_add(&in->md_ids, in->n_md, x->id) &&
+                     arr_add(&in->md_meta, in->n_md, x->meta ? x->meta : "null");
+                in->n_md++;
+            }
+        } else {
+            bool updated = row >= 0 && db_int(PQgetvalue(r, row, 3)) > 0;
+            (*(updated ? &in->docs_updated : &in->docs_new))++;
+            char idx[24];
+            snprintf(idx, sizeof(idx), "%zu", x->index);
+            ok = store_doc(in, x->index, &d, x->content, true) &&
+                 arr_add(&in->up_ids, in->n_up, x->id) && arr_add(&in->up_idx, in->n_up, idx) &&
+                 arr_add(&in->up_hash, in->n_up, hex);
+            in->n_up++;
+        }
+    }
+    PQclear(r);
+    if (!ok)
+        snprintf(err, errlen, "could not store documents: out of memory");
+    for (size_t k = 0; k < in->nq; k++)
+        qdoc_free(&in->q[k]);
+    in->nq = in->qbytes = 0;
+    return ok && ingest_flush(in, err, errlen) && upserts_send(in, err, errlen);
+}
+
+enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *ids, size_t n,
+                                    size_t *missing, char *err, size_t errlen)
+{
+    if (!in->coll[0] || !n)
+        return JOBS_OK;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = arr_add(&in->del, in->n_del++, ids[i]);
+    struct buf lit;
+    buf_init(&lit, SIZE_MAX / 4);
+    ok = ok && buf_puts(&lit, in->del.data) && buf_putc(&lit, '}');
+    if (!ok) {
+        buf_cleanup(&lit);
+        snprintf(err, errlen, "out of memory");
+        return JOBS_ERROR;
+    }
+    const char *v[2] = {in->coll, lit.data};
+    PGresult *r = PQexecParams(in->c,
+                               "SELECT u.o - 1 FROM unnest($2::text[]) WITH ORDINALITY AS u(id, o)"
+                               " WHERE NOT EXISTS (SELECT 1 FROM collection_documents cd"
+                               "   WHERE cd.collection_id = $1 AND cd.doc_id = u.id)"
+                               " ORDER BY u.o LIMIT 1",
+                               2, NULL, v, NULL, NULL, 0);
+    buf_cleanup(&lit);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        db_error(r, in->c, "could not check the documents to delete", err, errlen);
+        PQclear(r);
+        return JOBS_ERROR;
+    }
+    enum jobs_result res = JOBS_OK;
+    if (PQntuples(r) == 1) {
+        *missing = (size_t)db_int(PQgetvalue(r, 0, 0)) + (in->n_del - n);
+        res = JOBS_NOT_FOUND;
+    }
+    PQclear(r);
+    return res;
+}
+
 enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc *d, size_t *dup_of,
                                  char *err, size_t errlen)
 {
@@ -361,66 +680,157 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
     if (res != JOBS_OK)
         return res;
     size_t i = in->n_docs;
-    struct buf *db = &in->docs, *cb = &in->chunks;
-    bool ok = buf_printf(db, "%s\t%zu\t", in->id, i) && copy_text(db, d->id, d->id_len) &&
-              buf_putc(db, '\t') &&
-              (d->title ? copy_text(db, d->title, d->title_len) : buf_puts(db, "\\N")) &&
-              buf_putc(db, '\t') &&
-              (d->metadata_json ? copy_text(db, d->metadata_json, strlen(d->metadata_json))
-                                : buf_puts(db, "\\N")) &&
-              buf_printf(db, "\t%zu\n", utf8_count(d->text, d->text_len));
-    struct chunk *ch = NULL;
-    size_t nc = 0;
-    ok = ok && chunker_split(d->text, d->text_len, &in->opts, &ch, &nc);
-    /* request sizes for the claim (store/pipeline.c), which reads no text */
-    long title_len = d->title ? (long)jsonw_str_len(d->title, d->title_len) : -1;
-    for (size_t k = 0; k < nc && ok; k++) {
-        const char *t = d->text + ch[k].byte_start;
-        size_t tl = ch[k].byte_end - ch[k].byte_start;
-        ok = buf_printf(cb, "%s\t%lld\t%zu\t%zu\t%zu\t%zu\t%lld\t%zu\t%ld\t", in->id,
-                        (long long)in->seq++, i, k, ch[k].char_start, ch[k].char_end,
-                        (long long)ch[k].tokens, jsonw_str_len(t, tl), title_len) &&
-             copy_text(cb, t, tl) && buf_putc(cb, '\n');
-        in->tokens += ch[k].tokens;
+    bool ok;
+    if (in->coll[0]) {
+        ok = queue_doc(in, i, d);
+        in->n_docs++;
+        if (ok && (in->nq == QUEUE_DOCS || in->qbytes >= QUEUE_BYTES))
+            return queue_resolve(in, err, errlen) ? JOBS_OK : JOBS_ERROR;
+    } else {
+        ok = store_doc(in, i, d, NULL, true);
+        in->n_docs++;
     }
-    free(ch);
     if (!ok) {
         snprintf(err, errlen, "could not chunk documents: out of memory");
         return JOBS_ERROR;
     }
-    in->n_docs++;
-    if (cb->len >= INGEST_CHUNK_SEND && !chunks_send(in, err, errlen))
+    if (in->chunks.len >= INGEST_CHUNK_SEND && !chunks_send(in, err, errlen))
         return JOBS_ERROR;
-    if (db->len >= INGEST_DOCS_BATCH && !ingest_flush(in, err, errlen))
+    if (in->docs.len >= INGEST_DOCS_BATCH && !ingest_flush(in, err, errlen))
         return JOBS_ERROR;
     return JOBS_OK;
+}
+
+/*
+ * Fill the job's pending chunks whose identity already has a vector under
+ * the same API key (any earlier job or collection), without calling Google:
+ * the vector's bytes are copied, and Google's token count with them. Index
+ * probes only (planner settings as for the claim): the cost is the job's
+ * size, not the table's. Returns the counts through *n and *tokens.
+ */
+static bool reuse_vectors(struct jobs_ingest *in, int64_t *n, int64_t *tokens, char *err,
+                          size_t errlen)
+{
+    const char *v[2] = {in->id, in->key};
+    bool ok = db_exec(in->c,
+                      "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off;"
+                      " SET LOCAL enable_mergejoin = off",
+                      err, errlen);
+    PGresult *r =
+        ok ? PQexecParams(
+                 in->c,
+                 "WITH src AS (SELECT c.seq, s.embedding, s.google_tokens, c.tokens FROM chunks c"
+                 "   CROSS JOIN LATERAL (SELECT embedding, google_tokens FROM chunks s"
+                 "     WHERE s.key_id = $2 AND s.identity = c.identity AND s.state = 2 LIMIT 1) s"
+                 "   WHERE c.job_id = $1 AND c.state = 0),"
+                 " upd AS (UPDATE chunks c SET state = 2, embedding = src.embedding,"
+                 "   google_tokens = src.google_tokens, reused = true"
+                 "   FROM src WHERE c.job_id = $1 AND c.seq = src.seq"
+                 "   RETURNING c.doc_index, coalesce(src.google_tokens, src.tokens) AS t),"
+                 " docs AS (UPDATE documents d SET chunks_done = d.chunks_done + x.n"
+                 "   FROM (SELECT doc_index, count(*) AS n FROM upd GROUP BY doc_index) x"
+                 "   WHERE d.job_id = $1 AND d.doc_index = x.doc_index RETURNING 1)"
+                 " SELECT (SELECT count(*) FROM upd), (SELECT coalesce(sum(t), 0) FROM upd),"
+                 " (SELECT count(*) FROM docs)",
+                 2, NULL, v, NULL, NULL, 0)
+           : NULL;
+    ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok && r)
+        db_error(r, in->c, "could not reuse stored vectors", err, errlen);
+    if (ok) {
+        *n = db_int(PQgetvalue(r, 0, 0));
+        *tokens = db_int(PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    return ok && db_exec(in->c,
+                         "SET LOCAL enable_seqscan = on; SET LOCAL enable_hashjoin = on;"
+                         " SET LOCAL enable_mergejoin = on",
+                         err, errlen);
 }
 
 bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], char *err,
                         size_t errlen)
 {
-    char ndocs[24], nchunks[24], ntok[24];
+    int64_t reused = 0, reused_tokens = 0, deleted = 0;
+    bool ok = queue_resolve(in, err, errlen) && ingest_flush(in, err, errlen) &&
+              reuse_vectors(in, &reused, &reused_tokens, err, errlen);
+    if (ok && in->n_del) {
+        struct buf lit;
+        buf_init(&lit, SIZE_MAX / 4);
+        ok = buf_puts(&lit, in->del.data) && buf_putc(&lit, '}');
+        const char *v[2] = {in->coll, lit.data};
+        PGresult *r = ok ? PQexecParams(in->c,
+                                        "WITH d AS (DELETE FROM collection_documents"
+                                        "   WHERE collection_id = $1 AND doc_id = ANY($2::text[])"
+                                        "   RETURNING version)"
+                                        " SELECT count(*), count(*) FILTER (WHERE version > 0)"
+                                        " FROM d",
+                                        2, NULL, v, NULL, NULL, 0)
+                         : NULL;
+        buf_cleanup(&lit);
+        ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
+        if (!ok)
+            db_error(r, in->c, "could not delete documents", err, errlen);
+        int64_t current = 0;
+        if (ok) {
+            deleted = db_int(PQgetvalue(r, 0, 0));
+            current = db_int(PQgetvalue(r, 0, 1));
+        }
+        PQclear(r);
+        char cur[24];
+        snprintf(cur, sizeof(cur), "%lld", (long long)current);
+        const char *v2[2] = {in->coll, cur};
+        ok = ok && exec_params(in->c,
+                               "UPDATE collections SET version = version + 1,"
+                               " documents = documents - $2::int WHERE id = $1",
+                               2, v2, "could not update the collection", err, errlen);
+    }
+    char ndocs[24], nchunks[24], ntok[24], nre[24], retok[24], c_new[24], c_upd[24], c_unch[24],
+        c_md[24], c_del[24];
     snprintf(ndocs, sizeof(ndocs), "%zu", in->n_docs);
     snprintf(nchunks, sizeof(nchunks), "%lld", (long long)in->seq);
     snprintf(ntok, sizeof(ntok), "%lld", (long long)in->tokens);
-    const char *vals[4] = {in->id, ndocs, nchunks, ntok};
-    bool ok = ingest_flush(in, err, errlen) &&
-              exec_params(in->c,
-                          "UPDATE jobs SET documents = $2, chunks_total = $3, chunks_pending = $3,"
-                          " token_estimate = $4 WHERE id = $1",
-                          4, vals, "could not count chunks", err, errlen) &&
-              db_exec(in->c, "COMMIT", err, errlen);
+    snprintf(nre, sizeof(nre), "%lld", (long long)reused);
+    snprintf(retok, sizeof(retok), "%lld", (long long)reused_tokens);
+    snprintf(c_new, sizeof(c_new), "%lld", (long long)in->docs_new);
+    snprintf(c_upd, sizeof(c_upd), "%lld", (long long)in->docs_updated);
+    snprintf(c_unch, sizeof(c_unch), "%lld", (long long)in->docs_unchanged);
+    snprintf(c_md, sizeof(c_md), "%lld", (long long)in->docs_metadata);
+    snprintf(c_del, sizeof(c_del), "%lld", (long long)deleted);
+    const char *vals[11] = {in->id, ndocs, nchunks, ntok, nre,  retok,
+                            c_new,  c_upd, c_unch,  c_md, c_del};
+    /* a job with nothing left to send is done at once */
+    ok = ok && exec_params(in->c,
+                           "UPDATE jobs SET documents = $2, chunks_total = $3,"
+                           " chunks_pending = $3::int - $5::int, chunks_succeeded = $5,"
+                           " chunks_reused = $5, tokens_reused = $6, token_estimate = $4,"
+                           " documents_new = $7, documents_updated = $8, documents_unchanged = $9,"
+                           " documents_metadata = $10, documents_deleted = $11,"
+                           " state = CASE WHEN $3::int = $5::int THEN 'succeeded' ELSE state END,"
+                           " finished_at = CASE WHEN $3::int = $5::int THEN now() END"
+                           " WHERE id = $1",
+                           11, vals, "could not count chunks", err, errlen);
+    /* documents whose every chunk was reused become current now */
+    if (ok && in->coll[0]) {
+        const char *v[1] = {in->coll};
+        ok = coll_flip(in->c, in->id, NULL, err, errlen) &&
+             (in->docs_metadata == 0 ||
+              exec_params(in->c, "UPDATE collections SET version = version + 1 WHERE id = $1", 1, v,
+                          "could not update the collection", err, errlen));
+    }
+    ok = ok && db_exec(in->c, "COMMIT", err, errlen);
     if (!ok) {
         jobs_ingest_abort(in);
         return false;
     }
     memcpy(id_out, in->id, JOB_ID_LEN + 1);
     /* A large job changes the tables' statistics at once, long before
-     * autovacuum looks: planned with the old ones, the workers' claims and
-     * stores took the job for a handful of rows and looped over all of them
-     * (measured: a second 100,000-chunk job took 75-89 s instead of 22 s, its
-     * claims up to 40 s each). ANALYZE samples a bounded number of rows
-     * (~0.3 s at 200,000 chunks); a failure only leaves the old statistics. */
+     * autovacuum looks: planned with the old ones, the workers' stores took
+     * the job for a handful of rows and looped over all of them (measured: a
+     * second 100,000-chunk job took 75-89 s instead of 22 s). ANALYZE samples
+     * a bounded number of rows (~0.3 s at 200,000 chunks); a failure only
+     * leaves the old statistics. (Claims no longer depend on statistics:
+     * store/pipeline.c.) */
     if (in->seq >= JOBS_ANALYZE_MIN_CHUNKS) {
         PGresult *r = PQexec(in->c, "ANALYZE chunks, documents");
         PQclear(r);

@@ -37,6 +37,13 @@ bool jobs_create(PGconn *c, const struct job_spec *spec, const struct ingest_doc
 /*
  * Streaming ingest: a job whose documents arrive one at a time, all stored in
  * one transaction on c (which the caller keeps for the whole ingest):
+ * For a job into a collection (spec->collection_id), each document is first
+ * compared with the collection's: unchanged ones get a document row and no
+ * chunks, metadata-only changes update the collection at once, new and
+ * changed ones are chunked and become the document's next version. Every
+ * job's chunks whose vector already exists under the API key are filled from
+ * it at finish (chunks_reused); a job with nothing left to send is succeeded
+ * when it is committed.
  * begin (BEGIN, the job row), add per document (chunked at once; rows are
  * written with COPY in bounded batches), then finish (totals, COMMIT) or
  * abort (ROLLBACK). On any failure nothing is stored. Memory is bounded by a
@@ -52,6 +59,11 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
  * only be aborted then, as after JOBS_ERROR). d is not kept. */
 enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc *d, size_t *dup_of,
                                  char *err, size_t errlen) SVC_MUSTCHECK;
+/* A collection job also removes documents ids[0..n) (kept until finish).
+ * JOBS_NOT_FOUND: the collection has no document ids[*missing] (the ingest
+ * can only be aborted then). A no-op for a job outside collections. */
+enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *ids, size_t n,
+                                    size_t *missing, char *err, size_t errlen) SVC_MUSTCHECK;
 /* Documents added so far. */
 size_t jobs_ingest_documents(const struct jobs_ingest *in);
 /* Store the totals and commit; in is freed either way (rolled back on failure). */

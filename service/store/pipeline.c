@@ -1,6 +1,7 @@
 /* pipeline.c: the database side of the worker pipeline (see pipeline.h). */
 #include "store/pipeline.h"
 
+#include "store/collections.h"
 #include "store/db.h"
 #include "store/pgarray.h"
 #include "log.h"
@@ -85,7 +86,7 @@ static bool load_job(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
     const char *v[1] = {b->job_id};
     PGresult *r = q(c,
                     "SELECT model, task_type, output_dimensionality, normalize, state,"
-                    " chunks_total FROM jobs WHERE id = $1",
+                    " chunks_total, collection_id IS NOT NULL FROM jobs WHERE id = $1",
                     1, v, "could not read the job", err, errlen);
     if (!r)
         return false;
@@ -97,6 +98,7 @@ static bool load_job(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
         b->normalize = PQgetvalue(r, 0, 3)[0] == 't';
         snprintf(b->job_state, sizeof(b->job_state), "%s", PQgetvalue(r, 0, 4));
         b->job_chunks = db_int(PQgetvalue(r, 0, 5));
+        b->in_collection = PQgetvalue(r, 0, 6)[0] == 't';
     } else {
         snprintf(err, errlen, "job %s is gone", b->job_id);
     }
@@ -164,7 +166,8 @@ const char *const pipe_claim_begin_sql =
 
 const char *const pipe_claim_job_sql =
     "SELECT id, model, task_type, output_dimensionality, normalize, state, chunks_total,"
-    " claim_seq FROM jobs WHERE state IN ('pending', 'running') AND chunks_pending > 0"
+    " claim_seq, collection_id IS NOT NULL FROM jobs"
+    " WHERE state IN ('pending', 'running') AND chunks_pending > 0"
     " ORDER BY priority DESC, last_claim_at NULLS FIRST, created_at LIMIT 1";
 
 /* Pending chunks from the cursor in primary-key order: the index scan stops
@@ -190,6 +193,7 @@ static int claim_job(PGconn *c, struct pipe_batch *out, int64_t *cursor, char *e
         snprintf(out->job_state, sizeof(out->job_state), "%s", PQgetvalue(r, 0, 5));
         out->job_chunks = db_int(PQgetvalue(r, 0, 6));
         *cursor = db_int(PQgetvalue(r, 0, 7));
+        out->in_collection = PQgetvalue(r, 0, 8)[0] == 't';
     }
     PQclear(r);
     return any;
@@ -496,7 +500,7 @@ static const char *const finish_sql =
  * (the claim cursor must go back there). */
 static bool requeue_or_fail(PGconn *c, const struct pipe_batch *b, const char *seqs,
                             const char *errors, int max_attempts, size_t *requeued, size_t *failed,
-                            int64_t *min_back, char *err, size_t errlen)
+                            int64_t *min_back, struct buf *dead_docs, char *err, size_t errlen)
 {
     char bid[24], maxa[16];
     snprintf(bid, sizeof(bid), "%lld", (long long)b->id);
@@ -508,16 +512,25 @@ static bool requeue_or_fail(PGconn *c, const struct pipe_batch *b, const char *s
                     " batch_id = NULL, error = u.e"
                     " FROM unnest($3::int[], $4::text[]) AS u(s, e)"
                     " WHERE chunks.job_id = $1 AND chunks.seq = u.s AND chunks.batch_id = $2"
-                    " AND chunks.state = 1 RETURNING chunks.state, chunks.seq",
+                    " AND chunks.state = 1 RETURNING chunks.state, chunks.seq, chunks.doc_index",
                     5, v, "could not requeue failed chunks", err, errlen);
     if (!r)
         return false;
-    for (int i = 0; i < PQntuples(r); i++) {
+    bool ok = true;
+    for (int i = 0; i < PQntuples(r) && ok; i++) {
         bool dead = PQgetvalue(r, i, 0)[0] == '3';
         (*(dead ? failed : requeued))++;
         int64_t seq = db_int(PQgetvalue(r, i, 1));
         if (!dead && seq < *min_back)
             *min_back = seq;
+        if (dead && b->in_collection)
+            ok = (!dead_docs->len || buf_putc(dead_docs, ',')) &&
+                 buf_puts(dead_docs, PQgetvalue(r, i, 2));
+    }
+    if (!ok) {
+        PQclear(r);
+        snprintf(err, errlen, "out of memory");
+        return false;
     }
     PQclear(r);
     return true;
@@ -527,9 +540,17 @@ static bool requeue_or_fail(PGconn *c, const struct pipe_batch *b, const char *s
 #define STORE_SLICE 1000
 
 /* UPDATE the chunks of res[from..to) that have a vector; adds to *stored. */
+/* What a store did, for the job's counters and its collection's documents. */
+struct store_tally {
+    size_t stored;
+    int64_t tokens, estimated; /* tokens of the stored chunks; of those, estimated ones */
+    struct buf docs;           /* "1,5,..." doc_index of every stored chunk (collection jobs) */
+};
+
 static bool store_slice(PGconn *c, const struct pipe_batch *b, const char *bid,
                         const struct pipe_result *res, size_t from, size_t to, struct buf *seqs,
-                        struct buf *vecs, size_t *stored, char *err, size_t errlen)
+                        struct buf *vecs, struct buf *toks, struct store_tally *t, char *err,
+                        size_t errlen)
 {
     bool norm = b->normalize;
     size_t nok = 0;
@@ -539,44 +560,100 @@ static bool store_slice(PGconn *c, const struct pipe_batch *b, const char *bid,
         return true;
     buf_reset(seqs);
     buf_reset(vecs);
-    bool ok =
-        pgarray_begin(seqs, PGARRAY_INT4_OID, nok) && pgarray_begin(vecs, PGARRAY_BYTEA_OID, nok);
+    buf_reset(toks);
+    bool ok = pgarray_begin(seqs, PGARRAY_INT4_OID, nok) &&
+              pgarray_begin(vecs, PGARRAY_BYTEA_OID, nok) &&
+              pgarray_begin(toks, PGARRAY_INT4_OID, nok);
     for (size_t i = from; i < to && ok; i++)
         if (res[i].values)
             ok = pgarray_int4(seqs, res[i].seq) &&
-                 pgarray_vector(vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072);
+                 pgarray_vector(vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072) &&
+                 pgarray_int4(toks, res[i].tokens >= 0 && res[i].tokens < INT32_MAX
+                                        ? (int32_t)res[i].tokens
+                                        : -1);
     if (!ok || vecs->len > INT32_MAX) {
         snprintf(err, errlen, "could not store vectors: out of memory");
         return false;
     }
-    const char *v[4] = {b->job_id, bid, seqs->data, vecs->data};
-    const int lens[4] = {0, 0, (int)seqs->len, (int)vecs->len};
-    const int fmts[4] = {0, 0, 1, 1};
-    PGresult *r = PQexecParams(c,
-                               "UPDATE chunks SET state = 2, embedding = u.e, error = NULL"
-                               " FROM unnest($3::int[], $4::bytea[]) AS u(s, e)"
-                               " WHERE chunks.job_id = $1 AND chunks.seq = u.s"
-                               " AND chunks.batch_id = $2 AND chunks.state = 1",
-                               4, NULL, v, lens, fmts, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    const char *v[5] = {b->job_id, bid, seqs->data, vecs->data, toks->data};
+    const int lens[5] = {0, 0, (int)seqs->len, (int)vecs->len, (int)toks->len};
+    const int fmts[5] = {0, 0, 1, 1, 1};
+    /* Google's token count when it gave one, else the chunker's estimate */
+    PGresult *r =
+        PQexecParams(c,
+                     "WITH u AS (UPDATE chunks SET state = 2, embedding = u.e,"
+                     "   error = NULL, google_tokens = nullif(u.t, -1)"
+                     "   FROM unnest($3::int[], $4::bytea[], $5::int[]) AS u(s, e, t)"
+                     "   WHERE chunks.job_id = $1 AND chunks.seq = u.s"
+                     "   AND chunks.batch_id = $2 AND chunks.state = 1"
+                     "   RETURNING chunks.doc_index, chunks.tokens, chunks.google_tokens)"
+                     " SELECT count(*), coalesce(sum(coalesce(google_tokens, tokens)), 0),"
+                     " coalesce(sum(tokens) FILTER (WHERE google_tokens IS NULL), 0),"
+                     " coalesce(string_agg(DISTINCT doc_index::text, ','), '') FROM u",
+                     5, NULL, v, lens, fmts, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         db_error(r, c, "could not store vectors", err, errlen);
         PQclear(r);
         return false;
     }
-    *stored += (size_t)db_int(PQcmdTuples(r));
+    t->stored += (size_t)db_int(PQgetvalue(r, 0, 0));
+    t->tokens += db_int(PQgetvalue(r, 0, 1));
+    t->estimated += db_int(PQgetvalue(r, 0, 2));
+    const char *docs = PQgetvalue(r, 0, 3);
+    ok = !b->in_collection || !docs[0] ||
+         ((!t->docs.len || buf_putc(&t->docs, ',')) && buf_puts(&t->docs, docs));
     PQclear(r);
-    return true;
+    if (!ok)
+        snprintf(err, errlen, "out of memory");
+    return ok;
+}
+
+/*
+ * A collection job's documents after a store: how many of their chunks have
+ * vectors (counted over each document's seq range), then the new versions
+ * complete now become current, and those with a chunk failed for good
+ * (failed_docs) keep their old version. docs, failed_docs: "1,5,..." or "".
+ */
+static bool store_versions(PGconn *c, const struct pipe_batch *b, const char *docs,
+                           const char *failed_docs, const char *reason, char *err, size_t errlen)
+{
+    if (!b->in_collection)
+        return true;
+    bool ok = true;
+    if (docs[0]) {
+        struct buf lit;
+        buf_init(&lit, SIZE_MAX / 4);
+        ok = buf_printf(&lit, "{%s}", docs);
+        const char *v[2] = {b->job_id, lit.data};
+        ok = ok &&
+             run(c,
+                 "UPDATE documents d SET chunks_done = (SELECT count(*) FROM chunks c"
+                 "   WHERE c.job_id = d.job_id AND c.seq >= d.first_seq"
+                 "   AND c.seq < d.first_seq + d.n_chunks AND c.state = 2)"
+                 " WHERE d.job_id = $1 AND d.doc_index = ANY($2::int[])",
+                 2, v, "could not count document chunks", err, errlen) &&
+             coll_flip(c, b->job_id, lit.data, err, errlen);
+        buf_cleanup(&lit);
+    }
+    if (ok && failed_docs[0]) {
+        struct buf lit;
+        buf_init(&lit, SIZE_MAX / 4);
+        ok = buf_printf(&lit, "{%s}", failed_docs) &&
+             coll_fail_versions(c, b->job_id, lit.data, reason, err, errlen);
+        buf_cleanup(&lit);
+    }
+    return ok;
 }
 
 bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
                         size_t n, int max_attempts, size_t *stored, size_t *requeued,
                         size_t *failed, char *err, size_t errlen)
 {
-    struct buf ok_seqs, vecs, bad_seqs, errs;
-    buf_init(&ok_seqs, SIZE_MAX / 2);
-    buf_init(&vecs, SIZE_MAX / 2);
-    buf_init(&bad_seqs, SIZE_MAX / 2);
-    buf_init(&errs, SIZE_MAX / 2);
+    struct buf ok_seqs, vecs, toks, bad_seqs, errs, dead_docs;
+    struct store_tally t = {0};
+    struct buf *bufs[] = {&ok_seqs, &vecs, &toks, &bad_seqs, &errs, &dead_docs, &t.docs};
+    for (size_t i = 0; i < SVC_ARRAY_LEN(bufs); i++)
+        buf_init(bufs[i], SIZE_MAX / 2);
     *stored = *requeued = *failed = 0;
     size_t nbad = 0;
     bool ok = buf_putc(&bad_seqs, '{') && buf_putc(&errs, '{');
@@ -599,11 +676,12 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
         goto out;
     for (size_t from = 0; ok && from < n; from += STORE_SLICE)
         ok = store_slice(c, b, bid, res, from, n - from < STORE_SLICE ? n : from + STORE_SLICE,
-                         &ok_seqs, &vecs, stored, err, errlen);
+                         &ok_seqs, &vecs, &toks, &t, err, errlen);
+    *stored = t.stored;
     PGresult *r;
     int64_t min_back = INT32_MAX;
     ok = ok && requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued, failed,
-                               &min_back, err, errlen);
+                               &min_back, &dead_docs, err, errlen);
     /* chunks of the batch that got no result at all */
     const char *v2[1] = {bid};
     r = ok ? q(c,
@@ -616,23 +694,43 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     if (ok) {
         char *ms = strdup(PQgetvalue(r, 0, 0)), *me = strdup(PQgetvalue(r, 0, 1));
         ok = ms && me &&
-             requeue_or_fail(c, b, ms, me, max_attempts, requeued, failed, &min_back, err, errlen);
+             requeue_or_fail(c, b, ms, me, max_attempts, requeued, failed, &min_back, &dead_docs,
+                             err, errlen);
         free(ms);
         free(me);
     }
     PQclear(r);
-    char s1[24], s2[24], s3[24], s4[24];
+    ok = ok &&
+         store_versions(c, b, t.docs.data ? t.docs.data : "", dead_docs.data ? dead_docs.data : "",
+                        "a chunk of this version failed; the previous version stays current", err,
+                        errlen);
+    char s1[24], s2[24], s3[24], s4[24], s5[24], s6[24];
     snprintf(s1, sizeof(s1), "%zu", *stored);
     snprintf(s2, sizeof(s2), "%zu", *requeued);
     snprintf(s3, sizeof(s3), "%zu", *failed);
     snprintf(s4, sizeof(s4), "%lld", (long long)min_back);
-    const char *v3[5] = {b->job_id, s1, s2, s3, s4};
+    snprintf(s5, sizeof(s5), "%lld", (long long)t.tokens);
+    snprintf(s6, sizeof(s6), "%lld", (long long)t.estimated);
+    const char *v3[7] = {b->job_id, s1, s2, s3, s4, s5, s6};
     const struct step close_batch[] = {
-        {"UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + $4::int),"
-         " chunks_succeeded = chunks_succeeded + $2::int,"
-         " chunks_pending = chunks_pending + $3::int, chunks_failed = chunks_failed + $4::int,"
-         " claim_seq = least(claim_seq, $5::int), last_activity_at = now() WHERE id = $1",
-         5, v3, "could not update job counters"},
+        {b->interactive
+             ? "UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + "
+               "$4::int),"
+               " chunks_succeeded = chunks_succeeded + $2::int,"
+               " chunks_pending = chunks_pending + $3::int, chunks_failed = chunks_failed + "
+               "$4::int,"
+               " claim_seq = least(claim_seq, $5::int), tokens_interactive = tokens_interactive"
+               " + $6::bigint, tokens_estimated = tokens_estimated + $7::bigint,"
+               " last_activity_at = now() WHERE id = $1"
+             : "UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + "
+               "$4::int),"
+               " chunks_succeeded = chunks_succeeded + $2::int,"
+               " chunks_pending = chunks_pending + $3::int, chunks_failed = chunks_failed + "
+               "$4::int,"
+               " claim_seq = least(claim_seq, $5::int), tokens_batch = tokens_batch + $6::bigint,"
+               " tokens_estimated = tokens_estimated + $7::bigint, last_activity_at = now()"
+               " WHERE id = $1",
+         7, v3, "could not update job counters"},
         {"UPDATE batches SET state = 'succeeded', gemini_state = 'BATCH_STATE_SUCCEEDED',"
          " polls = polls + 1, finished_at = now(), lease_owner = NULL, lease_until = NULL"
          " WHERE id = $1",
@@ -641,10 +739,8 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     };
     ok = commit_steps(c, ok, close_batch, SVC_ARRAY_LEN(close_batch), err, errlen);
 out:
-    buf_cleanup(&ok_seqs);
-    buf_cleanup(&vecs);
-    buf_cleanup(&bad_seqs);
-    buf_cleanup(&errs);
+    for (size_t i = 0; i < SVC_ARRAY_LEN(bufs); i++)
+        buf_cleanup(bufs[i]);
     return ok;
 }
 
@@ -665,7 +761,8 @@ bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, cons
                     "   OR attempts + $5::int >= $4::int THEN 3 ELSE 0 END,"
                     " error = CASE WHEN (SELECT state FROM j) = 'cancelled' THEN 'cancelled'"
                     "   ELSE $3 END"
-                    " WHERE job_id = $1 AND batch_id = $2 AND state = 1 RETURNING state, seq",
+                    " WHERE job_id = $1 AND batch_id = $2 AND state = 1"
+                    " RETURNING state, seq, doc_index",
                     5, v1, "could not release chunks", err, errlen);
     if (!r) {
         rollback(c);
@@ -673,9 +770,15 @@ bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, cons
     }
     int back = 0, dead = 0;
     int64_t min_back = INT32_MAX;
+    struct buf dead_docs;
+    buf_init(&dead_docs, SIZE_MAX / 2);
+    bool ok = true;
     for (int i = 0; i < PQntuples(r); i++) {
         if (PQgetvalue(r, i, 0)[0] == '3') {
             dead++;
+            if (b->in_collection)
+                ok = ok && (!dead_docs.len || buf_putc(&dead_docs, ',')) &&
+                     buf_puts(&dead_docs, PQgetvalue(r, i, 2));
         } else {
             back++;
             int64_t seq = db_int(PQgetvalue(r, i, 1));
@@ -700,7 +803,11 @@ bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, cons
          3, v3, "could not close the batch"},
         {finish_sql, 1, v2, "could not finish the job"},
     };
-    return commit_steps(c, true, close_batch, SVC_ARRAY_LEN(close_batch), err, errlen);
+    if (!ok)
+        snprintf(err, errlen, "out of memory");
+    ok = ok && store_versions(c, b, "", dead_docs.data ? dead_docs.data : "", reason, err, errlen);
+    buf_cleanup(&dead_docs);
+    return commit_steps(c, ok, close_batch, SVC_ARRAY_LEN(close_batch), err, errlen);
 }
 
 bool pipe_cancelled_open(PGconn *c, char names[][128], int64_t *ids, size_t max, size_t *n,

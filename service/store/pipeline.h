@@ -52,6 +52,8 @@ struct pipe_batch {
     int dims;
     bool normalize;
     int64_t job_chunks; /* the job's chunk total */
+    bool in_collection; /* the job upserts into a collection */
+    bool interactive;   /* results came from the interactive API (cost accounting) */
     int polls;
     int64_t age_ms;            /* since the batch was submitted (or created, for an intent) */
     struct pipe_chunk *chunks; /* owned: the claim fills seqs and sizes, pipe_load_chunks texts */
@@ -136,6 +138,7 @@ struct pipe_result {
     const float *values; /* NULL when the item failed */
     int dims;
     const char *error; /* the item's error when values is NULL */
+    int64_t tokens;    /* Google's token count for the item; -1 when it gave none */
 };
 
 /*

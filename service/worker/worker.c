@@ -178,6 +178,7 @@ static enum gem_outcome embed_now(struct worker *w, PGconn *c, struct pipe_batch
         }
         free(rs);
     }
+    b->interactive = true; /* cost: these tokens were paid at the interactive price */
     if (out == GEM_OK && !store(w, c, b, all, got))
         out = GEM_RETRY;
     for (size_t i = 0; i < got; i++)
@@ -387,9 +388,11 @@ static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_
         else if (!r[i].key || !end || *end || seq < 0)
             continue; /* unmatched: the chunk counts as "no result" */
         pr[k].seq = (int32_t)seq;
+        pr[k].tokens = -1;
         if (r[i].values && r[i].dims == b->dims) {
             pr[k].values = r[i].values;
             pr[k].dims = r[i].dims;
+            pr[k].tokens = r[i].token_count;
         } else {
             if (r[i].values)
                 snprintf(emsg[i], sizeof(emsg[i]), "vector has %d dimensions, expected %d",

@@ -45,7 +45,8 @@ static void make_job(int n, int priority, char id[JOB_ID_LEN + 1])
             (struct ingest_doc){ids[i], strlen(ids[i]), NULL, 0, NULL, texts[i], strlen(texts[i])};
     }
     struct job_spec spec = {
-        key_id, NULL, "gemini-embedding-001", "RETRIEVAL_DOCUMENT", 128, true, priority, 2000, 200};
+        key_id, NULL, "gemini-embedding-001", "RETRIEVAL_DOCUMENT", 128, true, priority, 2000,
+        200,    NULL};
     char err[512];
     cr_assert(jobs_create(db.conn, &spec, docs, (size_t)n, id, err, sizeof(err)), "%s", err);
     free(docs);
@@ -165,7 +166,8 @@ Test(pipeline, results_retries_and_finish)
     for (int i = 0; i < 128; i++)
         vec[i] = (float)(i + 1);
     /* seq 0, 1 succeed; 2 fails; 3 gets no result */
-    struct pipe_result r[3] = {{0, vec, 128, NULL}, {1, vec, 128, NULL}, {2, NULL, 0, "code 13"}};
+    struct pipe_result r[3] = {
+        {0, vec, 128, NULL, 7}, {1, vec, 128, NULL, -1}, {2, NULL, 0, "code 13", -1}};
     size_t stored, requeued, failed;
     cr_assert(
         pipe_store_results(db.conn, &due, r, 3, 3, &stored, &requeued, &failed, err, sizeof(err)),
@@ -204,7 +206,7 @@ Test(pipeline, results_retries_and_finish)
     /* the retry: both fail again with max_attempts 2 → failed for good; the job completes */
     claim(&b, 10, 100000, true);
     cr_assert_eq(b.n_chunks, 2);
-    struct pipe_result r2[2] = {{2, NULL, 0, "code 3: bad"}, {3, NULL, 0, "code 3: bad"}};
+    struct pipe_result r2[2] = {{2, NULL, 0, "code 3: bad", -1}, {3, NULL, 0, "code 3: bad", -1}};
     cr_assert(
         pipe_store_results(db.conn, &b, r2, 2, 2, &stored, &requeued, &failed, err, sizeof(err)),
         "%s", err);
@@ -259,7 +261,7 @@ Test(pipeline, all_failed_means_failed)
     make_job(2, 0, id);
     struct pipe_batch b;
     claim(&b, 10, 100000, true);
-    struct pipe_result r[2] = {{0, NULL, 0, "code 3"}, {1, NULL, 0, "code 3"}};
+    struct pipe_result r[2] = {{0, NULL, 0, "code 3", -1}, {1, NULL, 0, "code 3", -1}};
     size_t stored, requeued, failed;
     cr_assert(
         pipe_store_results(db.conn, &b, r, 2, 1, &stored, &requeued, &failed, err, sizeof(err)),
