@@ -157,9 +157,10 @@ static int64_t mono_ms(void)
 
 /*
  * The job whose turn it is: the highest priority, then the one claimed
- * longest ago (never claimed first), then the oldest. Not locked: several
- * workers may claim from one job at once, each skipping the chunk rows the
- * others hold.
+ * longest ago (never claimed first), then the oldest; a job another claim is
+ * marking right now is skipped (another job's turn). Its row stays locked for
+ * the claim, which costs the batch: it is what orders a claim against a
+ * cancel, which takes the job first and its pending chunks after.
  */
 const char *const pipe_claim_begin_sql =
     "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off";
@@ -168,7 +169,8 @@ const char *const pipe_claim_job_sql =
     "SELECT id, model, task_type, output_dimensionality, normalize, state, chunks_total,"
     " claim_seq, collection_id IS NOT NULL FROM jobs"
     " WHERE state IN ('pending', 'running') AND chunks_pending > 0"
-    " ORDER BY priority DESC, last_claim_at NULLS FIRST, created_at LIMIT 1";
+    " ORDER BY priority DESC, last_claim_at NULLS FIRST, created_at LIMIT 1"
+    " FOR NO KEY UPDATE SKIP LOCKED";
 
 /* Pending chunks from the cursor in primary-key order: the index scan stops
  * after limit rows, so the cost is the batch's, not the job's. */

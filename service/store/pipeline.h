@@ -85,10 +85,10 @@ struct pipe_claim_opts {
  * priority whose turn it is (jobs of one priority take turns: the one
  * claimed longest ago first), then its pending chunks in seq order from the
  * job's claim cursor (primary-key order, no join, no text read, rows taken
- * by another claim skipped), packed by their stored sizes up to
+ * by another transaction skipped), packed by their stored sizes up to
  * max_items/max_bytes (at least one). Writes the intent row with its
- * transport and marks the chunks in flight; the job's row is locked only by
- * the statement that moves its counters, just before the commit. out->chunks
+ * transport and marks the chunks in flight. The job's row is locked for the
+ * claim (other workers take another job meanwhile). out->chunks
  * get seqs and sizes, not texts (pipe_load_chunks). *found is false when
  * there is nothing to do, or max_open batches are already open.
  * *claim_ms receives how long it took (also stored on the batch row).
