@@ -19,12 +19,15 @@
 #define HTTP_MAX_HEADERS 8
 
 struct http_req {
-    char id[24];        /* request id, also sent as X-Request-Id */
-    const char *method; /* borrowed from MHD, valid for the request */
-    const char *path;   /* decoded path, no query string */
+    char id[24];          /* request id, also sent as X-Request-Id */
+    const char *method;   /* borrowed from MHD, valid for the request */
+    const char *path;     /* decoded path, no query string */
+    const char *raw_path; /* the path as sent (percent-encoded), no query string; routing
+                             matches it and decodes each {param} on its own, so an id may hold
+                             an encoded "/"; NULL when unknown (then path is used) */
     struct buf body;
     int64_t key_id;                      /* set by authentication; 0 for public routes */
-    const char *params[HTTP_MAX_PARAMS]; /* {name} segments, NUL-terminated copies */
+    const char *params[HTTP_MAX_PARAMS]; /* {name} segments, decoded, NUL-terminated copies */
     size_t n_params;
     void *conn_; /* the MHD connection: use the accessors below */
     char param_store_[512];

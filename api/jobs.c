@@ -466,6 +466,11 @@ static void change(struct app *app, struct http_req *req, struct http_resp *resp
     case JOBS_NOT_FOUND:
         http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", id);
         break;
+    case JOBS_IN_USE:
+        http_problem(resp, req, 409, "job_in_collection", NULL,
+                     "the job holds the current version of documents of its collection; delete "
+                     "those documents or the collection first");
+        break;
     case JOBS_CONFLICT:
         if (del)
             http_problem(resp, req, 409, "job_active", NULL,

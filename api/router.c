@@ -7,6 +7,39 @@
 #include <stdio.h>
 #include <string.h>
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode s[0..n) into out (NUL-terminated); false for a bad escape
+ * or an encoded NUL. */
+static bool decode_segment(const char *s, size_t n, char *out)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[w++] = s[i];
+            continue;
+        }
+        if (i + 2 >= n)
+            return false; /* "%" or "%4" at the end */
+        int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
+        if (a < 0 || b < 0 || (a | b) == 0)
+            return false;
+        out[w++] = (char)(a << 4 | b);
+        i += 2;
+    }
+    out[w] = '\0';
+    return true;
+}
+
 bool http_route_match(const char *pattern, const char *path, const char **params, size_t *n_params,
                       char *store, size_t store_len)
 {
@@ -21,12 +54,12 @@ bool http_route_match(const char *pattern, const char *path, const char **params
         size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
         size_t sl = se ? (size_t)(se - path) : strlen(path);
         if (pl > 1 && pattern[0] == '{' && pattern[pl - 1] == '}') {
-            if (sl == 0 || *n_params >= HTTP_MAX_PARAMS || used + sl + 1 > store_len)
+            /* a parameter is decoded on its own, so "a%2Fb" is one segment "a/b" */
+            if (sl == 0 || *n_params >= HTTP_MAX_PARAMS || used + sl + 1 > store_len ||
+                !decode_segment(path, sl, store + used))
                 return false;
-            memcpy(store + used, path, sl);
-            store[used + sl] = '\0';
             params[(*n_params)++] = store + used;
-            used += sl + 1;
+            used += strlen(store + used) + 1;
         } else if (pl != sl || strncmp(pattern, path, pl) != 0) {
             return false;
         }
@@ -47,7 +80,8 @@ const struct http_route *http_route_find(const struct http_route *routes, size_t
         const char *params[HTTP_MAX_PARAMS];
         size_t n;
         char store[sizeof(req->param_store_)];
-        if (!http_route_match(rt->pattern, req->path, params, &n, store, sizeof(store)))
+        if (!http_route_match(rt->pattern, req->raw_path ? req->raw_path : req->path, params, &n,
+                              store, sizeof(store)))
             continue;
         /* HEAD is GET without the body (libmicrohttpd leaves the body out) */
         bool head = strcmp(req->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0;

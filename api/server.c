@@ -61,7 +61,21 @@ struct req_state {
     void *sstate;              /* the handler's state between begin and end/abort */
     struct http_resp *refusal; /* begin or authentication refused: sent once the body is read */
     bool sfailed;              /* data returned false: drop the rest of the body */
+    bool begun;                /* on_access has seen the head */
+    char *raw_path;            /* owned: the path as sent (see http_req.raw_path) */
 };
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the first sight of a request, before
+ * libmicrohttpd decodes its URI; what this returns becomes its req_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    struct req_state *st = calloc(1, sizeof(*st));
+    if (st && uri)
+        st->raw_path = strndup(uri, strcspn(uri, "?"));
+    return st;
+}
 
 static int hexval(char c)
 {
@@ -308,7 +322,8 @@ static const struct http_body_stream *stream_route(struct http_server *s, struct
         size_t n;
         char store[sizeof(st->req.param_store_)];
         if (!rt->stream || strcmp(rt->method, st->req.method) != 0 ||
-            !http_route_match(rt->pattern, st->req.path, params, &n, store, sizeof(store)))
+            !http_route_match(rt->pattern, st->req.raw_path ? st->req.raw_path : st->req.path,
+                              params, &n, store, sizeof(store)))
             continue;
         if (!content_type_is(st->req.conn_, rt->stream->content_type))
             return NULL;
@@ -375,15 +390,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 {
     struct http_server *s = cls;
     struct req_state *st = *req_cls;
-    if (!st) {
-        st = calloc(1, sizeof(*st));
-        if (!st)
+    if (!st || !st->begun) {
+        if (!st && !(st = calloc(1, sizeof(*st))))
             return MHD_NO;
+        st->begun = true;
         st->start_ns = now_ns();
         uint64_t n = atomic_fetch_add(&s->next_id, 1);
         snprintf(st->req.id, sizeof(st->req.id), "%08x%012llx", s->id_salt, (unsigned long long)n);
         st->req.method = method;
         st->req.path = url;
+        st->req.raw_path = st->raw_path;
         st->req.conn_ = c;
         buf_init(&st->req.body, s->o.max_body_bytes);
         *req_cls = st;
@@ -547,8 +563,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         if (st->sstate) /* the client went away before the end of its body */
             st->sops->abort(st->sstate);
         free_refusal(st);
-        atomic_fetch_sub(&s->in_flight, 1);
+        if (st->begun)
+            atomic_fetch_sub(&s->in_flight, 1);
         buf_cleanup(&st->req.body);
+        free(st->raw_path);
         free(st);
         *req_cls = NULL;
     }
@@ -610,7 +628,8 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
         MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "could not listen on %s", o->listen);
         pthread_mutex_destroy(&s->watch_lock);

@@ -13,6 +13,7 @@
 #include "server.h"
 #include "store/keys.h"
 #include "log.h"
+#include "models.h"
 #include "store/migrate.h"
 #include "worker/worker.h"
 
@@ -278,6 +279,10 @@ int main(int argc, char **argv)
         return 2;
     }
     log_current_level = log_level_parse(cfg.log_level);
+    if (!models_set_prices(cfg.prices, err, sizeof(err))) {
+        fprintf(stderr, "embedd: %s\n", err);
+        return 2;
+    }
     if (next >= argc) {
         usage(stderr);
         return 2;

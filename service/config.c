@@ -81,6 +81,9 @@ static const struct setting settings[] = {
     {"key-cache-ms", "EMBEDD_KEY_CACHE_MS", INT(key_cache_ms), 0, 3600000, "5000", false,
      "remember a verified API key this long (a revoked key works at most this much longer; 0: "
      "check every request)"},
+    {"prices", "EMBEDD_PRICES", STR(prices), "", false,
+     "prices for the cost reports, USD per 1M input tokens: model=interactive/batch[,...] (default:"
+     " the table in service/models.c, e.g. gemini-embedding-001=0.15/0.075)"},
     {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
     {"port-file", "EMBEDD_PORT_FILE", STR(port_file), "", false,
      "write the bound HTTP port to this file once listening (for port 0)"},

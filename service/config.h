@@ -39,6 +39,7 @@ struct config {
     int64_t header_timeout_s;
     int64_t shutdown_deadline_ms;
     int64_t key_cache_ms;
+    char prices[512]; /* per-model price overrides (models.h) */
     char log_level[16];
     char port_file[512]; /* write the bound HTTP port here once listening */
 };

@@ -391,9 +391,12 @@ static enum jobs_result state_change(PGconn *c, const char *sql, int64_t key_id,
     const char *vals[2] = {id, key};
     PGresult *r = PQexecParams(c, sql, 2, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        /* a foreign key from collection_documents: the job holds current versions */
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool in_use = state && strcmp(state, "23503") == 0;
         db_error(r, c, what, err, errlen);
         PQclear(r);
-        return JOBS_ERROR;
+        return in_use ? JOBS_IN_USE : JOBS_ERROR;
     }
     enum jobs_result res = JOBS_NOT_FOUND;
     if (PQntuples(r) == 1)

@@ -58,7 +58,8 @@ struct job_row {
 
 extern const char *const jobs_batch_states[7];
 
-enum jobs_result { JOBS_OK, JOBS_NOT_FOUND, JOBS_CONFLICT, JOBS_ERROR };
+/* JOBS_IN_USE: the job holds the current version of a collection's documents. */
+enum jobs_result { JOBS_OK, JOBS_NOT_FOUND, JOBS_CONFLICT, JOBS_ERROR, JOBS_IN_USE };
 
 /* The job id of key key_id (another key's job is JOBS_NOT_FOUND). */
 enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_row *out, char *err,
@@ -78,7 +79,8 @@ enum jobs_result jobs_list(PGconn *c, int64_t key_id, const char *state, const c
 enum jobs_result jobs_cancel(PGconn *c, int64_t key_id, const char *id, char *err, size_t errlen);
 
 /* Delete a finished job and everything stored for it; a job still pending
- * or running is JOBS_CONFLICT. */
+ * or running is JOBS_CONFLICT, one holding current versions of a
+ * collection's documents JOBS_IN_USE (delete them, or the collection, first). */
 enum jobs_result jobs_delete(PGconn *c, int64_t key_id, const char *id, char *err, size_t errlen);
 
 /* Whether s is a canonical lowercase UUID. */

@@ -36,6 +36,27 @@ Test(http_route, templates)
     cr_assert_str_eq(p[1], "2");
 }
 
+/* Paths are matched as sent: each {param} is percent-decoded on its own, so
+ * an id may hold an encoded "/"; literal segments must match as written. */
+Test(http_route, parameters_are_decoded_one_by_one)
+{
+    const char *p[HTTP_MAX_PARAMS];
+    size_t n;
+    cr_assert(match("/c/{id}/documents/{doc}", "/c/x/documents/a%2Fb%20c", p, &n));
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(p[1], "a/b c");
+    cr_assert(match("/c/{doc}", "/c/%25%2f", p, &n));
+    cr_assert_str_eq(p[0], "%/", "decoded once");
+    cr_assert(match("/c/{doc}", "/c/caf%C3%A9", p, &n));
+    cr_assert_str_eq(p[0], "caf\xc3\xa9");
+    cr_assert_not(match("/c/{doc}", "/c/a%00", p, &n), "an encoded NUL");
+    cr_assert_not(match("/c/{doc}", "/c/a%zz", p, &n), "a bad escape");
+    cr_assert_not(match("/c/{doc}", "/c/a%2", p, &n), "a cut escape");
+    cr_assert_not(match("/c/{doc}", "/c/a%", p, &n));
+    cr_assert_not(match("/healthz", "/health%7a", p, &n), "literal segments as written");
+    cr_assert_not(match("/c/{doc}/x", "/c/a%2Fx", p, &n));
+}
+
 Test(http_route, problem_json_is_escaped_and_complete)
 {
     struct http_resp r;
