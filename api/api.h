@@ -8,9 +8,12 @@
 
 #include "app.h"
 #include "http.h"
+#include "util/buf.h"
+#include "util/compiler.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 extern const struct http_route api_routes[];
 extern const size_t api_routes_count;
@@ -43,5 +46,28 @@ void api_jobs_delete(void *app, struct http_req *req, struct http_resp *resp);
 /* GET /v1/jobs/{id}/results: paged JSON, or every result streamed as NDJSON
  * (Accept: application/x-ndjson). */
 void api_jobs_results(void *app, struct http_req *req, struct http_resp *resp);
+
+/* Token counts behind a cost report. */
+struct api_tokens {
+    int64_t batch, interactive, reused, estimated;
+};
+/* Append "cost":{...}: tokens (sent through batch, interactive, reused; how
+ * many are estimates), USD paid, the same tokens at the interactive price,
+ * saved by batch and by reuse, and the prices used (models.h). */
+bool api_put_cost(struct buf *b, const char *model, const struct api_tokens *t) SVC_MUSTCHECK;
+
+/* POST/GET /v1/collections, GET/DELETE /v1/collections/{id}, its documents
+ * (GET list, GET/DELETE one). */
+void api_collections_create(void *app, struct http_req *req, struct http_resp *resp);
+void api_collections_list(void *app, struct http_req *req, struct http_resp *resp);
+void api_collections_get(void *app, struct http_req *req, struct http_resp *resp);
+void api_collections_delete(void *app, struct http_req *req, struct http_resp *resp);
+void api_collection_docs_list(void *app, struct http_req *req, struct http_resp *resp);
+void api_collection_doc_get(void *app, struct http_req *req, struct http_resp *resp);
+void api_collection_doc_delete(void *app, struct http_req *req, struct http_resp *resp);
+
+/* A "limit" query parameter in [1, max] (default dflt); false with a 400
+ * problem in resp when it is malformed. */
+bool api_query_limit(struct http_req *req, struct http_resp *resp, int dflt, int max, int *out);
 
 #endif

@@ -1,6 +1,8 @@
 /* jsonv.c: validation of parsed JSON request members, and the embedding space (see jsonv.h). */
 #include "jsonv.h"
 
+#include "json_strict.h"
+
 #include "chunker/chunker.h"
 #include "models.h"
 
@@ -20,6 +22,46 @@ bool jsonv_fail(struct job_req_error *e, int status, const char *code, const cha
     vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
     va_end(ap);
     return false;
+}
+
+bool jsonv_parse(const char *body, size_t len, int max_depth, json_object **root,
+                 struct job_req_error *e)
+{
+    *root = NULL;
+    /* JSON_TOKENER_VALIDATE_UTF8 (json-c 0.16) lets overlong forms, surrogates and code points
+     * past U+10FFFF through, which the chunker and PostgreSQL's UTF8 text then choke on (found
+     * by tests/fuzz/fuzz_job_request): the body must be strictly valid UTF-8 (RFC 8259 §8.1). */
+    if (!utf8_valid(body, len))
+        return jsonv_fail(e, 400, "invalid_json", "", "the body is not valid UTF-8");
+    /* json-c accepts single quotes and raw control characters, and drops what
+     * follows \u0000 in member names: an RFC 8259 check first (json_strict.h) */
+    struct json_strict_error je;
+    if (!json_strict_check(body, len, max_depth, &je))
+        return jsonv_fail(e, 400, "invalid_json", "", "the body is not valid JSON: %s", je.message);
+    struct json_tokener *tok = json_tokener_new_ex(max_depth);
+    if (!tok)
+        return jsonv_fail(e, 503, "out_of_memory", "", "the server is out of memory");
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    *root = len > INT32_MAX ? NULL : json_tokener_parse_ex(tok, body, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (!*root || jerr != json_tokener_success) {
+        json_object_put(*root);
+        *root = NULL;
+        return jsonv_fail(e, 400, "invalid_json", "", "the body is not valid JSON: %s",
+                          jerr == json_tokener_continue ? "unexpected end of input"
+                                                        : json_tokener_error_desc(jerr));
+    }
+    while (end < len &&
+           (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' || body[end] == '\t'))
+        end++;
+    if (end != len) {
+        json_object_put(*root);
+        *root = NULL;
+        return jsonv_fail(e, 400, "invalid_json", "", "the body has data after the JSON value");
+    }
+    return true;
 }
 
 const char *jsonv_type_name(json_object *v)

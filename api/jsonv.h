@@ -16,6 +16,11 @@
 /* Fill e and return false (for "return jsonv_fail(...)"). */
 bool jsonv_fail(struct job_req_error *e, int status, const char *code, const char *pointer,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Parse body as exactly one JSON value (surrounding whitespace allowed) into
+ * *root (caller frees): strictly valid UTF-8 and RFC 8259 (json_strict.h)
+ * first, at most max_depth deep; else 400 invalid_json. */
+bool jsonv_parse(const char *body, size_t len, int max_depth, json_object **root,
+                 struct job_req_error *e);
 /* "a string", "an integer", ... for error messages. */
 const char *jsonv_type_name(json_object *v);
 /* v is of type t, else 400 invalid_type naming what (e.g. "an integer"). */

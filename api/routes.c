@@ -10,6 +10,15 @@ const struct http_route api_routes[] = {
     {"GET", "/v1/jobs/{id}/results", api_jobs_results, HTTP_ROUTE_AUTH, NULL},
     {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, HTTP_ROUTE_AUTH, NULL},
     {"DELETE", "/v1/jobs/{id}", api_jobs_delete, HTTP_ROUTE_AUTH, NULL},
+    {"POST", "/v1/collections", api_collections_create, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/v1/collections", api_collections_list, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/v1/collections/{id}", api_collections_get, HTTP_ROUTE_AUTH, NULL},
+    {"DELETE", "/v1/collections/{id}", api_collections_delete, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/v1/collections/{id}/documents", api_collection_docs_list, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/v1/collections/{id}/documents/{doc_id}", api_collection_doc_get, HTTP_ROUTE_AUTH,
+     NULL},
+    {"DELETE", "/v1/collections/{id}/documents/{doc_id}", api_collection_doc_delete,
+     HTTP_ROUTE_AUTH, NULL},
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
