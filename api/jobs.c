@@ -29,24 +29,24 @@ static bool put_job(struct buf *b, const struct job_row *j)
 {
     int64_t done = j->chunks_succeeded + j->chunks_failed;
     double progress = j->chunks_total ? 100.0 * (double)done / (double)j->chunks_total : 0.0;
-    bool ok =
-        buf_puts(b, "{\"id\":") && jsonw_cstr(b, j->id) && buf_puts(b, ",\"state\":") &&
-        jsonw_cstr(b, j->state) && buf_puts(b, ",\"display_name\":") &&
-        jsonw_cstr(b, j->has_display_name ? j->display_name : NULL) &&
-        buf_puts(b, ",\"settings\":{\"model\":") && jsonw_cstr(b, j->model) &&
-        buf_puts(b, ",\"task_type\":") && jsonw_cstr(b, j->task_type) &&
-        buf_printf(b,
-                   ",\"output_dimensionality\":%d,\"normalize\":%s,\"priority\":%d,"
-                   "\"chunking\":{\"max_chars\":%d,\"overlap_chars\":%d}}",
-                   j->output_dimensionality, j->normalize ? "true" : "false", j->priority,
-                   j->max_chars, j->overlap_chars) &&
-        buf_printf(b,
-                   ",\"stats\":{\"documents\":%lld,\"chunks\":{\"total\":%lld,\"pending\":%lld,"
-                   "\"in_flight\":%lld,\"succeeded\":%lld,\"failed\":%lld},"
-                   "\"progress_percent\":%.1f,",
-                   (long long)j->documents, (long long)j->chunks_total,
-                   (long long)j->chunks_pending, (long long)j->chunks_in_flight,
-                   (long long)j->chunks_succeeded, (long long)j->chunks_failed, progress);
+    bool ok = buf_puts(b, "{\"id\":") && jsonw_cstr(b, j->id) && buf_puts(b, ",\"state\":") &&
+              jsonw_cstr(b, j->state) && buf_puts(b, ",\"display_name\":") &&
+              jsonw_cstr(b, j->has_display_name ? j->display_name : NULL) &&
+              buf_puts(b, ",\"settings\":{\"model\":") && jsonw_cstr(b, j->model) &&
+              buf_puts(b, ",\"task_type\":") && jsonw_cstr(b, j->task_type) &&
+              buf_printf(b,
+                         ",\"output_dimensionality\":%d,\"normalize\":%s,\"priority\":%d,"
+                         "\"chunking\":{\"max_chars\":%d,\"overlap_chars\":%d}}",
+                         j->output_dimensionality, j->normalize ? "true" : "false", j->priority,
+                         j->max_chars, j->overlap_chars) &&
+              buf_printf(
+                  b,
+                  ",\"stats\":{\"documents\":%lld,\"chunks\":{\"total\":%lld,\"pending\":%lld,"
+                  "\"in_flight\":%lld,\"succeeded\":%lld,\"failed\":%lld,\"reused\":%lld},"
+                  "\"progress_percent\":%.1f,",
+                  (long long)j->documents, (long long)j->chunks_total, (long long)j->chunks_pending,
+                  (long long)j->chunks_in_flight, (long long)j->chunks_succeeded,
+                  (long long)j->chunks_failed, (long long)j->chunks_reused, progress);
     if (ok && done)
         ok = buf_printf(b, "\"success_rate\":%.4f,", (double)j->chunks_succeeded / (double)done);
     else if (ok)
@@ -55,10 +55,23 @@ static bool put_job(struct buf *b, const struct job_row *j)
     for (int k = 0; k < 7 && ok; k++)
         ok = buf_printf(b, "%s\"%s\":%lld", k ? "," : "", jobs_batch_states[k],
                         (long long)j->batches[k]);
+    struct api_tokens t = {j->tokens_batch, j->tokens_interactive, j->tokens_reused,
+                           j->tokens_estimated};
     ok = ok &&
          buf_printf(b, "},\"google\":{\"batches_created\":%lld,\"texts_sent\":%lld},",
                     (long long)j->google_batches, (long long)j->texts_sent) &&
          buf_printf(b, "\"token_estimate\":%lld}", (long long)j->token_estimate) &&
+         buf_puts(b, ",\"collection\":") &&
+         jsonw_cstr(b, j->collection_id[0] ? j->collection_id : NULL);
+    /* what a collection job did with its documents */
+    if (ok && j->collection_id[0])
+        ok = buf_printf(b,
+                        ",\"documents\":{\"new\":%lld,\"updated\":%lld,\"unchanged\":%lld,"
+                        "\"metadata_only\":%lld,\"deleted\":%lld}",
+                        (long long)j->documents_new, (long long)j->documents_updated,
+                        (long long)j->documents_unchanged, (long long)j->documents_metadata,
+                        (long long)j->documents_deleted);
+    ok = ok && buf_putc(b, ',') && api_put_cost(b, j->model, &t) &&
          put_ts(b, "created_at", j->created_at) && put_ts(b, "started_at", j->started_at) &&
          put_ts(b, "finished_at", j->finished_at) &&
          put_ts(b, "last_activity_at", j->last_activity_at) && buf_putc(b, '}');
