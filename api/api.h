@@ -66,6 +66,10 @@ void api_collection_docs_list(void *app, struct http_req *req, struct http_resp 
 void api_collection_doc_get(void *app, struct http_req *req, struct http_resp *resp);
 void api_collection_doc_delete(void *app, struct http_req *req, struct http_resp *resp);
 
+/* GET /v1/usage?from=&to=: the key's tokens and dollars per model, over its
+ * jobs created in [from, to). */
+void api_usage(void *app, struct http_req *req, struct http_resp *resp);
+
 /* A "limit" query parameter in [1, max] (default dflt); false with a 400
  * problem in resp when it is malformed. */
 bool api_query_limit(struct http_req *req, struct http_resp *resp, int dflt, int max, int *out);

@@ -437,3 +437,43 @@ enum jobs_result jobs_delete(PGconn *c, int64_t key_id, const char *id, char *er
                         " SELECT (SELECT count(*) FROM del) > 0 FROM j",
                         key_id, id, "could not delete the job", err, errlen);
 }
+
+enum jobs_result jobs_usage(PGconn *c, int64_t key_id, const char *from, const char *to,
+                            struct jobs_usage *out, size_t max, size_t *n, char *err, size_t errlen)
+{
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", (long long)key_id);
+    const char *v[3] = {key, from, to};
+    *n = 0;
+    PGresult *r = PQexecParams(
+        c,
+        "SELECT model, count(*), sum(chunks_succeeded), sum(chunks_failed), sum(chunks_reused),"
+        " sum(tokens_batch), sum(tokens_interactive), sum(tokens_reused), sum(tokens_estimated)"
+        " FROM jobs WHERE api_key_id = $1"
+        " AND ($2::timestamptz IS NULL OR created_at >= $2::timestamptz)"
+        " AND ($3::timestamptz IS NULL OR created_at < $3::timestamptz)"
+        " GROUP BY model ORDER BY model",
+        3, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        /* a bad timestamp (22007, 22008) is the caller's */
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool bad = st && strncmp(st, "2200", 4) == 0;
+        db_error(r, c, "could not sum usage", err, errlen);
+        PQclear(r);
+        return bad ? JOBS_CONFLICT : JOBS_ERROR;
+    }
+    for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+        struct jobs_usage *u = &out[(*n)++];
+        snprintf(u->model, sizeof(u->model), "%s", PQgetvalue(r, i, 0));
+        u->jobs = db_int(PQgetvalue(r, i, 1));
+        u->chunks_succeeded = db_int(PQgetvalue(r, i, 2));
+        u->chunks_failed = db_int(PQgetvalue(r, i, 3));
+        u->chunks_reused = db_int(PQgetvalue(r, i, 4));
+        u->tokens_batch = db_int(PQgetvalue(r, i, 5));
+        u->tokens_interactive = db_int(PQgetvalue(r, i, 6));
+        u->tokens_reused = db_int(PQgetvalue(r, i, 7));
+        u->tokens_estimated = db_int(PQgetvalue(r, i, 8));
+    }
+    PQclear(r);
+    return JOBS_OK;
+}

@@ -83,6 +83,18 @@ enum jobs_result jobs_cancel(PGconn *c, int64_t key_id, const char *id, char *er
  * collection's documents JOBS_IN_USE (delete them, or the collection, first). */
 enum jobs_result jobs_delete(PGconn *c, int64_t key_id, const char *id, char *err, size_t errlen);
 
+/* A key's usage over its jobs created in [from, to) (NULL: open ends), per model. */
+struct jobs_usage {
+    char model[64];
+    int64_t jobs, chunks_succeeded, chunks_failed, chunks_reused;
+    int64_t tokens_batch, tokens_interactive, tokens_reused, tokens_estimated;
+};
+/* from/to: RFC 3339 timestamps (checked by PostgreSQL: JOBS_CONFLICT when one
+ * does not parse). Up to max models into out, *n of them. */
+enum jobs_result jobs_usage(PGconn *c, int64_t key_id, const char *from, const char *to,
+                            struct jobs_usage *out, size_t max, size_t *n, char *err,
+                            size_t errlen) SVC_MUSTCHECK;
+
 /* Whether s is a canonical lowercase UUID. */
 bool jobs_valid_id(const char *s);
 

@@ -183,3 +183,28 @@ Test(collections, documents_of_an_empty_collection)
     json_object_put(call_json("DELETE", one, NULL, 404));
     json_object_put(o);
 }
+
+/* GET /v1/usage: per model over the key's jobs, a time range, bad ranges refused. */
+Test(collections, usage)
+{
+    json_object *o = call_json("GET", "/v1/usage", NULL, 200);
+    cr_assert_eq(json_object_array_length(simh_get(o, "models")), 0);
+    json_object_put(o);
+    json_object_put(call_json(
+        "POST", "/v1/jobs",
+        "{\"documents\":[{\"id\":\"a\",\"text\":\"one\"},{\"id\":\"b\",\"text\":\"two\"}]}", 202));
+    o = call_json("GET", "/v1/usage?from=2000-01-01T00:00:00Z", NULL, 200);
+    cr_assert_eq(json_object_array_length(simh_get(o, "models")), 1);
+    json_object *m = json_object_array_get_idx(simh_get(o, "models"), 0);
+    cr_assert_str_eq(json_object_get_string(json_object_object_get(m, "model")),
+                     "gemini-embedding-001");
+    cr_assert_eq(json_object_get_int(json_object_object_get(m, "jobs")), 1);
+    cr_assert_str_eq(simh_str(o, "from"), "2000-01-01T00:00:00Z");
+    json_object_put(o);
+    o = call_json("GET", "/v1/usage?to=2000-01-01T00:00:00Z", NULL, 200);
+    cr_assert_eq(json_object_array_length(simh_get(o, "models")), 0, "before any job");
+    json_object_put(o);
+    o = call_json("GET", "/v1/usage?from=yesterday-ish", NULL, 400);
+    cr_assert_str_eq(simh_str(o, "code"), "invalid_parameter");
+    json_object_put(o);
+}
