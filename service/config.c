@@ -85,6 +85,8 @@ static const struct setting settings[] = {
      "prices for the cost reports, USD per 1M input tokens: model=interactive/batch[,...] (default:"
      " the table in service/models.c, e.g. gemini-embedding-001=0.15/0.075)"},
     {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
+    {"log-format", "EMBEDD_LOG_FORMAT", STR(log_format), "text", false,
+     "text, or json: one object per line with time, level, message, request_id and job_id"},
     {"port-file", "EMBEDD_PORT_FILE", STR(port_file), "", false,
      "write the bound HTTP port to this file once listening (for port 0)"},
 };
@@ -103,6 +105,11 @@ static bool set_value(struct config *cfg, const struct setting *s, const char *v
         memcpy(dst, val, strlen(val) + 1);
         if (s->off == offsetof(struct config, log_level) && log_level_parse(val) < 0) {
             snprintf(err, errlen, "%s: \"%s\" is not one of error, warn, info, debug", src, val);
+            return false;
+        }
+        if (s->off == offsetof(struct config, log_format) && strcmp(val, "text") != 0 &&
+            strcmp(val, "json") != 0) {
+            snprintf(err, errlen, "%s: \"%s\" is not text or json", src, val);
             return false;
         }
         return true;

@@ -41,6 +41,7 @@ struct config {
     int64_t key_cache_ms;
     char prices[512]; /* per-model price overrides (models.h) */
     char log_level[16];
+    char log_format[8];  /* text or json */
     char port_file[512]; /* write the bound HTTP port here once listening */
 };
 

@@ -562,11 +562,13 @@ static bool step(struct worker *w, PGconn *c)
         return false;
     }
     if (found) {
+        log_context_job(b.job_id);
         if (strcmp(b.state, "intent") == 0)
             reconcile(w, c, &b);
         else
             poll_batch(w, c, &b);
         pipe_batch_free(&b);
+        log_context_job(NULL);
         return true;
     }
     /* display names are all "embedd-" + 8 + "-" + 12 characters long */
@@ -588,8 +590,10 @@ static bool step(struct worker *w, PGconn *c)
     }
     if (!found)
         return false;
+    log_context_job(b.job_id);
     submit(w, c, &b);
     pipe_batch_free(&b);
+    log_context_job(NULL);
     return true;
 }
 
