@@ -59,6 +59,28 @@ static const struct setting settings[] = {
     {"max-open-batches", "EMBEDD_MAX_OPEN_BATCHES", INT(max_open_batches), 0, 1000000, "100", false,
      "most batches open at Google at once, across replicas (Google allows 100 concurrent batches "
      "per project; 0: no limit)"},
+    {"batch-inline-max-bytes", "EMBEDD_BATCH_INLINE_MAX_BYTES", INT(batch_inline_max_bytes), 0,
+     20000000, "4000000", false,
+     "batches whose inline request body would pass this go through the Files API as a JSONL "
+     "file (at most batch-max-bytes inline; 0: every batch a file). Measured (bench/README.md): "
+     "TBD"},
+    {"file-batch-max-requests", "EMBEDD_FILE_BATCH_MAX_REQUESTS", INT(file_batch_max_requests), 0,
+     1000000, "50000", false,
+     "most chunks in one file batch (0: no file batches, every batch inline); mind the "
+     "project's enqueued-token quota"},
+    {"file-batch-max-bytes", "EMBEDD_FILE_BATCH_MAX_BYTES", INT(file_batch_max_bytes), 1024,
+     2000000000, "2000000000", false,
+     "largest JSONL file of one file batch (Google's limit is 2 GB)"},
+    {"upload-piece-bytes", "EMBEDD_UPLOAD_PIECE_BYTES", INT(upload_piece_bytes), 262144, 1073741824,
+     "8388608", false,
+     "bytes per request of a resumable upload, a multiple of 256 KiB (a broken piece is resumed "
+     "from the offset Google reports)"},
+    {"file-janitor-ms", "EMBEDD_FILE_JANITOR_MS", INT(file_janitor_ms), 0, BIG, "600000", false,
+     "how often files left at Google by batches that ended (a failed delete, a crash) are looked "
+     "for and deleted (0: never)"},
+    {"spool-dir", "EMBEDD_SPOOL_DIR", STR(spool_dir), "", false,
+     "directory for temporary files (the JSONL of file batches, unlinked at once); empty: "
+     "$TMPDIR, else /tmp"},
     {"max-body-bytes", "EMBEDD_MAX_BODY_BYTES", INT(max_body_bytes), 1024, BIG, "67108864", false,
      "largest accepted request body (larger gets 413)"},
     {"max-stream-bytes", "EMBEDD_MAX_STREAM_BYTES", INT(max_stream_bytes), 1024, BIG, "8589934592",
@@ -138,6 +160,11 @@ static bool check(const struct config *cfg, char *err, size_t errlen)
     if (cfg->poll_min_ms > cfg->poll_max_ms) {
         snprintf(err, errlen, "poll-min-ms (%lld) is above poll-max-ms (%lld)",
                  (long long)cfg->poll_min_ms, (long long)cfg->poll_max_ms);
+        return false;
+    }
+    if (cfg->upload_piece_bytes % 262144 != 0) {
+        snprintf(err, errlen, "upload-piece-bytes (%lld) is not a multiple of 262144 (256 KiB)",
+                 (long long)cfg->upload_piece_bytes);
         return false;
     }
     if (strcmp(cfg->gemini_api_version, "v1beta") != 0 && strcmp(cfg->gemini_api_version, "v1")) {
