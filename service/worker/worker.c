@@ -679,11 +679,14 @@ struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *
     atomic_init(&wp->stop, false);
     atomic_init(&wp->abort, false);
     atomic_init(&wp->create_hold_until, 0);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(wp->spool, sizeof(wp->spool), "%s",
-             cfg->spool_dir[0] ? cfg->spool_dir
-             : tmp && *tmp     ? tmp
-                               : "/tmp");
+    const char *spool = getenv("TMPDIR");
+    if (cfg->spool_dir[0])
+        spool = cfg->spool_dir;
+    else if (!spool || !*spool)
+        spool = "/tmp";
+    snprintf(wp->spool, sizeof(wp->spool), "%s", spool);
+    if (cfg->file_batch_max_requests > 0 && access(wp->spool, W_OK | X_OK) != 0)
+        log_warn("spool directory %s is not writable: file batches wait until it is", wp->spool);
     pthread_mutex_init(&wp->lock, NULL);
     pthread_cond_init(&wp->wake, NULL);
     pthread_condattr_t ca; /* wait_exited() measures its deadline on the monotonic clock */
