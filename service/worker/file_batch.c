@@ -234,11 +234,15 @@ void file_submit(struct worker *w, PGconn *c, struct pipe_batch *b)
         return;
     }
     if (lines == 0 || (b->n_chunks && lines != b->n_chunks)) {
-        /* chunks left the batch behind its back: send nothing, look again later */
+        /* chunks left the batch behind its back: send nothing */
         log_error("batch %s: %zu chunk(s) in flight, %zu expected; not sending it", b->display_name,
                   lines, b->n_chunks);
         close(fd);
-        worker_retry_later(w, c, b, cfg->poll_max_ms);
+        if (lines > 0)
+            worker_retry_later(w, c, b, cfg->poll_max_ms);
+        else if (!pipe_release(c, b, "released", "no chunk left in flight", false,
+                               (int)cfg->max_attempts, err, sizeof(err)))
+            log_error("batch %s: %s", b->display_name, err);
         return;
     }
     bool held = false;

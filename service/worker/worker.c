@@ -588,6 +588,8 @@ static bool step(struct worker *w, PGconn *c)
     char err[512] = "";
     struct pipe_batch b;
     bool found = false;
+    if (w->index == 0)
+        file_janitor(w, c); /* when it is due */
     if (!pipe_claim_due(c, w->owner, cfg->lease_ms, &b, &found, err, sizeof(err))) {
         log_error("worker %d: %s", w->index, err);
         return false;
@@ -600,8 +602,6 @@ static bool step(struct worker *w, PGconn *c)
         pipe_batch_free(&b);
         return true;
     }
-    if (w->index == 0)
-        file_janitor(w, c); /* when it is due */
     if (worker_now_ms() < atomic_load(&w->wp->create_hold_until))
         return false; /* Google refuses creates for now */
     /* Batches are packed up to the file limits; one that passes the inline
