@@ -624,7 +624,10 @@ static bool step(struct worker *w, PGconn *c)
         .max_open = cfg->max_open_batches,
     };
     int64_t claim_ms = 0;
-    if (!pipe_claim(c, &co, &b, &found, &claim_ms, err, sizeof(err))) {
+    pthread_mutex_lock(&w->wp->claim_lock);
+    bool claimed = pipe_claim(c, &co, &b, &found, &claim_ms, err, sizeof(err));
+    pthread_mutex_unlock(&w->wp->claim_lock);
+    if (!claimed) {
         log_error("worker %d: %s", w->index, err);
         return false;
     }
@@ -688,6 +691,7 @@ struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *
     if (cfg->file_batch_max_requests > 0 && access(wp->spool, W_OK | X_OK) != 0)
         log_warn("spool directory %s is not writable: file batches wait until it is", wp->spool);
     pthread_mutex_init(&wp->lock, NULL);
+    pthread_mutex_init(&wp->claim_lock, NULL);
     pthread_cond_init(&wp->wake, NULL);
     pthread_condattr_t ca; /* wait_exited() measures its deadline on the monotonic clock */
     pthread_condattr_init(&ca);
@@ -805,6 +809,7 @@ int worker_pool_stop(struct worker_pool *wp, int64_t deadline_ms)
     if (c)
         db_pool_release(wp->db, c);
     pthread_mutex_destroy(&wp->lock);
+    pthread_mutex_destroy(&wp->claim_lock);
     pthread_cond_destroy(&wp->wake);
     pthread_cond_destroy(&wp->exited);
     free(wp->workers);

@@ -35,6 +35,9 @@ struct worker_pool {
     atomic_bool stop;
     atomic_bool abort; /* shutdown deadline near: Google calls in flight end now */
     pthread_mutex_t lock;
+    /* one claim at a time in this process: claims that run side by side on
+     * one job skip each other's rows and cut it into more, smaller batches */
+    pthread_mutex_t claim_lock;
     pthread_cond_t wake;
     pthread_cond_t exited; /* a worker thread returned (running went down) */
     size_t running;
