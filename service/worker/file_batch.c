@@ -186,6 +186,8 @@ static void create_with_file(struct worker *w, PGconn *c, struct pipe_batch *b)
     buf_cleanup(&body);
     worker_created(w, c, b, &op, &res);
     gem_operation_free(&op);
+    if (res.outcome == GEM_FATAL)
+        file_tidy(w, b, ""); /* refused: the batch is released, its file of no more use */
 }
 
 /* The complete file name is at Google: record it on the row (its own
