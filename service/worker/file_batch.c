@@ -477,7 +477,8 @@ bool file_collect(struct worker *w, PGconn *c, struct pipe_batch *b, const char 
                                           : res.detail;
         log_warn("batch %s: results from %s not all stored (%zu so far): %s", b->display_name,
                  responses_file, s->stored, why);
-        worker_retry_later(w, c, b, worker_jitter(w, cfg->poll_min_ms));
+        if (still_ours(w, c, b, "while downloading its results"))
+            worker_retry_later(w, c, b, worker_jitter(w, cfg->poll_min_ms));
     } else if (s->lines.bad) {
         log_warn("batch %s: %zu line(s) of the results file skipped (%s)", b->display_name,
                  s->lines.bad, s->lines.err);
