@@ -285,9 +285,10 @@ bool pipe_claim(PGconn *c, const struct pipe_claim_opts *o, struct pipe_batch *o
     if (!out->chunks)
         goto fail;
     size_t n = out->n_chunks;
-    const char *transport = o->sync_max_chunks > 0 && out->job_chunks <= o->sync_max_chunks ? "sync"
-                            : bytes > o->inline_max_bytes                                   ? "file"
-                                                          : "inline";
+    bool too_big = bytes > o->inline_max_bytes || (o->inline_max_items && n > o->inline_max_items);
+    const char *transport = too_big ? "file" : "inline";
+    if (o->sync_max_chunks > 0 && out->job_chunks <= o->sync_max_chunks)
+        transport = "sync";
 
     unsigned char rnd[6];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
@@ -847,6 +848,178 @@ bool pipe_hand_back(PGconn *c, const char *owner_prefix, int *n, char *err, size
         return false;
     }
     *n = (int)strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return true;
+}
+
+/* ---- file transport ---- */
+
+/* Run an UPDATE of one batch row guarded by its lease; *held: it matched. */
+static bool run_leased(PGconn *c, const char *sql, int n, const char *const *v, const char *what,
+                       bool *held, char *err, size_t errlen)
+{
+    *held = false;
+    PGresult *r = q(c, sql, n, v, what, err, errlen);
+    if (!r)
+        return false;
+    *held = db_int(PQcmdTuples(r)) == 1;
+    PQclear(r);
+    return true;
+}
+
+/* The guard of every write made after a long call: the batch is still ours. */
+#define HELD_BY_2 " WHERE id = $1 AND lease_owner = $2 AND lease_until > now()"
+
+bool pipe_renew_lease(PGconn *c, int64_t batch_id, const char *owner, int64_t lease_ms, bool *held,
+                      char *err, size_t errlen)
+{
+    char bid[24], lease[24];
+    snprintf(bid, sizeof(bid), "%lld", (long long)batch_id);
+    snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
+    const char *v[3] = {bid, owner, lease};
+    return run_leased(c,
+                      "UPDATE batches SET lease_until = now() + $3::bigint * interval"
+                      " '1 millisecond'" HELD_BY_2 " AND state IN ('intent', 'submitted')",
+                      3, v, "could not renew the lease", held, err, errlen);
+}
+
+bool pipe_file_written(PGconn *c, int64_t batch_id, const char *owner, int64_t bytes,
+                       int64_t lease_ms, bool *held, char *err, size_t errlen)
+{
+    char bid[24], lease[24], size[24];
+    snprintf(bid, sizeof(bid), "%lld", (long long)batch_id);
+    snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
+    snprintf(size, sizeof(size), "%lld", (long long)bytes);
+    const char *v[4] = {bid, owner, lease, size};
+    return run_leased(c,
+                      "UPDATE batches SET request_bytes = $4::bigint,"
+                      " lease_until = now() + $3::bigint * interval '1 millisecond'" HELD_BY_2
+                      " AND state = 'intent' AND input_file IS NULL",
+                      4, v, "could not record the file's size", held, err, errlen);
+}
+
+bool pipe_input_file(PGconn *c, int64_t batch_id, const char *owner, const char *name,
+                     int64_t lease_ms, bool *held, char *err, size_t errlen)
+{
+    char bid[24], lease[24];
+    snprintf(bid, sizeof(bid), "%lld", (long long)batch_id);
+    snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
+    const char *v[4] = {bid, owner, lease, name};
+    return run_leased(c,
+                      "UPDATE batches SET input_file = $4,"
+                      " lease_until = now() + $3::bigint * interval '1 millisecond'" HELD_BY_2
+                      " AND state = 'intent'",
+                      4, v, "could not record the input file", held, err, errlen);
+}
+
+bool pipe_output_file(PGconn *c, int64_t batch_id, const char *name, char *err, size_t errlen)
+{
+    char bid[24];
+    snprintf(bid, sizeof(bid), "%lld", (long long)batch_id);
+    const char *v[2] = {bid, name};
+    return run(c, "UPDATE batches SET output_file = $2 WHERE id = $1", 2, v,
+               "could not record the results file", err, errlen);
+}
+
+bool pipe_add_response_bytes(PGconn *c, int64_t batch_id, int64_t bytes, int64_t *total, char *err,
+                             size_t errlen)
+{
+    char bid[24], n[24];
+    snprintf(bid, sizeof(bid), "%lld", (long long)batch_id);
+    snprintf(n, sizeof(n), "%lld", (long long)bytes);
+    const char *v[2] = {bid, n};
+    PGresult *r = q(c,
+                    "UPDATE batches SET response_bytes = response_bytes + $2::bigint"
+                    " WHERE id = $1 RETURNING response_bytes",
+                    2, v, "could not count the bytes received", err, errlen);
+    if (!r)
+        return false;
+    *total = PQntuples(r) == 1 ? db_int(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    return true;
+}
+
+bool pipe_store_slice(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
+                      size_t n, int max_attempts, size_t *stored, size_t *requeued, size_t *failed,
+                      char *err, size_t errlen)
+{
+    struct buf ok_seqs, vecs, bad_seqs, errs;
+    buf_init(&ok_seqs, SIZE_MAX / 2);
+    buf_init(&vecs, SIZE_MAX / 2);
+    buf_init(&bad_seqs, SIZE_MAX / 2);
+    buf_init(&errs, SIZE_MAX / 2);
+    *stored = *requeued = *failed = 0;
+    size_t nbad = 0;
+    bool ok = buf_putc(&bad_seqs, '{') && buf_putc(&errs, '{');
+    for (size_t i = 0; i < n && ok; i++) {
+        if (!res[i].values) {
+            ok = buf_printf(&bad_seqs, "%s%d", nbad ? "," : "", res[i].seq) &&
+                 (!nbad || buf_putc(&errs, ',')) &&
+                 pgarray_text(&errs, res[i].error ? res[i].error : "the item failed");
+            nbad++;
+        }
+    }
+    ok = ok && buf_putc(&bad_seqs, '}') && buf_putc(&errs, '}');
+    char bid[24];
+    snprintf(bid, sizeof(bid), "%lld", (long long)b->id);
+    if (!ok)
+        snprintf(err, errlen, "out of memory");
+    else
+        ok = db_exec(c, "BEGIN", err, errlen);
+    bool begun = ok;
+    for (size_t from = 0; ok && from < n; from += STORE_SLICE)
+        ok = store_slice(c, b, bid, res, from, n - from < STORE_SLICE ? n : from + STORE_SLICE,
+                         &ok_seqs, &vecs, stored, err, errlen);
+    int64_t min_back = INT32_MAX;
+    ok = ok && (nbad == 0 || requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued,
+                                             failed, &min_back, err, errlen));
+    char s1[24], s2[24], s3[24], s4[24];
+    snprintf(s1, sizeof(s1), "%zu", *stored);
+    snprintf(s2, sizeof(s2), "%zu", *requeued);
+    snprintf(s3, sizeof(s3), "%zu", *failed);
+    snprintf(s4, sizeof(s4), "%lld", (long long)min_back);
+    const char *v[5] = {b->job_id, s1, s2, s3, s4};
+    /* the batch stays open: more slices follow, then pipe_store_results closes it */
+    const struct step counters[] = {
+        {"UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + $4::int),"
+         " chunks_succeeded = chunks_succeeded + $2::int,"
+         " chunks_pending = chunks_pending + $3::int, chunks_failed = chunks_failed + $4::int,"
+         " claim_seq = least(claim_seq, $5::int), last_activity_at = now() WHERE id = $1",
+         5, v, "could not update job counters"},
+    };
+    if (begun)
+        ok = commit_steps(c, ok, counters, SVC_ARRAY_LEN(counters), err, errlen);
+    if (!ok)
+        *stored = *requeued = *failed = 0; /* rolled back */
+    buf_cleanup(&ok_seqs);
+    buf_cleanup(&vecs);
+    buf_cleanup(&bad_seqs);
+    buf_cleanup(&errs);
+    return ok;
+}
+
+bool pipe_batch_ref(PGconn *c, const char *display_name, const char *gemini_name,
+                    struct pipe_batch_ref *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const char *v[1] = {display_name ? display_name : gemini_name};
+    PGresult *r = q(c,
+                    display_name ? "SELECT state, coalesce(gemini_name, ''),"
+                                   " coalesce(input_file, ''), coalesce(output_file, '')"
+                                   " FROM batches WHERE display_name = $1"
+                                 : "SELECT state, coalesce(gemini_name, ''),"
+                                   " coalesce(input_file, ''), coalesce(output_file, '')"
+                                   " FROM batches WHERE gemini_name = $1",
+                    1, v, "could not look up a batch", err, errlen);
+    if (!r)
+        return false;
+    out->found = PQntuples(r) == 1;
+    if (out->found) {
+        snprintf(out->state, sizeof(out->state), "%s", PQgetvalue(r, 0, 0));
+        snprintf(out->gemini_name, sizeof(out->gemini_name), "%s", PQgetvalue(r, 0, 1));
+        snprintf(out->input_file, sizeof(out->input_file), "%s", PQgetvalue(r, 0, 2));
+        snprintf(out->output_file, sizeof(out->output_file), "%s", PQgetvalue(r, 0, 3));
+    }
     PQclear(r);
     return true;
 }
