@@ -648,9 +648,17 @@ static bool store_versions(PGconn *c, const struct pipe_batch *b, const char *do
     return ok;
 }
 
-bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
-                        size_t n, int max_attempts, size_t *stored, size_t *requeued,
-                        size_t *failed, char *err, size_t errlen)
+/*
+ * One store transaction's work, shared by pipe_store_results and
+ * pipe_store_slice: vectors of the succeeded items (slices of STORE_SLICE),
+ * failed items requeued or failed, and, when close is set, the batch's
+ * chunks that got no result at all; then the collection's versions, the
+ * job's counters (tokens included) and, when close is set, the batch's end
+ * and the job's. All in one transaction.
+ */
+static bool store_tx(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res, size_t n,
+                     int max_attempts, bool close, size_t *stored, size_t *requeued, size_t *failed,
+                     char *err, size_t errlen)
 {
     struct buf ok_seqs, vecs, toks, bad_seqs, errs, dead_docs;
     struct store_tally t = {0};
@@ -681,28 +689,28 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
         ok = store_slice(c, b, bid, res, from, n - from < STORE_SLICE ? n : from + STORE_SLICE,
                          &ok_seqs, &vecs, &toks, &t, err, errlen);
     *stored = t.stored;
-    PGresult *r;
     int64_t min_back = INT32_MAX;
-    ok = ok && requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued, failed,
-                               &min_back, &dead_docs, err, errlen);
-    /* chunks of the batch that got no result at all */
+    ok = ok && (nbad == 0 || requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued,
+                                             failed, &min_back, &dead_docs, err, errlen));
     const char *v2[1] = {bid};
-    r = ok ? q(c,
-               "SELECT coalesce(array_agg(seq), '{}'), coalesce(array_agg("
-               "'no result returned for this chunk'::text), '{}') FROM chunks"
-               " WHERE batch_id = $1 AND state = 1",
-               1, v2, "could not find missing results", err, errlen)
-           : NULL;
-    ok = ok && r;
-    if (ok) {
-        char *ms = strdup(PQgetvalue(r, 0, 0)), *me = strdup(PQgetvalue(r, 0, 1));
-        ok = ms && me &&
-             requeue_or_fail(c, b, ms, me, max_attempts, requeued, failed, &min_back, &dead_docs,
-                             err, errlen);
-        free(ms);
-        free(me);
+    if (ok && close) {
+        /* chunks of the batch that got no result at all */
+        PGresult *r = q(c,
+                        "SELECT coalesce(array_agg(seq), '{}'), coalesce(array_agg("
+                        "'no result returned for this chunk'::text), '{}') FROM chunks"
+                        " WHERE batch_id = $1 AND state = 1",
+                        1, v2, "could not find missing results", err, errlen);
+        ok = r != NULL;
+        if (ok) {
+            char *ms = strdup(PQgetvalue(r, 0, 0)), *me = strdup(PQgetvalue(r, 0, 1));
+            ok = ms && me &&
+                 requeue_or_fail(c, b, ms, me, max_attempts, requeued, failed, &min_back,
+                                 &dead_docs, err, errlen);
+            free(ms);
+            free(me);
+        }
+        PQclear(r);
     }
-    PQclear(r);
     ok = ok &&
          store_versions(c, b, t.docs.data ? t.docs.data : "", dead_docs.data ? dead_docs.data : "",
                         "a chunk of this version failed; the previous version stays current", err,
@@ -715,7 +723,7 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     snprintf(s5, sizeof(s5), "%lld", (long long)t.tokens);
     snprintf(s6, sizeof(s6), "%lld", (long long)t.estimated);
     const char *v3[7] = {b->job_id, s1, s2, s3, s4, s5, s6};
-    const struct step close_batch[] = {
+    const struct step steps[] = {
         {b->interactive
              ? "UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + "
                "$4::int),"
@@ -740,11 +748,28 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
          1, v2, "could not close the batch"},
         {finish_sql, 1, v3, "could not finish the job"},
     };
-    ok = commit_steps(c, ok, close_batch, SVC_ARRAY_LEN(close_batch), err, errlen);
+    /* a slice leaves the batch open: more slices follow, then the close */
+    ok = commit_steps(c, ok, steps, close ? SVC_ARRAY_LEN(steps) : 1, err, errlen);
+    if (!ok)
+        *stored = *requeued = *failed = 0; /* rolled back */
 out:
     for (size_t i = 0; i < SVC_ARRAY_LEN(bufs); i++)
         buf_cleanup(bufs[i]);
     return ok;
+}
+
+bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
+                        size_t n, int max_attempts, size_t *stored, size_t *requeued,
+                        size_t *failed, char *err, size_t errlen)
+{
+    return store_tx(c, b, res, n, max_attempts, true, stored, requeued, failed, err, errlen);
+}
+
+bool pipe_store_slice(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
+                      size_t n, int max_attempts, size_t *stored, size_t *requeued, size_t *failed,
+                      char *err, size_t errlen)
+{
+    return store_tx(c, b, res, n, max_attempts, false, stored, requeued, failed, err, errlen);
 }
 
 bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, const char *reason,
@@ -937,65 +962,6 @@ bool pipe_add_response_bytes(PGconn *c, int64_t batch_id, int64_t bytes, int64_t
     *total = PQntuples(r) == 1 ? db_int(PQgetvalue(r, 0, 0)) : 0;
     PQclear(r);
     return true;
-}
-
-bool pipe_store_slice(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
-                      size_t n, int max_attempts, size_t *stored, size_t *requeued, size_t *failed,
-                      char *err, size_t errlen)
-{
-    struct buf ok_seqs, vecs, bad_seqs, errs;
-    buf_init(&ok_seqs, SIZE_MAX / 2);
-    buf_init(&vecs, SIZE_MAX / 2);
-    buf_init(&bad_seqs, SIZE_MAX / 2);
-    buf_init(&errs, SIZE_MAX / 2);
-    *stored = *requeued = *failed = 0;
-    size_t nbad = 0;
-    bool ok = buf_putc(&bad_seqs, '{') && buf_putc(&errs, '{');
-    for (size_t i = 0; i < n && ok; i++) {
-        if (!res[i].values) {
-            ok = buf_printf(&bad_seqs, "%s%d", nbad ? "," : "", res[i].seq) &&
-                 (!nbad || buf_putc(&errs, ',')) &&
-                 pgarray_text(&errs, res[i].error ? res[i].error : "the item failed");
-            nbad++;
-        }
-    }
-    ok = ok && buf_putc(&bad_seqs, '}') && buf_putc(&errs, '}');
-    char bid[24];
-    snprintf(bid, sizeof(bid), "%lld", (long long)b->id);
-    if (!ok)
-        snprintf(err, errlen, "out of memory");
-    else
-        ok = db_exec(c, "BEGIN", err, errlen);
-    bool begun = ok;
-    for (size_t from = 0; ok && from < n; from += STORE_SLICE)
-        ok = store_slice(c, b, bid, res, from, n - from < STORE_SLICE ? n : from + STORE_SLICE,
-                         &ok_seqs, &vecs, stored, err, errlen);
-    int64_t min_back = INT32_MAX;
-    ok = ok && (nbad == 0 || requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued,
-                                             failed, &min_back, err, errlen));
-    char s1[24], s2[24], s3[24], s4[24];
-    snprintf(s1, sizeof(s1), "%zu", *stored);
-    snprintf(s2, sizeof(s2), "%zu", *requeued);
-    snprintf(s3, sizeof(s3), "%zu", *failed);
-    snprintf(s4, sizeof(s4), "%lld", (long long)min_back);
-    const char *v[5] = {b->job_id, s1, s2, s3, s4};
-    /* the batch stays open: more slices follow, then pipe_store_results closes it */
-    const struct step counters[] = {
-        {"UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + $4::int),"
-         " chunks_succeeded = chunks_succeeded + $2::int,"
-         " chunks_pending = chunks_pending + $3::int, chunks_failed = chunks_failed + $4::int,"
-         " claim_seq = least(claim_seq, $5::int), last_activity_at = now() WHERE id = $1",
-         5, v, "could not update job counters"},
-    };
-    if (begun)
-        ok = commit_steps(c, ok, counters, SVC_ARRAY_LEN(counters), err, errlen);
-    if (!ok)
-        *stored = *requeued = *failed = 0; /* rolled back */
-    buf_cleanup(&ok_seqs);
-    buf_cleanup(&vecs);
-    buf_cleanup(&bad_seqs);
-    buf_cleanup(&errs);
-    return ok;
 }
 
 bool pipe_batch_ref(PGconn *c, const char *display_name, const char *gemini_name,

@@ -610,7 +610,8 @@ Test(pipeline, results_in_slices)
     static float v[128];
     for (int i = 0; i < 128; i++)
         v[i] = 1.0f;
-    struct pipe_result r1[3] = {{0, v, 128, NULL}, {1, v, 128, NULL}, {2, NULL, 0, "code 13"}};
+    struct pipe_result r1[3] = {
+        {0, v, 128, NULL, -1}, {1, v, 128, NULL, -1}, {2, NULL, 0, "code 13", -1}};
     size_t stored, requeued, failed;
     for (int k = 0; k < 2; k++) {
         cr_assert(
@@ -625,7 +626,7 @@ Test(pipeline, results_in_slices)
     char *st = batch_text(b.id, "state");
     cr_assert_str_eq(st, "submitted", "the batch stays open between slices");
     free(st);
-    struct pipe_result r2[2] = {{3, v, 128, NULL}, {99, v, 128, NULL}};
+    struct pipe_result r2[2] = {{3, v, 128, NULL, -1}, {99, v, 128, NULL, -1}};
     cr_assert(
         pipe_store_slice(db.conn, &b, r2, 2, 3, &stored, &requeued, &failed, err, sizeof(err)),
         "%s", err);
