@@ -81,6 +81,10 @@ static const struct setting settings[] = {
     {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
     {"port-file", "EMBEDD_PORT_FILE", STR(port_file), "", false,
      "write the bound HTTP port to this file once listening (for port 0)"},
+    {"spool-dir", "EMBEDD_SPOOL_DIR", STR(spool_dir), "", false,
+     "directory for the unlinked temporary file where the documents of a JSON body wait until"
+     " its options are known (they may come last); up to max-body-bytes of disk per request in"
+     " progress (empty: $TMPDIR, else /tmp)"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

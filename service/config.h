@@ -40,6 +40,7 @@ struct config {
     int64_t key_cache_ms;
     char log_level[16];
     char port_file[512]; /* write the bound HTTP port here once listening */
+    char spool_dir[512]; /* temporary files of JSON bodies; "": $TMPDIR, else /tmp */
 };
 
 /* Fill cfg with the defaults. */
