@@ -1,8 +1,9 @@
 /* routes.c: the route table; it mirrors the paths in openapi.yaml. */
 #include "api.h"
 
-/* POST /v1/jobs: an NDJSON body is streamed */
-static const struct http_body_stream *const jobs_create_streams[] = {&api_jobs_create_ndjson, NULL};
+/* POST /v1/jobs: a JSON body (also without Content-Type) or NDJSON, both streamed */
+static const struct http_body_stream *const jobs_create_streams[] = {&api_jobs_create_json,
+                                                                     &api_jobs_create_ndjson, NULL};
 
 const struct http_route api_routes[] = {
     {"GET", "/healthz", api_healthz, 0, NULL},
