@@ -152,6 +152,8 @@ static void element_end(struct job_stream *js, const struct json_stream_ev *ev)
         discard(js);
         return;
     }
+    if (js->scan.utf8_bad) /* in this piece: the document may be part of it */
+        discard(js);
     if (js->delivering) {
         size_t first = 0;
         enum job_stream_take t = js->ops->document(js->cls, i, &dl.doc, &first);

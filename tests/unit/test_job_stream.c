@@ -4,6 +4,8 @@
 #include "job_request.h"
 #include "job_stream.h"
 
+#include "chunker/chunker.h"
+
 #include <criterion/criterion.h>
 
 #include <stdint.h>
@@ -62,6 +64,8 @@ static enum job_stream_take on_document(void *cls, size_t index, const struct jo
 {
     struct taken *t = cls;
     cr_assert_eq(index, t->n, "documents arrive in order");
+    cr_assert(utf8_valid(d->id, d->id_len) && utf8_valid(d->text, d->text_len),
+              "only valid UTF-8 is handed over");
     for (size_t i = 0; i < t->n; i++) {
         if (strlen(t->ids[i]) == d->id_len && memcmp(t->ids[i], d->id, d->id_len) == 0) {
             *dup_of = i;
@@ -274,6 +278,8 @@ static const char *const bodies[] = {
     "{\"documents\":[{\"id\":\"a\",\"text\":\"t\",\"title\":null,\"metadata\":null}]}",
     "{\"documents\":[{\"id\":\"a\",\"text\":\"a\xc0\xaf"
     "b\"}]}",
+    /* the document itself is cut short by a bad UTF-8 sequence: never handed over */
+    "{\"documents\":[{\"id\":\"a\",\"text\":\"a\xe3\x80\"},{\"id\":\"b\",\"text\":\"b\"}]}",
 };
 
 Test(job_stream, same_verdicts_as_the_tree)
