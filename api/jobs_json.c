@@ -86,10 +86,15 @@ static void on_documents(void *cls, const struct job_request *opts)
         release_db(j);
         return;
     }
-    if (!j->c)
-        j->c = db_pool_acquire(j->app->db, j->app->db_timeout_ms, err, sizeof(err));
+    /* Only a connection that is free now: waiting here would also stall the
+     * other requests this server thread serves, maybe the very ones holding
+     * the connections. Without one the documents wait in the spool. */
+    if (!j->c && !(j->c = db_pool_acquire(j->app->db, 0, err, sizeof(err)))) {
+        log_debug("request %s: %s; the documents are spooled", j->req_id, err);
+        return;
+    }
     struct job_spec spec = api_job_spec(j->key_id, opts);
-    j->in = j->c ? jobs_ingest_begin(j->c, &spec, err, sizeof(err)) : NULL;
+    j->in = jobs_ingest_begin(j->c, &spec, err, sizeof(err));
     if (!j->in) { /* tried again from the spool at the end */
         log_warn("request %s: %s", j->req_id, err);
         release_db(j);
