@@ -2,7 +2,8 @@
  * test_json_ingest.c: POST /v1/jobs with a JSON body, streamed (api/jobs_json.c) against a real
  * `embedd serve` and database: options before, after and around the documents store the same
  * rows; a body split anywhere is read the same; errors anywhere store nothing and free the
- * database connection; a body without Content-Type is JSON.
+ * database connection; a body without Content-Type is JSON. (test_spool_dir.c: an unusable
+ * --spool-dir.)
  */
 #include "harness.h"
 #include "svch.h"
@@ -387,36 +388,4 @@ Test(json_ingest, errors_mid_body_store_nothing)
     buf_cleanup(&head);
     buf_cleanup(&tail);
     buf_cleanup(&b);
-}
-
-/* ---- the spool directory ---- */
-
-static struct svch nospool;
-
-static void start_nospool(void)
-{
-    static const char *const flags[] = {"--spool-dir=/nonexistent/embedd-spool", "--workers=1",
-                                        NULL};
-    svch_start(&nospool, flags);
-}
-
-static void stop_nospool(void)
-{
-    svch_stop(&nospool);
-}
-
-TestSuite(json_ingest_nospool, .init = start_nospool, .fini = stop_nospool, .timeout = 120);
-
-Test(json_ingest_nospool, options_first_need_no_spool)
-{
-    static const char first[] = "{\"priority\":1,\"documents\":[{\"id\":\"a\",\"text\":\"t\"}]}";
-    static const char after[] = "{\"documents\":[{\"id\":\"a\",\"text\":\"t\"}],\"priority\":1}";
-    struct simh_resp r;
-    post(&nospool, &r, first, strlen(first));
-    cr_assert_eq(r.status, 202, "%ld: %s", r.status, r.body);
-    simh_resp_free(&r);
-    post(&nospool, &r, after, strlen(after));
-    expect_problem(&r, 503, "spool_unavailable", NULL, NULL);
-    simh_resp_free(&r);
-    cr_assert_eq(dbh_scalar(&nospool.db, "SELECT count(*) FROM jobs"), 1);
 }

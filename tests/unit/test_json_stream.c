@@ -178,7 +178,7 @@ Test(json_stream, agrees_on_every_prefix_and_mutation)
 
 Test(json_stream, depth_matches_json_strict_and_json_c)
 {
-    char b[400];
+    char b[1024];
     for (int d = 60; d <= 66; d++) {
         static const char *const inner[] = {"", "1", "\"s\"", "{}", "[]", "{\"x\":1}", "true"};
         for (size_t k = 0; k < sizeof(inner) / sizeof(inner[0]); k++) {
