@@ -81,9 +81,13 @@ static void documents_begin(struct job_stream *js, enum json_stream_kind kind)
     js->doc_failed = js->dup_failed = js->options_after = false;
     if (kind != JSON_STREAM_ARRAY || js->scan.utf8_bad)
         return;
+    /* The options so far are validated for the first "documents" only: for
+     * every repeat of it they would be parsed again, which a body of many
+     * short members could make quadratic. A repeat goes through the spool. */
     struct job_request r;
     struct job_req_error e;
-    bool ok = gathered_options(js, &r, &e);
+    bool ok = !js->docs_repeated && gathered_options(js, &r, &e);
+    js->docs_repeated = true;
     js->ops->documents(js->cls, ok ? &r : NULL);
     if (ok)
         job_request_free(&r);

@@ -37,7 +37,7 @@ enum job_stream_take {
 struct job_stream_ops {
     /* A "documents" array begins; whatever an earlier one delivered is void.
      * opts: the options given before it (all valid), or NULL when they are
-     * not valid so far. Borrowed for the call. */
+     * not valid so far (and for a repeated "documents"). Borrowed for the call. */
     void (*documents)(void *cls, const struct job_request *opts);
     /* A valid document number index (borrowed for the call). */
     enum job_stream_take (*document)(void *cls, size_t index, const struct job_doc *d,
@@ -58,6 +58,7 @@ struct job_stream {
     bool root_fraction, docs_fraction;
     bool in_docs;       /* the current member is "documents" */
     bool have_docs;     /* the body has a "documents" member */
+    bool docs_repeated; /* a "documents" array began already */
     bool options_after; /* an option member came after the last "documents" began */
     bool delivering;    /* documents go to ops->document */
     size_t n_docs;
