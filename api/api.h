@@ -8,6 +8,8 @@
 
 #include "app.h"
 #include "http.h"
+#include "job_request.h"
+#include "store/jobs.h"
 #include "util/buf.h"
 #include "util/compiler.h"
 
@@ -33,12 +35,20 @@ void api_healthz(void *app, struct http_req *req, struct http_resp *resp);
 /* GET /readyz: database reachable and migrations current. */
 void api_readyz(void *app, struct http_req *req, struct http_resp *resp);
 
-/* POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel,
- * DELETE /v1/jobs/{id}. */
+/* POST /v1/jobs with a body of any other media type: 415. */
 void api_jobs_create(void *app, struct http_req *req, struct http_resp *resp);
+/* POST /v1/jobs with Content-Type: application/json (or none): streamed,
+ * validated and stored one document at a time (see jobs_json.c). */
+extern const struct http_body_stream api_jobs_create_json;
 /* POST /v1/jobs with Content-Type: application/x-ndjson: line 1 the options,
  * then one document per line; streamed (see jobs.c). */
 extern const struct http_body_stream api_jobs_create_ndjson;
+/* The spec of a new job of key key_id with the options of r (borrowed from r). */
+struct job_spec api_job_spec(int64_t key_id, const struct job_request *r);
+/* A job was created: log it and answer 202 with its representation and Location. */
+void api_job_created(struct http_req *req, struct http_resp *resp, const struct job_row *row,
+                     const char *how);
+/* GET /v1/jobs, GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel, DELETE /v1/jobs/{id}. */
 void api_jobs_list(void *app, struct http_req *req, struct http_resp *resp);
 void api_jobs_get(void *app, struct http_req *req, struct http_resp *resp);
 void api_jobs_cancel(void *app, struct http_req *req, struct http_resp *resp);

@@ -85,8 +85,9 @@ typedef void (*http_handler)(void *app, struct http_req *req, struct http_resp *
 
 /*
  * A route may take its request body as a stream instead of one buffer, when
- * the request's Content-Type is content_type: the body then has no
- * max_body_bytes limit (the handler applies its own) and is never held whole.
+ * the request's Content-Type is content_type (or, with untyped, when it has
+ * none): the body then has no max_body_bytes limit (the handler applies its
+ * own) and is never held whole.
  * After authentication, begin returns the handler's state, or NULL with resp
  * filled to refuse the request (the body is then read and dropped). data gets
  * each piece as it arrives, in order, split anywhere; returning false means
@@ -96,6 +97,7 @@ typedef void (*http_handler)(void *app, struct http_req *req, struct http_resp *
  */
 struct http_body_stream {
     const char *content_type; /* media type, matched case-insensitively, parameters ignored */
+    bool untyped;             /* also for a request without Content-Type */
     void *(*begin)(void *app, struct http_req *req, struct http_resp *resp);
     bool (*data)(void *state, struct http_req *req, const char *data, size_t len);
     void (*end)(void *state, struct http_req *req, struct http_resp *resp);
@@ -113,7 +115,9 @@ struct http_route {
     const char *pattern; /* "/v1/jobs/{id}/results": {x} matches one segment */
     http_handler handler;
     unsigned flags;
-    const struct http_body_stream *stream; /* NULL: the body arrives whole in req->body */
+    /* the media types whose body is streamed (NULL-terminated), or NULL; a
+     * request with another type has its body whole in req->body */
+    const struct http_body_stream *const *streams;
 };
 
 /* Whether a Content-Type value names media type mt ("application/json"):

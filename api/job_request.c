@@ -27,9 +27,9 @@ static bool fail(struct job_req_error *e, int status, const char *code, const ch
     return false;
 }
 
-static const char *type_name(json_object *v)
+static const char *type_name(enum json_type t)
 {
-    switch (json_object_get_type(v)) {
+    switch (t) {
     case json_type_null:
         return "null";
     case json_type_boolean:
@@ -53,7 +53,53 @@ static bool want_type(json_object *v, enum json_type t, const char *what, const 
 {
     if (json_object_is_type(v, t))
         return true;
-    return fail(e, 400, "invalid_type", ptr, "%s must be %s, not %s", ptr, what, type_name(v));
+    return job_request_err_type(e, ptr, what, json_object_get_type(v));
+}
+
+bool job_request_err_type(struct job_req_error *e, const char *ptr, const char *what,
+                          enum json_type have)
+{
+    return fail(e, 400, "invalid_type", ptr, "%s must be %s, not %s", ptr, what, type_name(have));
+}
+
+bool job_request_err_oom(struct job_req_error *e)
+{
+    return fail(e, 503, "out_of_memory", "", "the server is out of memory");
+}
+
+bool job_request_err_utf8(struct job_req_error *e)
+{
+    return fail(e, 400, "invalid_json", "", "the body is not valid UTF-8");
+}
+
+bool job_request_err_syntax(struct job_req_error *e, const char *why)
+{
+    return fail(e, 400, "invalid_json", "", "the body is not valid JSON: %s", why);
+}
+
+bool job_request_err_no_documents(struct job_req_error *e)
+{
+    return fail(e, 400, "missing_field", "/documents", "/documents is required");
+}
+
+bool job_request_check_count(size_t n, struct job_req_error *e)
+{
+    if (n == 0)
+        return fail(e, 422, "no_documents", "/documents", "/documents must not be empty");
+    if (n > JOB_MAX_DOCUMENTS)
+        return fail(e, 422, "too_many_documents", "/documents",
+                    "/documents has %zu entries; at most %d are accepted per job", n,
+                    JOB_MAX_DOCUMENTS);
+    return true;
+}
+
+bool job_request_err_duplicate(struct job_req_error *e, const char *id, size_t id_len, size_t index,
+                               size_t first)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/documents/%zu/id", index);
+    return fail(e, 422, "duplicate_id", p, "document id \"%.*s\" is also used by /documents/%zu",
+                (int)(id_len > 60 ? 60 : id_len), id, first);
 }
 
 /* Only the listed members may appear in o. */
@@ -247,30 +293,33 @@ static int cmp_doc_id(const void *a, const void *b)
     return x < y ? -1 : (x > y); /* ties: document order */
 }
 
+/* The first document (in document order) whose id an earlier one has, as a
+ * stream of documents finds it (jobs_ingest_add, job_stream.h). */
 static bool check_unique_ids(struct job_request *r, struct job_req_error *e)
 {
     const struct job_doc **idx = malloc(r->n_docs * sizeof(*idx));
     if (!idx)
-        return fail(e, 503, "out_of_memory", "", "the server is out of memory");
+        return job_request_err_oom(e);
     for (size_t i = 0; i < r->n_docs; i++)
         idx[i] = &r->docs[i];
     qsort(idx, r->n_docs, sizeof(*idx), cmp_doc_id);
+    size_t later = SIZE_MAX, first = 0;
     for (size_t i = 1; i < r->n_docs; i++) {
-        if (idx[i]->id_len == idx[i - 1]->id_len &&
-            memcmp(idx[i]->id, idx[i - 1]->id, idx[i]->id_len) == 0) {
-            size_t later = (size_t)(idx[i] - r->docs);
-            size_t first = (size_t)(idx[i - 1] - r->docs);
-            free(idx);
-            const struct job_doc *d = &r->docs[later];
-            char p[64];
-            snprintf(p, sizeof(p), "/documents/%zu/id", later);
-            return fail(e, 422, "duplicate_id", p,
-                        "document id \"%.*s\" is also used by /documents/%zu",
-                        (int)(d->id_len > 60 ? 60 : d->id_len), d->id, first);
+        /* in a run of equal ids (sorted by position), the second is its first repeat */
+        bool same = idx[i]->id_len == idx[i - 1]->id_len &&
+                    memcmp(idx[i]->id, idx[i - 1]->id, idx[i]->id_len) == 0;
+        bool second = same && (i < 2 || idx[i - 2]->id_len != idx[i - 1]->id_len ||
+                               memcmp(idx[i - 2]->id, idx[i - 1]->id, idx[i - 1]->id_len) != 0);
+        if (second && (size_t)(idx[i] - r->docs) < later) {
+            later = (size_t)(idx[i] - r->docs);
+            first = (size_t)(idx[i - 1] - r->docs);
         }
     }
     free(idx);
-    return true;
+    if (later == SIZE_MAX)
+        return true;
+    const struct job_doc *d = &r->docs[later];
+    return job_request_err_duplicate(e, d->id, d->id_len, later, first);
 }
 
 static void set_defaults(struct job_request *r, struct job_req_error *e)
@@ -285,34 +334,39 @@ static void set_defaults(struct job_request *r, struct job_req_error *e)
     r->overlap_chars = CHUNK_DEFAULT_OVERLAP_CHARS;
 }
 
-/* Parse body as exactly one JSON value (surrounding whitespace allowed) into *root. */
-static bool parse_json(const char *body, size_t len, json_object **root, struct job_req_error *e)
+/* Parse body as exactly one JSON value (surrounding whitespace allowed) into
+ * *root. trusted: body is known to be valid UTF-8 and RFC 8259 JSON (checked
+ * by json_stream.h), which skips those checks. */
+static bool parse_json(const char *body, size_t len, bool trusted, json_object **root,
+                       struct job_req_error *e)
 {
     *root = NULL;
     /* JSON_TOKENER_VALIDATE_UTF8 (json-c 0.16) lets overlong forms, surrogates and code points
      * past U+10FFFF through, which the chunker and PostgreSQL's UTF8 text then choke on (found
      * by tests/fuzz/fuzz_job_request): the body must be strictly valid UTF-8 (RFC 8259 §8.1). */
-    if (!utf8_valid(body, len))
-        return fail(e, 400, "invalid_json", "", "the body is not valid UTF-8");
+    if (!trusted && !utf8_valid(body, len))
+        return job_request_err_utf8(e);
     /* json-c accepts single quotes and raw control characters, and drops what
      * follows \u0000 in member names: an RFC 8259 check first (json_strict.h) */
     struct json_strict_error je;
-    if (!json_strict_check(body, len, 64, &je))
-        return fail(e, 400, "invalid_json", "", "the body is not valid JSON: %s", je.message);
-    struct json_tokener *tok = json_tokener_new_ex(64);
+    if (!trusted && !json_strict_check(body, len, JOB_MAX_DEPTH, &je))
+        return job_request_err_syntax(e, je.message);
+    if (len > INT32_MAX) /* json_tokener_parse_ex takes an int */
+        return job_request_err_syntax(e, "a JSON value larger than 2 GiB");
+    struct json_tokener *tok = json_tokener_new_ex(JOB_MAX_DEPTH);
     if (!tok)
-        return fail(e, 503, "out_of_memory", "", "the server is out of memory");
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    *root = len > INT32_MAX ? NULL : json_tokener_parse_ex(tok, body, (int)len);
+        return job_request_err_oom(e);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | (trusted ? 0 : JSON_TOKENER_VALIDATE_UTF8));
+    *root = json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
-    if (!*root || jerr != json_tokener_success) {
+    if (jerr != json_tokener_success) { /* a NULL *root with success is JSON's null */
         json_object_put(*root);
         *root = NULL;
-        return fail(e, 400, "invalid_json", "", "the body is not valid JSON: %s",
-                    jerr == json_tokener_continue ? "unexpected end of input"
-                                                  : json_tokener_error_desc(jerr));
+        return job_request_err_syntax(e, jerr == json_tokener_continue
+                                             ? "unexpected end of input"
+                                             : json_tokener_error_desc(jerr));
     }
     while (end < len &&
            (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' || body[end] == '\t'))
@@ -331,24 +385,20 @@ bool job_request_parse(const char *body, size_t len, struct job_request *r, stru
         "documents", "display_name", "model",    "task_type", "output_dimensionality",
         "priority",  "normalize",    "chunking", NULL};
     set_defaults(r, e);
-    if (!parse_json(body, len, &r->root, e))
+    if (!parse_json(body, len, false, &r->root, e))
         return false;
     bool ok = want_type(r->root, json_type_object, "an object", "", e) &&
               only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
     json_object *docs = NULL;
     if (ok && !json_object_object_get_ex(r->root, "documents", &docs))
-        ok = fail(e, 400, "missing_field", "/documents", "/documents is required");
+        ok = job_request_err_no_documents(e);
     if (ok)
         ok = want_type(docs, json_type_array, "an array", "/documents", e);
     size_t n = ok ? json_object_array_length(docs) : 0;
-    if (ok && n == 0)
-        ok = fail(e, 422, "no_documents", "/documents", "/documents must not be empty");
-    if (ok && n > JOB_MAX_DOCUMENTS)
-        ok = fail(e, 422, "too_many_documents", "/documents",
-                  "/documents has %zu entries; at most %d are accepted per job", n,
-                  JOB_MAX_DOCUMENTS);
+    if (ok)
+        ok = job_request_check_count(n, e);
     if (ok && !(r->docs = calloc(n, sizeof(*r->docs))))
-        ok = fail(e, 503, "out_of_memory", "", "the server is out of memory");
+        ok = job_request_err_oom(e);
     for (size_t i = 0; ok && i < n; i++)
         ok = parse_doc(json_object_array_get_idx(docs, i), i, &r->docs[i], e);
     r->n_docs = ok ? n : 0;
@@ -366,7 +416,7 @@ bool job_request_parse_options(const char *line, size_t len, struct job_request 
         "display_name", "model",     "task_type", "output_dimensionality",
         "priority",     "normalize", "chunking",  NULL};
     set_defaults(r, e);
-    if (!parse_json(line, len, &r->root, e))
+    if (!parse_json(line, len, false, &r->root, e))
         return false;
     bool ok = want_type(r->root, json_type_object, "an object", "", e) &&
               only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
@@ -375,13 +425,13 @@ bool job_request_parse_options(const char *line, size_t len, struct job_request 
     return ok;
 }
 
-bool job_request_parse_doc(const char *line, size_t len, size_t index, struct job_doc_line *out,
-                           struct job_req_error *e)
+static bool parse_doc_line(const char *line, size_t len, bool trusted, size_t index,
+                           struct job_doc_line *out, struct job_req_error *e)
 {
     char base[48];
     memset(out, 0, sizeof(*out));
     memset(e, 0, sizeof(*e));
-    if (!parse_json(line, len, &out->root, e)) {
+    if (!parse_json(line, len, trusted, &out->root, e)) {
         snprintf(base, sizeof(base), "/documents/%zu", index);
         snprintf(e->pointer, sizeof(e->pointer), "%s", base);
         return false;
@@ -391,6 +441,18 @@ bool job_request_parse_doc(const char *line, size_t len, size_t index, struct jo
         return false;
     }
     return true;
+}
+
+bool job_request_parse_doc(const char *line, size_t len, size_t index, struct job_doc_line *out,
+                           struct job_req_error *e)
+{
+    return parse_doc_line(line, len, false, index, out, e);
+}
+
+bool job_request_parse_doc_trusted(const char *json, size_t len, size_t index,
+                                   struct job_doc_line *out, struct job_req_error *e)
+{
+    return parse_doc_line(json, len, true, index, out, e);
 }
 
 void job_doc_line_free(struct job_doc_line *d)

@@ -18,6 +18,7 @@
 #define JOB_MAX_TITLE_BYTES   1000
 #define JOB_MAX_NAME_BYTES    200
 #define JOB_MAX_METADATA_JSON 16384
+#define JOB_MAX_DEPTH         64 /* nesting of a body (json_strict_check, json-c) */
 
 struct job_doc {
     const char *id; /* borrowed from the parsed JSON */
@@ -50,6 +51,13 @@ struct job_req_error {
     char detail[320];
 };
 
+/*
+ * The whole body at once, into one json-c tree. The service streams JSON
+ * bodies instead (job_stream.h, one document at a time); this form is the
+ * reference its verdicts are held to (tests/unit/test_job_stream.c,
+ * tests/fuzz/fuzz_job_request.c). Of several documents with one id, the
+ * first whose id an earlier document has is named, as when streaming.
+ */
 bool job_request_parse(const char *body, size_t len, struct job_request *out,
                        struct job_req_error *e);
 void job_request_free(struct job_request *r);
@@ -71,6 +79,28 @@ bool job_request_parse_options(const char *line, size_t len, struct job_request 
                                struct job_req_error *e);
 bool job_request_parse_doc(const char *line, size_t len, size_t index, struct job_doc_line *out,
                            struct job_req_error *e);
+/* The same for a document that json_stream.h has already found to be valid
+ * UTF-8 and RFC 8259 JSON (those checks are skipped). */
+bool job_request_parse_doc_trusted(const char *json, size_t len, size_t index,
+                                   struct job_doc_line *out, struct job_req_error *e);
 void job_doc_line_free(struct job_doc_line *d);
+
+/*
+ * The errors that the whole-body and the streamed parsers both report, worded
+ * in one place. Each fills e and returns false.
+ */
+bool job_request_err_oom(struct job_req_error *e);
+bool job_request_err_utf8(struct job_req_error *e);
+/* why: json_strict's message, or json-c's */
+bool job_request_err_syntax(struct job_req_error *e, const char *why);
+/* ptr must be what ("an object"), not have */
+bool job_request_err_type(struct job_req_error *e, const char *ptr, const char *what,
+                          enum json_type have);
+bool job_request_err_no_documents(struct job_req_error *e);
+/* Document index repeats the id of document first. */
+bool job_request_err_duplicate(struct job_req_error *e, const char *id, size_t id_len, size_t index,
+                               size_t first);
+/* true if n documents are acceptable; else no_documents or too_many_documents. */
+bool job_request_check_count(size_t n, struct job_req_error *e);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * jobs.c: the /v1/jobs handlers: create (validate everything, chunk, store
- * in one transaction, answer 202), get, list, cancel and delete.
+ * jobs.c: the /v1/jobs handlers: create from an NDJSON body (validated and
+ * stored a line at a time, one transaction, 202; the JSON body is
+ * jobs_json.c's), get, list, cancel and delete.
  */
 #include "api.h"
 
@@ -90,55 +91,27 @@ static void reply_job(struct http_req *req, struct http_resp *resp, int status,
 
 void api_jobs_create(void *appv, struct http_req *req, struct http_resp *resp)
 {
-    struct app *app = appv;
-    const char *ct = http_req_header(req, "Content-Type");
-    if (ct && !http_media_type_is(ct, "application/json")) {
-        http_problem(resp, req, 415, "unsupported_media_type", NULL,
-                     "the body must be application/json or application/x-ndjson");
-        return;
-    }
-    struct job_request jr;
-    struct job_req_error e;
-    if (!job_request_parse(req->body.data ? req->body.data : "", req->body.len, &jr, &e)) {
-        http_problem(resp, req, e.status, e.code, e.pointer[0] ? e.pointer : NULL, "%s", e.detail);
-        return;
-    }
-    struct ingest_doc *docs = calloc(jr.n_docs, sizeof(*docs));
-    if (!docs) {
-        job_request_free(&jr);
-        http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
-        return;
-    }
-    for (size_t i = 0; i < jr.n_docs; i++) {
-        const struct job_doc *d = &jr.docs[i];
-        docs[i] = (struct ingest_doc){d->id,   d->id_len,  d->title, d->title_len, d->metadata_json,
-                                      d->text, d->text_len};
-    }
-    struct job_spec spec = {
-        req->key_id,  jr.display_name, jr.model,     jr.task_type,     jr.output_dimensionality,
-        jr.normalize, jr.priority,     jr.max_chars, jr.overlap_chars, NULL};
-    PGconn *c = api_db_or_503(app, req, resp);
-    char id[JOB_ID_LEN + 1], err[512] = "";
-    struct job_row row;
-    bool ok = c && jobs_create(c, &spec, docs, jr.n_docs, id, err, sizeof(err));
-    free(docs);
-    job_request_free(&jr);
-    if (ok && jobs_get(c, req->key_id, id, &row, err, sizeof(err)) != JOBS_OK)
-        ok = false;
-    if (c)
-        db_pool_release(app->db, c);
-    if (!c)
-        return;
-    if (!ok) {
-        api_db_failed(req, resp, err);
-        return;
-    }
-    log_info("request %s: job %s created: %lld documents, %lld chunks", req->id, id,
-             (long long)row.documents, (long long)row.chunks_total);
+    (void)appv; /* JSON and NDJSON bodies go to their streams (routes.c) */
+    http_problem(resp, req, 415, "unsupported_media_type", NULL,
+                 "the body must be application/json or application/x-ndjson");
+}
+
+struct job_spec api_job_spec(int64_t key_id, const struct job_request *r)
+{
+    return (struct job_spec){
+        key_id,       r->display_name, r->model,     r->task_type,     r->output_dimensionality,
+        r->normalize, r->priority,     r->max_chars, r->overlap_chars, NULL};
+}
+
+void api_job_created(struct http_req *req, struct http_resp *resp, const struct job_row *row,
+                     const char *how)
+{
+    log_info("request %s: job %s created from %s: %lld documents, %lld chunks", req->id, row->id,
+             how, (long long)row->documents, (long long)row->chunks_total);
     char loc[64];
-    snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
+    snprintf(loc, sizeof(loc), "/v1/jobs/%s", row->id);
     http_resp_header(resp, "Location", loc);
-    reply_job(req, resp, 202, &row);
+    reply_job(req, resp, 202, row);
 }
 
 /* ---- POST /v1/jobs with an NDJSON body, streamed ---- */
@@ -215,16 +188,7 @@ static bool nd_options(struct ndjson *nd, struct http_req *req, const char *p, s
         return nd_fail(nd, 503, "database_unavailable", NULL,
                        "the database is unreachable; retry later");
     }
-    struct job_spec spec = {req->key_id,
-                            nd->opts.display_name,
-                            nd->opts.model,
-                            nd->opts.task_type,
-                            nd->opts.output_dimensionality,
-                            nd->opts.normalize,
-                            nd->opts.priority,
-                            nd->opts.max_chars,
-                            nd->opts.overlap_chars,
-                            NULL};
+    struct job_spec spec = api_job_spec(req->key_id, &nd->opts);
     nd->in = jobs_ingest_begin(nd->c, &spec, nd->err, sizeof(nd->err));
     if (!nd->in)
         return nd_fail(nd, 0, "", NULL, "%s", nd->err);
@@ -359,12 +323,7 @@ static void nd_end(void *state, struct http_req *req, struct http_resp *resp)
         http_problem(resp, req, nd->status, nd->code, nd->pointer[0] ? nd->pointer : NULL, "%s",
                      nd->detail);
     } else {
-        log_info("request %s: job %s created from NDJSON: %lld documents, %lld chunks", req->id, id,
-                 (long long)row.documents, (long long)row.chunks_total);
-        char loc[64];
-        snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
-        http_resp_header(resp, "Location", loc);
-        reply_job(req, resp, 202, &row);
+        api_job_created(req, resp, &row, "NDJSON");
     }
     nd_free(nd);
 }

@@ -2,6 +2,8 @@
  * results.c: GET /v1/jobs/{id}/results: chunks with their vectors, either
  * cursor-paged JSON (one page built at a time) or, with Accept:
  * application/x-ndjson, every result streamed as one JSON object per line.
+ * Vectors are arrays of numbers, or with ?encoding=base64 one string of their
+ * float32 little-endian bytes (a third of the size, no number formatting).
  */
 #include "api.h"
 
@@ -25,7 +27,7 @@
 
 static const char *const chunk_states[] = {"pending", "in_flight", "succeeded", "failed"};
 
-static bool put_row(struct buf *b, const struct result_row *r)
+static bool put_row(struct buf *b, const struct result_row *r, bool base64)
 {
     bool ok = buf_puts(b, "{\"document_id\":") && jsonw_cstr(b, r->doc_id) &&
               buf_printf(b,
@@ -38,7 +40,8 @@ static bool put_row(struct buf *b, const struct result_row *r)
               buf_puts(b, r->metadata ? r->metadata : "null") && buf_puts(b, ",\"state\":") &&
               jsonw_cstr(b, chunk_states[r->state & 3]) && buf_puts(b, ",\"embedding\":");
     if (ok && r->state == 2 && r->embedding)
-        ok = jsonw_f32le_array(b, r->embedding, r->dims);
+        ok = base64 ? jsonw_f32le_base64(b, r->embedding, r->dims)
+                    : jsonw_f32le_array(b, r->embedding, r->dims);
     else if (ok)
         ok = buf_puts(b, "null");
     return ok && buf_puts(b, ",\"error\":") && jsonw_cstr(b, r->state == 3 ? r->error : NULL) &&
@@ -77,6 +80,7 @@ struct export
     bool open;      /* st has a page's rows to read */
     struct buf row; /* the formatted row being sent */
     size_t off;     /* bytes of row already sent */
+    bool base64;    /* vectors as base64 strings */
 };
 
 static long export_read(void *cls, char *out, size_t max)
@@ -106,7 +110,7 @@ static long export_read(void *cls, char *out, size_t max)
             }
             buf_reset(&x->row);
             x->off = 0;
-            if (!put_row(&x->row, &r) || !buf_putc(&x->row, '\n')) {
+            if (!put_row(&x->row, &r, x->base64) || !buf_putc(&x->row, '\n')) {
                 log_error("request %s: a result row could not be formatted", x->req_id);
                 return -1;
             }
@@ -144,7 +148,14 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = appv;
     const char *cur = http_req_query(req, "cursor"), *lim = http_req_query(req, "limit");
+    const char *enc = http_req_query(req, "encoding");
     long long from = 0, limit = RESULTS_DEFAULT;
+    bool base64 = enc && strcmp(enc, "base64") == 0;
+    if (enc && !base64 && strcmp(enc, "float") != 0) {
+        http_problem(resp, req, 400, "invalid_parameter", NULL,
+                     "encoding must be float (arrays of numbers, the default) or base64");
+        return;
+    }
     if (cur && !parse_bounded(cur, 0, INT32_MAX, &from)) {
         http_problem(resp, req, 400, "invalid_parameter", NULL, "cursor is not valid");
         return;
@@ -175,6 +186,7 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
         x->app = app;
         x->c = c;
         x->next = from;
+        x->base64 = base64;
         snprintf(x->job_id, sizeof(x->job_id), "%s", job.id);
         snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
         buf_init(&x->row, SIZE_MAX / 4);
@@ -203,7 +215,7 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
     struct result_row r;
     int got = 0;
     for (size_t i = 0; w && (got = results_stream_next(&st, &r, err, sizeof(err))) > 0; i++)
-        w = (!i || buf_putc(b, ',')) && put_row(b, &r);
+        w = (!i || buf_putc(b, ',')) && put_row(b, &r, base64);
     results_stream_end(&st);
     db_pool_release(app->db, c);
     if (got < 0) {

@@ -1,10 +1,14 @@
 /* routes.c: the route table; it mirrors the paths in openapi.yaml. */
 #include "api.h"
 
+/* POST /v1/jobs: a JSON body (also without Content-Type) or NDJSON, both streamed */
+static const struct http_body_stream *const jobs_create_streams[] = {&api_jobs_create_json,
+                                                                     &api_jobs_create_ndjson, NULL};
+
 const struct http_route api_routes[] = {
     {"GET", "/healthz", api_healthz, 0, NULL},
     {"GET", "/readyz", api_readyz, 0, NULL},
-    {"POST", "/v1/jobs", api_jobs_create, HTTP_ROUTE_AUTH, &api_jobs_create_ndjson},
+    {"POST", "/v1/jobs", api_jobs_create, HTTP_ROUTE_AUTH, jobs_create_streams},
     {"GET", "/v1/jobs", api_jobs_list, HTTP_ROUTE_AUTH, NULL},
     {"GET", "/v1/jobs/{id}", api_jobs_get, HTTP_ROUTE_AUTH, NULL},
     {"GET", "/v1/jobs/{id}/results", api_jobs_results, HTTP_ROUTE_AUTH, NULL},

@@ -56,7 +56,7 @@ struct req_state {
     struct http_req req;
     bool too_large;
     int64_t start_ns;
-    /* a streamed request body (route->stream), see struct http_body_stream */
+    /* a streamed request body (route->streams), see struct http_body_stream */
     const struct http_body_stream *sops;
     void *sstate;              /* the handler's state between begin and end/abort */
     struct http_resp *refusal; /* begin or authentication refused: sent once the body is read */
@@ -211,13 +211,6 @@ static void dispatch(struct http_server *s, struct req_state *st, struct http_re
     rt->handler(s->o.app, req, resp);
 }
 
-/* Whether the Content-Type header names media type mt (parameters ignored). */
-static bool content_type_is(struct MHD_Connection *c, const char *mt)
-{
-    return http_media_type_is(
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE), mt);
-}
-
 /* ---- request-head checks libmicrohttpd leaves to the application ---- */
 
 struct head_check {
@@ -321,18 +314,24 @@ static const struct http_body_stream *stream_route(struct http_server *s, struct
         const char *params[HTTP_MAX_PARAMS];
         size_t n;
         char store[sizeof(st->req.param_store_)];
-        if (!rt->stream || strcmp(rt->method, st->req.method) != 0 ||
+        if (!rt->streams || strcmp(rt->method, st->req.method) != 0 ||
             !http_route_match(rt->pattern, st->req.raw_path ? st->req.raw_path : st->req.path,
                               params, &n, store, sizeof(store)))
             continue;
-        if (!content_type_is(st->req.conn_, rt->stream->content_type))
+        const char *ct = MHD_lookup_connection_value(st->req.conn_, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+        const struct http_body_stream *sops = NULL;
+        for (size_t k = 0; rt->streams[k] && !sops; k++)
+            if (ct ? http_media_type_is(ct, rt->streams[k]->content_type) : rt->streams[k]->untyped)
+                sops = rt->streams[k];
+        if (!sops)
             return NULL;
         memcpy(st->req.param_store_, store, sizeof(store));
         for (size_t k = 0; k < n; k++)
             st->req.params[k] = st->req.param_store_ + (params[k] - store);
         st->req.n_params = n;
         *rt_out = rt;
-        return rt->stream;
+        return sops;
     }
     return NULL;
 }

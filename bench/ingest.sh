@@ -2,7 +2,8 @@
 # bench/ingest.sh: the ingest figures. POST /v1/jobs of generated documents
 # (a JSON body, and an application/x-ndjson stream), in chunk rows stored per
 # second, against COPY of the very same documents and chunks rows into the same
-# tables with psql; plus embedd's peak RSS while it streams the NDJSON body.
+# tables with psql; plus embedd's peak RSS while it streams the NDJSON body,
+# and while it takes six large JSON bodies at once (and its RSS after).
 # Interface: bench/README.md (one JSON line per figure on stdout).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -69,6 +70,57 @@ ingest_figure() {
   fi
 }
 
+# six_json_figure FILE: six concurrent POSTs of the JSON body FILE to a
+# freshly started embedd, REPEAT times; prints two figure lines: embedd's
+# peak RSS (VmHWM) during the six, and its RSS once they are answered and
+# their jobs cancelled (memory given back), against the RSS before
+six_json_figure() {
+  local f=$1 dir=$BENCH_WORK/ingest/six mb r i code hwms="" afters="" growth="" before after
+  local met_peak=true met_after=true ids
+  mb=$(div "$(stat -c %s "$f")" 1048576)
+  mkdir -p "$dir"
+  stop_pid "$EMBEDD_PID"
+  start_embedd ingest-six --workers 1
+  for r in $(seq "$BENCH_REPEAT"); do
+    psql_db -c "ANALYZE" >/dev/null
+    before=$(proc_kb "$EMBEDD_PID" VmRSS)
+    reset_hwm "$EMBEDD_PID"
+    local pids=()
+    for i in 1 2 3 4 5 6; do
+      post_job "$f" application/json "$dir/reply-$i.json" >"$dir/code-$i" &
+      pids+=($!)
+    done
+    wait "${pids[@]}"
+    hwms="$hwms $(div "$(proc_kb "$EMBEDD_PID" VmHWM)" 1024)"
+    ids=""
+    for i in 1 2 3 4 5 6; do
+      read -r code _ <"$dir/code-$i"
+      [ "$code" = 202 ] || die "six JSON POSTs: one answered $code: $(head -c 300 "$dir/reply-$i.json")"
+      ids="$ids $(jq -r .id "$dir/reply-$i.json")"
+    done
+    for i in $ids; do quiesce "$i"; done
+    sleep 1
+    after=$(proc_kb "$EMBEDD_PID" VmRSS)
+    afters="$afters $(div "$after" 1024)"
+    growth="$growth $(div "$((after - before))" 1024)"
+    log "six JSON POSTs run $r: VmRSS ${before} kB before, VmHWM $(proc_kb "$EMBEDD_PID" VmHWM) kB, VmRSS ${after} kB after"
+  done
+  for h in $hwms; do
+    awk -v h="$h" 'BEGIN { exit !(h < 256) }' || met_peak=false
+  done
+  for g in $growth; do
+    awk -v g="$g" 'BEGIN { exit !(g < 32) }' || met_after=false
+  done
+  figure_json "ingest, six concurrent JSON POSTs ($mb MiB each): peak RSS of embedd" "MiB" false \
+    "$hwms" "" "" "< 256 MiB" null \
+    "VmHWM of a freshly started embedd (--workers 1) while six POSTs of the same $mb MiB JSON body run at once (VmHWM reset to the current RSS before each run)" \
+    "$met_peak"
+  figure_json "ingest, six concurrent JSON POSTs: RSS of embedd after" "MiB" false "$afters" "" "" \
+    "falls back (< 32 MiB above the RSS before)" null \
+    "VmRSS 1 s after the six were answered and their jobs cancelled; growth over the RSS before each run (MiB):$growth" \
+    "$met_after"
+}
+
 # Batches stay PENDING at the simulator: after each timed POST the job is
 # cancelled, and its one batch costs a create and a cancel, not a result.
 start_sim ingest --pending-ms 86400000
@@ -78,9 +130,11 @@ mkdir -p "$BENCH_WORK/ingest"
 if [ "$BENCH_MODE" = full ]; then
   json_sizes="10000 100000"
   nd_docs=100000 # 10 KB each: about 1 GB
+  six_docs=55000 # 1 KB each: about 61 MiB per body
 else
   json_sizes="10000"
   nd_docs=2000 # about 20 MB
+  six_docs=2000
 fi
 
 for n in $json_sizes; do
@@ -89,6 +143,12 @@ for n in $json_sizes; do
   ingest_figure "ingest, JSON ($(printf "%'d" "$n") docs)" "$f" application/json
   rm -f "$f"
 done
+
+# memory: six large JSON bodies at once (they are streamed, not held)
+f=$BENCH_WORK/ingest/six.json
+gen_docs --docs "$six_docs" --doc-bytes 1000 --seed 3 --format json --out "$f"
+six_json_figure "$f"
+rm -f "$f"
 
 # streaming ingest: reported as not available until the server accepts NDJSON
 f=$BENCH_WORK/ingest/docs.ndjson

@@ -82,8 +82,9 @@ static const struct setting settings[] = {
      "how often files left at Google by batches that ended (a failed delete, a crash) are looked "
      "for and deleted (0: never)"},
     {"spool-dir", "EMBEDD_SPOOL_DIR", STR(spool_dir), "", false,
-     "directory for temporary files (the JSONL of file batches, unlinked at once); empty: "
-     "$TMPDIR, else /tmp"},
+     "directory for temporary files, unlinked at once: the JSONL of file batches, and the "
+     "documents of a JSON body until its options are known (they may come last; up to "
+     "max-body-bytes of disk per request in progress); empty: $TMPDIR, else /tmp"},
     {"max-body-bytes", "EMBEDD_MAX_BODY_BYTES", INT(max_body_bytes), 1024, BIG, "67108864", false,
      "largest accepted request body (larger gets 413)"},
     {"max-stream-bytes", "EMBEDD_MAX_STREAM_BYTES", INT(max_stream_bytes), 1024, BIG, "8589934592",

@@ -1,6 +1,7 @@
 /* jsonw.c: JSON text into bounded buffers: escaped strings, float32 vectors (see jsonw.h). */
 #include "util/jsonw.h"
 
+#include "util/crypto.h"
 #include "util/numfmt.h"
 
 #include <string.h>
@@ -55,6 +56,18 @@ bool jsonw_str(struct buf *b, const char *s, size_t len)
 bool jsonw_cstr(struct buf *b, const char *s)
 {
     return s ? jsonw_str(b, s, strlen(s)) : buf_puts(b, "null");
+}
+
+bool jsonw_f32le_base64(struct buf *b, const unsigned char *v, int dims)
+{
+    size_t n = (size_t)dims * 4;
+    if (!buf_reserve(b, BASE64_ENCODED_SIZE(n) + 1)) /* the quotes; encoding's NUL is cap's */
+        return false;
+    b->data[b->len++] = '"';
+    b->len += base64_encode(b->data + b->len, v, n);
+    b->data[b->len++] = '"';
+    b->data[b->len] = '\0';
+    return true;
 }
 
 bool jsonw_f32le_array(struct buf *b, const unsigned char *v, int dims)

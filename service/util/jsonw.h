@@ -30,5 +30,10 @@ bool jsonw_cstr(struct buf *b, const char *s) SVC_MUSTCHECK;
  * JSON array of shortest round-trip numbers (util/numfmt.h). Returns false,
  * b unchanged, past b's cap or on OOM. */
 bool jsonw_f32le_array(struct buf *b, const unsigned char *v, int dims) SVC_MUSTCHECK;
+/* The same vector as a JSON string: its 4 * dims bytes (float32 little-endian,
+ * as stored) in base64 with padding (RFC 4648, section 4), the form of
+ * OpenAI's encoding_format=base64. Returns false, b unchanged, past b's cap
+ * or on OOM. */
+bool jsonw_f32le_base64(struct buf *b, const unsigned char *v, int dims) SVC_MUSTCHECK;
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <criterion/criterion.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,5 +327,95 @@ Test(jobs, metadata_comes_back_as_written)
                              "\"y\":null}}"),
               "key order and values kept: %s", r.body);
     simh_resp_free(&r);
+    free(id);
+}
+
+/* Decode standard base64 (with padding) into out; returns the byte count. */
+static size_t unbase64(const char *s, unsigned char *out, size_t cap)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (; *s && *s != '='; s++) {
+        const char *p = strchr(abc, *s);
+        cr_assert(p && *s, "not base64: %c", *s);
+        acc = acc << 6 | (unsigned)(p - abc);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            cr_assert(n < cap);
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return n;
+}
+
+Test(jobs, results_base64_equals_numbers)
+{
+    char *id = create(sample);
+    char sql[1024];
+    /* chunk 0: a 768-float vector of assorted values (random mantissas, both signs) */
+    snprintf(sql, sizeof(sql),
+             "UPDATE chunks SET state = 2, embedding = (SELECT decode(string_agg("
+             "substr(md5(k::text), 1, 6) || CASE WHEN k %% 2 = 0 THEN '3e' ELSE 'be' END, ''"
+             " ORDER BY k), 'hex') FROM generate_series(1, 768) k) WHERE job_id = '%s' AND seq = 0",
+             id);
+    PQclear(PQexec(svc.db.conn, sql));
+    char path[192];
+    snprintf(path, sizeof(path), "/v1/jobs/%s/results?limit=1", id);
+    json_object *num = call_json("GET", path, NULL, 200);
+    snprintf(path, sizeof(path), "/v1/jobs/%s/results?limit=1&encoding=float", id);
+    json_object *flt = call_json("GET", path, NULL, 200);
+    cr_assert(json_object_equal(num, flt), "float is the default");
+    snprintf(path, sizeof(path), "/v1/jobs/%s/results?limit=1&encoding=base64", id);
+    json_object *b64 = call_json("GET", path, NULL, 200);
+    json_object *values = simh_get(num, "results.0.embedding");
+    cr_assert(simh_str(b64, "results.0.embedding"), "the embedding is a string");
+    char *s = strdup(simh_str(b64, "results.0.embedding"));
+    cr_assert_eq(strlen(s), (768 * 4 + 2) / 3 * 4);
+    unsigned char bytes[768 * 4];
+    cr_assert_eq(unbase64(s, bytes, sizeof(bytes)), sizeof(bytes));
+    cr_assert_eq(json_object_array_length(values), 768);
+    for (int k = 0; k < 768; k++) {
+        uint32_t u = (uint32_t)bytes[4 * k] | (uint32_t)bytes[4 * k + 1] << 8 |
+                     (uint32_t)bytes[4 * k + 2] << 16 | (uint32_t)bytes[4 * k + 3] << 24;
+        float f,
+            want = strtof(json_object_to_json_string(json_object_array_get_idx(values, k)), NULL);
+        memcpy(&f, &u, sizeof(f));
+        cr_assert(f == want, "component %d: %.9g in base64, %.9g as a number", k, (double)f,
+                  (double)want);
+    }
+    /* everything but the embedding is the same */
+    json_object_object_del(simh_get(num, "results.0"), "embedding");
+    json_object_object_del(simh_get(b64, "results.0"), "embedding");
+    cr_assert(json_object_equal(num, b64));
+
+    /* the NDJSON export encodes the same way */
+    char url[256], auth[128];
+    snprintf(url, sizeof(url), "%s/v1/jobs/%s/results?encoding=base64", svc.base, id);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", svc.key);
+    const char *hs[] = {auth, "Accept: application/x-ndjson", NULL};
+    struct simh_resp r;
+    simh_req_url(&r, "GET", url, NULL, 0, hs);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char *nl = strchr(r.body, '\n');
+    cr_assert(nl);
+    *nl = '\0';
+    json_object *line = json_tokener_parse(r.body);
+    cr_assert_str_eq(simh_str(line, "embedding"), s);
+    json_object_put(line);
+    simh_resp_free(&r);
+
+    snprintf(path, sizeof(path), "/v1/jobs/%s/results?encoding=binary", id);
+    json_object *bad = call_json("GET", path, NULL, 400);
+    cr_assert_str_eq(simh_str(bad, "code"), "invalid_parameter");
+    cr_assert(strstr(simh_str(bad, "detail"), "float") &&
+              strstr(simh_str(bad, "detail"), "base64"));
+    json_object_put(bad);
+    json_object_put(num);
+    json_object_put(flt);
+    json_object_put(b64);
+    free(s);
     free(id);
 }

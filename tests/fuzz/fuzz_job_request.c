@@ -1,5 +1,7 @@
-/* fuzz_job_request.c: libFuzzer target for POST /v1/jobs body validation (api/job_request.h). */
+/* fuzz_job_request.c: libFuzzer target for POST /v1/jobs body validation: the whole-body
+ * parser (api/job_request.h) and the streamed one (api/job_stream.h), which must agree. */
 #include "job_request.h"
+#include "job_stream.h"
 
 #include "chunker/chunker.h"
 
@@ -102,19 +104,163 @@ static void check_failed(const struct job_request *r, const struct job_req_error
     CHECK(r->root == NULL && r->docs == NULL && r->n_docs == 0);
 }
 
+/* ---- the streamed parser, fed the same body in pieces ---- */
+
+struct taken { /* what the stream handed over since its last documents() */
+    const char **ids, **texts, **titles, **metas;
+    size_t *id_lens, *text_lens;
+    size_t n, cap;
+    bool delivered_opts;
+    int documents_calls;
+};
+
+static char *copy_n(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    CHECK(p != NULL);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static void taken_clear(struct taken *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free((char *)t->ids[i]);
+        free((char *)t->texts[i]);
+        free((char *)t->titles[i]);
+        free((char *)t->metas[i]);
+    }
+    t->n = 0;
+}
+
+static void on_documents(void *cls, const struct job_request *opts)
+{
+    struct taken *t = cls;
+    taken_clear(t);
+    t->delivered_opts = opts != NULL;
+    t->documents_calls++;
+}
+
+static enum job_stream_take on_document(void *cls, size_t index, const struct job_doc *d,
+                                        size_t *dup_of)
+{
+    struct taken *t = cls;
+    CHECK(index == t->n);
+    check_str(d->id, d->id_len, JOB_MAX_ID_BYTES);
+    check_str(d->text, d->text_len, SIZE_MAX);
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->id_lens[i] == d->id_len && memcmp(t->ids[i], d->id, d->id_len) == 0) {
+            *dup_of = i;
+            return JOB_STREAM_DUPLICATE;
+        }
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 8;
+        t->ids = realloc(t->ids, t->cap * sizeof(*t->ids));
+        t->texts = realloc(t->texts, t->cap * sizeof(*t->texts));
+        t->titles = realloc(t->titles, t->cap * sizeof(*t->titles));
+        t->metas = realloc(t->metas, t->cap * sizeof(*t->metas));
+        t->id_lens = realloc(t->id_lens, t->cap * sizeof(*t->id_lens));
+        t->text_lens = realloc(t->text_lens, t->cap * sizeof(*t->text_lens));
+        CHECK(t->ids && t->texts && t->titles && t->metas && t->id_lens && t->text_lens);
+    }
+    t->ids[t->n] = copy_n(d->id, d->id_len);
+    t->id_lens[t->n] = d->id_len;
+    t->texts[t->n] = copy_n(d->text, d->text_len);
+    t->text_lens[t->n] = d->text_len;
+    t->titles[t->n] = d->title ? copy_n(d->title, d->title_len) : NULL;
+    t->metas[t->n] = d->metadata_json ? copy_n(d->metadata_json, strlen(d->metadata_json)) : NULL;
+    t->n++;
+    return JOB_STREAM_TAKEN;
+}
+
+static void on_discard(void *cls)
+{
+    taken_clear(cls);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Stream the body in pieces whose sizes come from seed; the verdict, the
+ * options and the documents must be the whole-body parser's. */
+static void check_stream(const uint8_t *data, size_t size, uint32_t seed, bool want_ok,
+                         const struct job_request *want, const struct job_req_error *we)
+{
+    static const struct job_stream_ops ops = {on_documents, on_document, on_discard};
+    struct taken t;
+    memset(&t, 0, sizeof(t));
+    struct job_stream js;
+    job_stream_init(&js, size + 16, &ops, &t);
+    uint32_t x = seed;
+    for (size_t off = 0; off < size;) {
+        x = x * 1103515245u + 12345u;
+        size_t k = seed == 0 ? size : 1 + (x >> 16) % (1 + seed % 13);
+        if (k > size - off)
+            k = size - off;
+        job_stream_feed(&js, (const char *)data + off, k);
+        off += k;
+    }
+    struct job_request got;
+    struct job_req_error ge;
+    bool after = false;
+    bool got_ok = job_stream_finish(&js, &got, &after, &ge);
+    job_stream_cleanup(&js);
+    CHECK(got_ok == want_ok);
+    if (!got_ok) {
+        CHECK(ge.status == we->status);
+        CHECK(strcmp(ge.code, we->code) == 0);
+        CHECK(strcmp(ge.pointer, we->pointer) == 0);
+        CHECK(strcmp(ge.detail, we->detail) == 0);
+        CHECK(got.root == NULL);
+    } else {
+        CHECK(strcmp(got.model, want->model) == 0 && strcmp(got.task_type, want->task_type) == 0);
+        CHECK(same_str(got.display_name, want->display_name));
+        CHECK(got.output_dimensionality == want->output_dimensionality);
+        CHECK(got.priority == want->priority && got.normalize == want->normalize);
+        CHECK(got.max_chars == want->max_chars && got.overlap_chars == want->overlap_chars);
+        CHECK(t.delivered_opts || after || t.documents_calls > 1);
+        CHECK(t.n == want->n_docs);
+        for (size_t i = 0; i < t.n; i++) {
+            const struct job_doc *d = &want->docs[i];
+            CHECK(t.id_lens[i] == d->id_len && memcmp(t.ids[i], d->id, d->id_len) == 0);
+            CHECK(t.text_lens[i] == d->text_len && memcmp(t.texts[i], d->text, d->text_len) == 0);
+            CHECK(same_str(t.titles[i], d->title));
+            CHECK(same_str(t.metas[i], d->metadata_json));
+        }
+        job_request_free(&got);
+    }
+    taken_clear(&t);
+    free(t.ids);
+    free(t.texts);
+    free(t.titles);
+    free(t.metas);
+    free(t.id_lens);
+    free(t.text_lens);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct job_request r;
     struct job_req_error e;
-    if (job_request_parse((const char *)data, size, &r, &e)) {
+    bool ok = job_request_parse((const char *)data, size, &r, &e);
+    if (ok)
         check_ok(&r);
-        job_request_free(&r);
-        CHECK(r.root == NULL && r.docs == NULL);
-    } else {
+    else
         check_failed(&r, &e);
-        job_request_free(&r); /* harmless after a failure */
-    }
+    /* the streamed parser: whole, a byte at a time, and in pieces from the body's hash */
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < size; i++)
+        h = (h ^ data[i]) * 16777619u;
+    check_stream(data, size, 0, ok, &r, &e);
+    check_stream(data, size, 1, ok, &r, &e);
+    check_stream(data, size, h | 2, ok, &r, &e);
+    job_request_free(&r); /* harmless after a failure */
+    CHECK(r.root == NULL && r.docs == NULL);
     return 0;
 }

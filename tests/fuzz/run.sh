@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build="$root/build/fuzz"
 targets=(fuzz_job_request fuzz_chunker fuzz_gemini)
 declare -A checked=(
-  [fuzz_job_request]="job_request_parse on arbitrary bytes: no crash, leak or UB; on success 1..JOB_MAX_DOCUMENTS docs with unique non-empty ids, non-blank NUL-free UTF-8 texts, options in range; on failure status 400/422, code and detail set, nothing left allocated"
+  [fuzz_job_request]="job_request_parse on arbitrary bytes: no crash, leak or UB; on success 1..JOB_MAX_DOCUMENTS docs with unique non-empty ids, non-blank NUL-free UTF-8 texts, options in range; on failure status 400/422, code and detail set, nothing left allocated; the streamed parser (job_stream) fed the same body whole, a byte at a time and in random pieces gives the same verdict (status, code, pointer, detail), options and documents"
   [fuzz_chunker]="chunker_split with options from the first bytes: chunks in order on code point boundaries, offsets and code point counts consistent, within max_chars and max_tokens, no whitespace at either end, every non-space byte covered, overlap within overlap_chars and half a chunk; invalid options refused; utf8_valid and the token estimate against reference implementations; invalid UTF-8 never overrun"
   [fuzz_gemini]="gem_parse_operation/list/error/result_line/sync on arbitrary bytes: no crash, leak or UB, strings terminated, an Operation fed to gem_op_stream in small pieces parses exactly as when whole, each result exactly one of a finite embedding or an error, nothing left on failure; gem_build_batch/sync/jsonl_line output re-parsed strictly by json-c with every text, title and key intact, sizes equal to gem_batch_overhead + gem_batch_item_size, refused builds leave the buffer unchanged"
 )

@@ -1,5 +1,7 @@
-/* test_base64.c: base64 encoding against the RFC 4648 section 10 vectors and binary input. */
+/* test_base64.c: base64 encoding against the RFC 4648 section 10 vectors and binary input, and
+ * vectors written as base64 JSON strings. */
 #include "util/crypto.h"
+#include "util/jsonw.h"
 
 #include <criterion/criterion.h>
 
@@ -55,4 +57,22 @@ Test(base64, size_macro)
     cr_assert_eq(BASE64_ENCODED_SIZE(3), 5);
     cr_assert_eq(BASE64_ENCODED_SIZE(4), 9);
     cr_assert_eq(BASE64_ENCODED_SIZE(32), 45, "a SHA-256 digest");
+}
+
+/* jsonw_f32le_base64: a JSON string of the vector's little-endian float32 bytes. */
+Test(base64, vector_as_json_string)
+{
+    static const unsigned char v[12] = {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00,
+                                        0x20, 0xc0, 0xcd, 0xcc, 0xcc, 0x3d}; /* 1, -2.5, 0.1f */
+    struct buf b;
+    buf_init(&b, 20); /* exactly enough */
+    cr_assert(buf_puts(&b, "x:"));
+    cr_assert(jsonw_f32le_base64(&b, v, 3));
+    cr_assert_str_eq(b.data, "x:\"AACAPwAAIMDNzMw9\"");
+    buf_cleanup(&b);
+    buf_init(&b, 19); /* one byte short: refused, unchanged */
+    cr_assert(buf_puts(&b, "x:"));
+    cr_assert_not(jsonw_f32le_base64(&b, v, 3));
+    cr_assert_str_eq(b.data, "x:");
+    buf_cleanup(&b);
 }
