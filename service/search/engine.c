@@ -250,21 +250,24 @@ void search_result_free(struct search_result *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* The query rows as the scan wants them: padded, unit length. */
+/* The query rows, padded to the stride: as given (rows[n..2n): exact
+ * scores, with their norms) and scaled to unit length (rows[0..n): the
+ * float32 scan). false on OOM or a zero vector. */
 static bool prepare_queries(const struct search_query *q, int dims, float **rows, double **norms)
 {
     size_t stride = kernel_stride(dims);
-    *rows = aligned_alloc(64, q->n * stride * sizeof(float));
+    *rows = aligned_alloc(64, 2 * q->n * stride * sizeof(float));
     *norms = malloc(q->n * sizeof(double));
     if (!*rows || !*norms)
         return false;
-    memset(*rows, 0, q->n * stride * sizeof(float));
+    memset(*rows, 0, 2 * q->n * stride * sizeof(float));
     for (size_t i = 0; i < q->n; i++) {
-        float *v = *rows + i * stride;
-        memcpy(v, q->vectors + i * (size_t)dims, (size_t)dims * sizeof(float));
-        if (!search_normalize(v, dims))
+        float *scan = *rows + i * stride, *exact = *rows + (q->n + i) * stride;
+        memcpy(exact, q->vectors + i * (size_t)dims, (size_t)dims * sizeof(float));
+        memcpy(scan, exact, (size_t)dims * sizeof(float));
+        (*norms)[i] = kernel_norm_exact(exact, stride);
+        if (!search_normalize(scan, dims))
             return false;
-        (*norms)[i] = kernel_norm_exact(v, stride);
     }
     return true;
 }
@@ -279,7 +282,7 @@ static int cmp_best(const void *pa, const void *pb)
 
 /* Scan ix in parts across the pool and write each query's k best into out. */
 static bool scan_memory(struct search_engine *e, struct search_index *ix, const float *queries,
-                        const double *qnorm, const struct search_query *q,
+                        const float *exact, const double *qnorm, const struct search_query *q,
                         struct search_result *out)
 {
     size_t nq = q->n, k = (size_t)q->k;
@@ -300,6 +303,7 @@ static bool scan_memory(struct search_engine *e, struct search_index *ix, const 
     for (size_t i = 0; ok && i < parts; i++) {
         p[i] = (struct scan_part){ix,
                                   queries,
+                                  exact,
                                   qnorm,
                                   nq,
                                   doc_ok,
@@ -422,6 +426,7 @@ enum search_status search_run(struct search_engine *e, PGconn *c, const struct s
     out->hits = calloc(q->n * (size_t)q->k, sizeof(*out->hits));
     float *queries = NULL;
     double *qnorm = NULL;
+    size_t stride = kernel_stride(coll->dims);
     struct search_index *ix = NULL;
     enum search_status st = SEARCH_ERROR;
     if (!out->counts || !out->hits || !prepare_queries(q, coll->dims, &queries, &qnorm)) {
@@ -432,15 +437,15 @@ enum search_status search_run(struct search_engine *e, PGconn *c, const struct s
     if (st != SEARCH_OK)
         goto out;
     if (ix) {
-        if (!scan_memory(e, ix, queries, qnorm, q, out)) {
+        if (!scan_memory(e, ix, queries, queries + q->n * stride, qnorm, q, out)) {
             snprintf(err, errlen, "could not search the collection: out of memory");
             st = SEARCH_ERROR;
         }
     } else {
         double t0 = now_ms();
         out->streamed = true;
-        st = stream_search(c, coll->id, coll->dims, queries, qnorm, q->n, q->k, q->filter,
-                           q->want_metadata, out, err, errlen);
+        st = stream_search(c, coll->id, coll->dims, queries, queries + q->n * stride, qnorm, q->n,
+                           q->k, q->filter, q->want_metadata, out, err, errlen);
         out->load_ms = now_ms() - t0;
     }
     if (st == SEARCH_OK && (q->want_text || q->want_embedding) &&

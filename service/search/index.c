@@ -230,7 +230,8 @@ void index_scan(const struct scan_part *p)
                 uint32_t d = ix->rows[row].doc;
                 if (p->doc_ok && !(p->doc_ok[d / 8] & (1u << (d % 8))))
                     continue;
-                double s = index_exact_score(q, p->qnorm[qi], rows + r * stride, stride);
+                double s = index_exact_score(p->exact + qi * stride, p->qnorm[qi],
+                                             rows + r * stride, stride);
                 (void)topk_push(t, s, row);
             }
         }

@@ -77,10 +77,12 @@ static inline const char *index_doc_meta(const struct search_index *ix, uint32_t
 uint8_t *index_filter_docs(struct search_index *ix, const struct search_filter *f);
 
 /* One part of a scan: rows [from, to) against nq query rows (stride floats
- * each, unit length, with their exact norms qnorm), one heap per query. */
+ * each): scaled to unit length for the float32 scan (queries), and as given
+ * for the exact scores (exact, whose norms are qnorm); one heap per query. */
 struct scan_part {
     const struct search_index *ix;
     const float *queries;
+    const float *exact;
     const double *qnorm;
     size_t nq;
     const uint8_t *doc_ok; /* NULL: every document */

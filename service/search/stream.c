@@ -19,7 +19,7 @@ struct slot {
 };
 
 struct stream {
-    const float *queries;
+    const float *queries, *exact;
     const double *qnorm;
     size_t nq, stride;
     int k, dims;
@@ -103,7 +103,9 @@ static bool sink(void *arg, const struct load_row *r)
         kernel_dots(q, s->row, s->stride, 1, &f);
         if (!topk_admits(t, f * inv))
             continue;
-        int slot = topk_push(t, index_exact_score(q, s->qnorm[qi], s->row, s->stride), row);
+        double score =
+            index_exact_score(s->exact + qi * s->stride, s->qnorm[qi], s->row, s->stride);
+        int slot = topk_push(t, score, row);
         if (slot >= 0 && !fill_slot(s, &s->slots[qi * (size_t)s->k + (size_t)slot], r)) {
             s->oom = true;
             return false;
@@ -136,13 +138,14 @@ static void take_hits(struct stream *s, struct search_result *out)
 }
 
 enum search_status stream_search(PGconn *c, const char *coll_id, int dims, const float *queries,
-                                 const double *qnorm, size_t nq, int k,
+                                 const float *exact, const double *qnorm, size_t nq, int k,
                                  const struct search_filter *filter, bool want_meta,
                                  struct search_result *out, char *err, size_t errlen)
 {
     struct stream s;
     memset(&s, 0, sizeof(s));
     s.queries = queries;
+    s.exact = exact;
     s.qnorm = qnorm;
     s.nq = nq;
     s.stride = kernel_stride(dims);

@@ -13,11 +13,12 @@
 #include "search/filter.h"
 #include "search/search.h"
 
-/* Score every current chunk of coll_id against queries (nq rows of stride
- * floats, unit length; exact norms qnorm) and fill out's hits (out->counts
- * and out->hits allocated by the caller for nq x k), version and rows. */
+/* Score every current chunk of coll_id against nq queries (rows of stride
+ * floats: scaled to unit length in queries, as given in exact, whose norms
+ * are qnorm; see index.h) and fill out's hits (out->counts and out->hits
+ * allocated by the caller for nq x k), version and rows. */
 enum search_status stream_search(PGconn *c, const char *coll_id, int dims, const float *queries,
-                                 const double *qnorm, size_t nq, int k,
+                                 const float *exact, const double *qnorm, size_t nq, int k,
                                  const struct search_filter *filter, bool want_meta,
                                  struct search_result *out, char *err, size_t errlen) SVC_MUSTCHECK;
 

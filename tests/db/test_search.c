@@ -254,9 +254,7 @@ static int cmp_scored(const void *pa, const void *pb)
 /* filter: -1 none, else lang must equal it (and year when year_eq > 0) */
 static size_t reference(const float *query, int lang, int year_eq, struct scored *out)
 {
-    float *q = malloc(sizeof(float) * (size_t)dims);
-    memcpy(q, query, sizeof(float) * (size_t)dims);
-    normalise(q, dims); /* the engine searches with the unit query, as float32 */
+    const float *q = query; /* cosine: the query as given */
     double qn = 0;
     for (int i = 0; i < dims; i++)
         qn += (double)q[i] * (double)q[i];
@@ -273,7 +271,6 @@ static size_t reference(const float *query, int lang, int year_eq, struct scored
         }
         out[n++] = (struct scored){f, dot / (qn * sqrt(xn))};
     }
-    free(q);
     qsort(out, n, sizeof(*out), cmp_scored);
     return n;
 }
