@@ -141,6 +141,53 @@ static void make_room(struct search_engine *e, const struct search_entry *keep, 
 }
 
 /*
+ * Inside load_begin's snapshot (collection version version): load the
+ * collection into *fresh, or decide that it is over the budget (*stream).
+ * A collection not known to be large is loaded at once and abandoned when
+ * it passes the budget; one that was over it at an earlier version is
+ * measured first (a pass over its documents) rather than loaded again.
+ */
+static enum search_status fill(struct search_engine *e, PGconn *c, const struct search_coll *coll,
+                               int64_t version, bool known_big, bool found,
+                               struct search_index **fresh, bool *stream, char *err, size_t errlen)
+{
+    if (!found)
+        return SEARCH_NOT_FOUND;
+    if (e->budget <= 0) {
+        *stream = true;
+    } else if (known_big) {
+        struct load_plan plan;
+        if (!load_plan(c, coll->id, &plan, err, errlen))
+            return SEARCH_ERROR;
+        *stream = (int64_t)index_bytes(&plan, coll->dims) > e->budget;
+    }
+    struct search_index *ix =
+        *stream ? NULL : index_new(version, coll->dims, e->budget > 0 ? (size_t)e->budget : 0);
+    if (!*stream && !ix) {
+        snprintf(err, errlen, "could not load the collection: out of memory");
+        return SEARCH_ERROR;
+    }
+    if (ix && !load_rows(c, coll->id, index_add_row, ix, err, errlen) && !ix->over) {
+        index_release(ix);
+        return SEARCH_ERROR;
+    }
+    if (ix && ix->over) {
+        index_release(ix);
+        *stream = true;
+    } else if (ix && !index_finish(ix)) {
+        index_release(ix);
+        snprintf(err, errlen, "could not load the collection: out of memory");
+        return SEARCH_ERROR;
+    }
+    if (*stream && e->budget > 0)
+        log_info("search: collection %s is over the memory budget of %lld bytes: its queries "
+                 "stream from PostgreSQL",
+                 coll->id, (long long)e->budget);
+    *fresh = ix && !*stream ? ix : NULL;
+    return SEARCH_OK;
+}
+
+/*
  * The snapshot of coll to search: *ix (retained; release it) at coll's
  * version or later, loading it when needed, or *ix NULL when the collection
  * is over the memory budget (stream it). Loads of one collection happen
@@ -176,35 +223,19 @@ static enum search_status acquire(struct search_engine *e, PGconn *c,
         pthread_cond_wait(&e->loaded, &e->lock);
     }
     x->loading = true;
+    bool known_big = x->streamed_version >= 0; /* over the budget at an earlier version */
     pthread_mutex_unlock(&e->lock);
 
     double t0 = now_ms();
-    struct load_plan plan;
+    bool found = false, stream = false;
+    int64_t version = 0;
     struct search_index *fresh = NULL;
     enum search_status st = SEARCH_ERROR;
-    bool stream = false;
-    if (load_begin(c, coll->id, &plan, err, errlen)) {
-        int64_t bytes = (int64_t)index_bytes(&plan, coll->dims);
-        if (!plan.found) {
-            st = SEARCH_NOT_FOUND;
-        } else if (bytes > e->budget) {
-            stream = true;
-            st = SEARCH_OK;
-        } else if (!(fresh = index_new(&plan, coll->dims))) {
-            snprintf(err, errlen, "could not load the collection: out of memory");
-        } else if (load_rows(c, coll->id, index_add_row, fresh, err, errlen)) {
-            st = SEARCH_OK;
-        }
+    if (load_begin(c, coll->id, &found, &version, err, errlen)) {
+        st = fill(e, c, coll, version, known_big, found, &fresh, &stream, err, errlen);
         load_end(c);
-        if (stream)
-            log_info("search: collection %s needs %lld bytes, over the budget of %lld: its "
-                     "queries stream from PostgreSQL",
-                     coll->id, (long long)bytes, (long long)e->budget);
     }
-    if (st != SEARCH_OK) {
-        index_release(fresh);
-        fresh = NULL;
-    } else if (fresh) {
+    if (fresh) {
         out->loaded = true;
         out->load_ms = now_ms() - t0;
         if (fresh->bad_rows)
@@ -219,8 +250,9 @@ static enum search_status acquire(struct search_engine *e, PGconn *c,
     pthread_mutex_lock(&e->lock);
     x->loading = false;
     if (stream)
-        x->streamed_version = plan.version;
+        x->streamed_version = version;
     if (fresh) {
+        x->streamed_version = -1;
         drop_index(e, x);
         make_room(e, x, (int64_t)fresh->bytes);
         x->ix = fresh;

@@ -1,4 +1,5 @@
 /* index.c: a collection's current chunks held in memory, and the scan over them (see index.h). */
+#define _GNU_SOURCE /* mremap */
 #include "search/index.h"
 
 #include "search/kernel.h"
@@ -6,8 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ALIGN 64
+#include <sys/mman.h>
 /* Rows scored per kernel call: a block stays in L2 while every query of a
  * request passes over it. */
 #define BLOCK_BYTES (128 * 1024)
@@ -20,10 +20,20 @@ size_t index_bytes(const struct load_plan *p, int dims)
     /* the strings twice: as loaded, and packed for filters when one is used */
     return sizeof(struct search_index) + rows * (stride * sizeof(float) + sizeof(float)) +
            rows * sizeof(struct search_row) + docs * (sizeof(struct search_doc) + 8) +
-           (size_t)p->string_bytes * 2 + docs * 2 + ALIGN;
+           (size_t)p->string_bytes * 2 + docs * 2;
 }
 
-struct search_index *index_new(const struct load_plan *p, int dims)
+/* What ix holds now, as index_bytes counts it. */
+static size_t held_bytes(const struct search_index *ix)
+{
+    struct load_plan p;
+    p.docs = (int64_t)ix->n_docs;
+    p.rows = (int64_t)ix->n_rows;
+    p.string_bytes = (int64_t)ix->strings_len;
+    return index_bytes(&p, ix->dims);
+}
+
+struct search_index *index_new(int64_t version, int dims, size_t limit)
 {
     struct search_index *ix = calloc(1, sizeof(*ix));
     if (!ix)
@@ -32,24 +42,75 @@ struct search_index *index_new(const struct load_plan *p, int dims)
     atomic_init(&ix->packed_ready, false);
     pthread_mutex_init(&ix->pack_lock, NULL);
     buf_init(&ix->packed, SIZE_MAX / 2);
-    ix->version = p->version;
+    ix->version = version;
     ix->dims = dims;
     ix->stride = kernel_stride(dims);
-    ix->cap_rows = p->rows > 0 ? (size_t)p->rows : 1;
-    ix->cap_docs = p->docs > 0 ? (size_t)p->docs : 1;
-    ix->strings_cap = (size_t)p->string_bytes + ix->cap_docs * 2 + 1;
-    size_t mat = ix->cap_rows * ix->stride * sizeof(float);
-    ix->vecs = aligned_alloc(ALIGN, (mat + ALIGN - 1) / ALIGN * ALIGN);
-    ix->inv_norm = malloc(ix->cap_rows * sizeof(float));
-    ix->rows = malloc(ix->cap_rows * sizeof(*ix->rows));
-    ix->docs = malloc(ix->cap_docs * sizeof(*ix->docs));
-    ix->strings = malloc(ix->strings_cap);
-    if (!ix->vecs || !ix->inv_norm || !ix->rows || !ix->docs || !ix->strings) {
-        index_release(ix);
-        return NULL;
-    }
-    ix->bytes = index_bytes(p, dims);
+    ix->limit = limit;
     return ix;
+}
+
+/* The matrix lives in its own mapping (page-aligned; grown and shrunk with
+ * mremap, which moves pages instead of copying them). */
+static bool resize_matrix(struct search_index *ix, size_t rows)
+{
+    size_t bytes = (rows * ix->stride * sizeof(float) + 4095) / 4096 * 4096;
+    if (bytes == ix->vecs_bytes)
+        return true;
+    void *p;
+    if (!ix->vecs)
+        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    else
+        p = mremap(ix->vecs, ix->vecs_bytes, bytes, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED)
+        return false;
+    ix->vecs = p;
+    ix->vecs_bytes = bytes;
+    return true;
+}
+
+static bool grow_rows(struct search_index *ix)
+{
+    size_t cap = ix->cap_rows ? ix->cap_rows * 2 : 1024;
+    float *inv = realloc(ix->inv_norm, cap * sizeof(float));
+    if (inv)
+        ix->inv_norm = inv;
+    struct search_row *rows = realloc(ix->rows, cap * sizeof(*rows));
+    if (rows)
+        ix->rows = rows;
+    if (!inv || !rows || !resize_matrix(ix, cap))
+        return false;
+    ix->cap_rows = cap;
+    return true;
+}
+
+static bool grow_docs(struct search_index *ix)
+{
+    size_t cap = ix->cap_docs ? ix->cap_docs * 2 : 1024;
+    struct search_doc *d = realloc(ix->docs, cap * sizeof(*d));
+    if (!d)
+        return false;
+    ix->docs = d;
+    ix->cap_docs = cap;
+    return true;
+}
+
+bool index_finish(struct search_index *ix)
+{
+    size_t rows = ix->n_rows ? ix->n_rows : 1;
+    if (!resize_matrix(ix, rows))
+        return false;
+    ix->cap_rows = rows;
+    float *inv = realloc(ix->inv_norm, rows * sizeof(float));
+    struct search_row *r = realloc(ix->rows, rows * sizeof(*r));
+    struct search_doc *d = realloc(ix->docs, (ix->n_docs ? ix->n_docs : 1) * sizeof(*d));
+    char *st = realloc(ix->strings, ix->strings_len ? ix->strings_len : 1);
+    ix->inv_norm = inv ? inv : ix->inv_norm;
+    ix->rows = r ? r : ix->rows;
+    ix->docs = d ? d : ix->docs;
+    ix->strings = st ? st : ix->strings;
+    ix->strings_cap = st ? (ix->strings_len ? ix->strings_len : 1) : ix->strings_cap;
+    ix->bytes = held_bytes(ix);
+    return inv && r && d && st;
 }
 
 void index_retain(struct search_index *ix)
@@ -61,7 +122,8 @@ void index_release(struct search_index *ix)
 {
     if (!ix || atomic_fetch_sub_explicit(&ix->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free(ix->vecs);
+    if (ix->vecs)
+        munmap(ix->vecs, ix->vecs_bytes);
     free(ix->inv_norm);
     free(ix->rows);
     free(ix->docs);
@@ -89,11 +151,11 @@ bool index_decode(float *dst, const unsigned char *src, size_t len, int dims, si
     return true;
 }
 
-/* Append s[0..n) and a NUL to the strings, growing them if the plan was short. */
+/* Append s[0..n) and a NUL to the strings, growing them. */
 static bool put_string(struct search_index *ix, const char *s, size_t n, uint64_t *off)
 {
     if (ix->strings_len + n + 1 > ix->strings_cap) {
-        size_t cap = (ix->strings_len + n + 1) * 2;
+        size_t cap = (ix->strings_len + n + 1) * 2 + 4096;
         char *p = realloc(ix->strings, cap);
         if (!p)
             return false;
@@ -120,11 +182,18 @@ static bool new_doc(const struct search_index *ix, const struct load_row *r)
 bool index_add_row(void *arg, const struct load_row *r)
 {
     struct search_index *ix = arg;
-    /* the plan and the rows come from one snapshot: more rows than planned is a bug */
-    if (ix->n_rows == ix->cap_rows || r->doc_id_len > UINT32_MAX || r->metadata_len > UINT32_MAX)
+    if (r->doc_id_len > UINT32_MAX || r->metadata_len > UINT32_MAX)
+        return false;
+    /* over the budget: stop here (checked every 1024 rows, and at each large metadata) */
+    if ((ix->n_rows % 1024 == 0 || r->metadata_len > 65536) &&
+        held_bytes(ix) + r->metadata_len * 2 > ix->limit) {
+        ix->over = true;
+        return false;
+    }
+    if (ix->n_rows == ix->cap_rows && !grow_rows(ix))
         return false;
     if (new_doc(ix, r)) {
-        if (ix->n_docs == ix->cap_docs)
+        if (ix->n_docs == ix->cap_docs && !grow_docs(ix))
             return false;
         struct search_doc *d = &ix->docs[ix->n_docs];
         memset(d, 0, sizeof(*d));

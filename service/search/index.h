@@ -2,9 +2,11 @@
  * index.h: a collection held in memory for search: an immutable snapshot
  * of its current chunks at one version. Rows (chunks) are in the
  * collection's order (document id, then seq) and their vectors form one
- * contiguous float32 matrix, each row padded with zeros to the kernel's
- * stride, 64-byte aligned. Shared by every thread that searches it,
- * reference-counted; freed by the last release.
+ * contiguous float32 matrix (its own page-aligned mapping), each row
+ * padded with zeros to the kernel's stride. Built as the rows arrive, in
+ * arrays that double (the matrix grows by mremap, without copying), then
+ * trimmed. Shared by every thread that searches it, reference-counted;
+ * freed by the last release.
  */
 #ifndef SVC_SEARCH_INDEX_H
 #define SVC_SEARCH_INDEX_H
@@ -38,13 +40,16 @@ struct search_index {
     int dims;
     size_t stride;
     size_t n_rows, n_docs, cap_rows, cap_docs;
-    float *vecs;     /* n_rows x stride */
+    float *vecs; /* n_rows x stride */
+    size_t vecs_bytes;
     float *inv_norm; /* 1/|row| (0 for a zero or non-finite row: never a hit) */
     struct search_row *rows;
     struct search_doc *docs;
     char *strings; /* document ids and metadata texts */
     size_t strings_len, strings_cap;
-    size_t bytes;     /* what it holds, for the memory budget */
+    size_t bytes;     /* what it holds, for the memory budget (index_finish) */
+    size_t limit;     /* index_add_row refuses rows past this many bytes */
+    bool over;        /* it did */
     int64_t bad_rows; /* rows skipped: a vector of the wrong size */
     /* each document's metadata packed for filters (filter.h), at the first filtered query */
     pthread_mutex_t pack_lock;
@@ -53,13 +58,17 @@ struct search_index {
     uint64_t *pack_off; /* n_docs + 1 */
 };
 
-/* The bytes an index of this plan holds. */
+/* The bytes an index of a collection of that size holds. */
 size_t index_bytes(const struct load_plan *p, int dims);
 
-/* An empty index sized for plan p (rows of dims components); NULL on OOM. refs = 1. */
-struct search_index *index_new(const struct load_plan *p, int dims);
-/* load_sink_fn: append a row (arg: the index). */
+/* An empty index of collection version version (rows of dims components)
+ * that may grow to limit bytes; NULL on OOM. refs = 1. */
+struct search_index *index_new(int64_t version, int dims, size_t limit);
+/* load_sink_fn: append a row (arg: the index). false past the limit (over
+ * is then set) or out of memory. */
 bool index_add_row(void *arg, const struct load_row *r);
+/* Every row is in: trim the arrays, count the bytes. false on OOM. */
+bool index_finish(struct search_index *ix) SVC_MUSTCHECK;
 void index_retain(struct search_index *ix);
 void index_release(struct search_index *ix);
 

@@ -5,6 +5,7 @@
 #include "store/db.h"
 #include "store/jobs.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,23 +18,28 @@ const char *const load_begin_sql =
     " SET LOCAL enable_mergejoin = off";
 
 const char *const load_plan_sql =
-    "SELECT c.version, count(d.job_id), coalesce(sum(d.n_chunks), 0),"
+    "SELECT count(*), coalesce(sum(d.n_chunks), 0),"
     " coalesce(sum(octet_length(cd.doc_id) + coalesce(octet_length(cd.metadata::text), 0)), 0)"
-    " FROM collections c"
-    " LEFT JOIN collection_documents cd ON cd.collection_id = c.id AND cd.version > 0"
-    " LEFT JOIN documents d ON d.job_id = cd.job_id AND d.doc_index = cd.doc_index"
-    " WHERE c.id = $1 GROUP BY c.version";
-
-/* The metadata travels with a document's first chunk only. */
-const char *const load_rows_sql =
-    "SELECT cd.doc_id, CASE WHEN c.seq = d.first_seq THEN cd.metadata::text END, d.job_id,"
-    " c.seq, c.chunk_index, c.char_start, c.char_end, c.embedding"
     " FROM collection_documents cd"
     " JOIN documents d ON d.job_id = cd.job_id AND d.doc_index = cd.doc_index"
-    " JOIN chunks c ON c.job_id = d.job_id AND c.seq >= d.first_seq"
-    "   AND c.seq < d.first_seq + d.n_chunks"
-    " WHERE cd.collection_id = $1 AND cd.version > 0"
-    " ORDER BY cd.doc_id, c.seq";
+    " WHERE cd.collection_id = $1 AND cd.version > 0";
+
+/* The metadata travels with a document's first chunk only. COPY takes no
+ * parameters: the collection id is set (as a parameter) into a setting of
+ * the transaction, which the query reads. */
+#define ROWS_SELECT                                                                                \
+    "SELECT cd.doc_id, CASE WHEN c.seq = d.first_seq THEN cd.metadata::text END, d.job_id,"        \
+    " c.seq, c.chunk_index, c.char_start, c.char_end, c.embedding"                                 \
+    " FROM collection_documents cd"                                                                \
+    " JOIN documents d ON d.job_id = cd.job_id AND d.doc_index = cd.doc_index"                     \
+    " JOIN chunks c ON c.job_id = d.job_id AND c.seq >= d.first_seq"                               \
+    "   AND c.seq < d.first_seq + d.n_chunks"                                                      \
+    " WHERE cd.collection_id = current_setting('embedd.search_collection')::uuid"                  \
+    "   AND cd.version > 0"                                                                        \
+    " ORDER BY cd.doc_id, c.seq"
+const char *const load_rows_select = ROWS_SELECT;
+const char *const load_rows_sql = "COPY (" ROWS_SELECT ") TO STDOUT (FORMAT binary)";
+const char *const load_rows_set_sql = "SELECT set_config('embedd.search_collection', $1, true)";
 
 static void copy_col(const PGresult *r, int col, char *out, size_t n)
 {
@@ -73,30 +79,45 @@ enum search_status search_coll_get(PGconn *c, int64_t key_id, const char *id,
     return st;
 }
 
-bool load_begin(PGconn *c, const char *coll_id, struct load_plan *p, char *err, size_t errlen)
+bool load_begin(PGconn *c, const char *coll_id, bool *found, int64_t *version, char *err,
+                size_t errlen)
 {
-    memset(p, 0, sizeof(*p));
+    *found = false;
+    *version = 0;
     if (!db_exec(c, load_begin_sql, err, errlen)) {
         load_end(c);
         return false;
     }
     const char *v[1] = {coll_id};
-    PGresult *r = PQexecParams(c, load_plan_sql, 1, NULL, v, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(c, "SELECT version FROM collections WHERE id = $1", 1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        db_error(r, c, "could not plan the collection's load", err, errlen);
+        db_error(r, c, "could not read the collection", err, errlen);
         PQclear(r);
         load_end(c);
         return false;
     }
-    p->found = PQntuples(r) == 1;
-    if (p->found) {
-        p->version = db_int(PQgetvalue(r, 0, 0));
-        p->docs = db_int(PQgetvalue(r, 0, 1));
-        p->rows = db_int(PQgetvalue(r, 0, 2));
-        p->string_bytes = db_int(PQgetvalue(r, 0, 3));
-    }
+    *found = PQntuples(r) == 1;
+    if (*found)
+        *version = db_int(PQgetvalue(r, 0, 0));
     PQclear(r);
     return true;
+}
+
+bool load_plan(PGconn *c, const char *coll_id, struct load_plan *p, char *err, size_t errlen)
+{
+    const char *v[1] = {coll_id};
+    PGresult *r = PQexecParams(c, load_plan_sql, 1, NULL, v, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (!ok) {
+        db_error(r, c, "could not measure the collection", err, errlen);
+    } else {
+        p->docs = db_int(PQgetvalue(r, 0, 0));
+        p->rows = db_int(PQgetvalue(r, 0, 1));
+        p->string_bytes = db_int(PQgetvalue(r, 0, 2));
+    }
+    PQclear(r);
+    return ok;
 }
 
 void load_end(PGconn *c)
@@ -105,65 +126,144 @@ void load_end(PGconn *c)
     PQclear(r);
 }
 
-static int32_t be32(const char *p)
+static uint32_t be32(const unsigned char *u)
 {
-    const unsigned char *u = (const unsigned char *)p;
-    return (int32_t)((uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 |
-                     (uint32_t)u[3]);
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | (uint32_t)u[3];
 }
 
-/* Row 0 of a single-row result into a load_row; false when malformed. */
-static bool read_row(const PGresult *r, struct load_row *o)
+/* COPY's binary format: a signature, flags and a header extension, then per
+ * tuple a field count (int16; -1 ends the data) and per field a length
+ * (int32; -1 is NULL) and the bytes, all integers big-endian. */
+static const char copy_signature[11] = "PGCOPY\n\377\r\n";
+
+/* One field of a tuple at *p (before end): its bytes and length (NULL: SQL NULL). */
+static bool next_field(const unsigned char **p, const unsigned char *end, const unsigned char **v,
+                       int32_t *len)
 {
-    if (PQnfields(r) != 8 || PQgetisnull(r, 0, 0) || PQgetlength(r, 0, 2) != 16 ||
-        PQgetisnull(r, 0, 7))
+    if (end - *p < 4)
         return false;
-    for (int col = 3; col <= 6; col++)
-        if (PQgetlength(r, 0, col) != 4)
-            return false;
-    o->doc_id = PQgetvalue(r, 0, 0);
-    o->doc_id_len = (size_t)PQgetlength(r, 0, 0);
-    o->metadata = PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1);
-    o->metadata_len = o->metadata ? (size_t)PQgetlength(r, 0, 1) : 0;
-    o->job_id = (const unsigned char *)PQgetvalue(r, 0, 2);
-    o->seq = be32(PQgetvalue(r, 0, 3));
-    o->chunk_index = be32(PQgetvalue(r, 0, 4));
-    o->char_start = be32(PQgetvalue(r, 0, 5));
-    o->char_end = be32(PQgetvalue(r, 0, 6));
-    o->embedding = (const unsigned char *)PQgetvalue(r, 0, 7);
-    o->embedding_len = (size_t)PQgetlength(r, 0, 7);
+    *len = (int32_t)be32(*p);
+    *p += 4;
+    if (*len < 0) {
+        *v = NULL;
+        return *len == -1;
+    }
+    if (end - *p < *len)
+        return false;
+    *v = *p;
+    *p += *len;
     return true;
+}
+
+/* Parse the tuples of one COPY message into sink; *done at the trailer. 1:
+ * fine, 0: the sink stopped, -1: malformed. */
+static int feed(const unsigned char *p, const unsigned char *end, load_sink_fn sink, void *arg,
+                bool *done)
+{
+    while (p < end && !*done) {
+        if (end - p < 2)
+            return -1;
+        int16_t nf = (int16_t)((uint16_t)p[0] << 8 | p[1]);
+        p += 2;
+        if (nf == -1) {
+            *done = true;
+            break;
+        }
+        if (nf != 8)
+            return -1;
+        const unsigned char *v[8];
+        int32_t len[8];
+        for (int i = 0; i < 8; i++)
+            if (!next_field(&p, end, &v[i], &len[i]))
+                return -1;
+        if (!v[0] || !v[2] || len[2] != 16 || !v[7] || len[3] != 4 || len[4] != 4 || len[5] != 4 ||
+            len[6] != 4)
+            return -1;
+        struct load_row row = {(const char *)v[0],
+                               (size_t)len[0],
+                               (const char *)v[1],
+                               v[1] ? (size_t)len[1] : 0,
+                               v[2],
+                               (int32_t)be32(v[3]),
+                               (int32_t)be32(v[4]),
+                               (int32_t)be32(v[5]),
+                               (int32_t)be32(v[6]),
+                               v[7],
+                               (size_t)len[7]};
+        if (!sink(arg, &row))
+            return 0;
+    }
+    return p == end || *done ? 1 : -1;
+}
+
+/* Ask the server to stop the statement in progress on c. */
+static void cancel(PGconn *c)
+{
+    PGcancel *k = PQgetCancel(c);
+    char why[256];
+    if (k) {
+        (void)PQcancel(k, why, sizeof(why));
+        PQfreeCancel(k);
+    }
 }
 
 bool load_rows(PGconn *c, const char *coll_id, load_sink_fn sink, void *arg, char *err,
                size_t errlen)
 {
     const char *v[1] = {coll_id};
-    if (!PQsendQueryParams(c, load_rows_sql, 1, NULL, v, NULL, NULL, 1) || !PQsetSingleRowMode(c)) {
-        db_error(NULL, c, "could not read the collection's vectors", err, errlen);
+    PGresult *r = PQexecParams(c, load_rows_set_sql, 1, NULL, v, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        db_error(r, c, "could not read the collection's vectors", err, errlen);
+    PQclear(r);
+    if (!ok)
+        return false;
+    r = PQexec(c, load_rows_sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT) {
+        db_error(r, c, "could not read the collection's vectors", err, errlen);
+        PQclear(r);
         return false;
     }
-    bool ok = true, stopped = false;
-    PGresult *r;
-    while ((r = PQgetResult(c)) != NULL) {
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_SINGLE_TUPLE && ok && !stopped) {
-            struct load_row row;
-            if (!read_row(r, &row)) {
-                snprintf(err, errlen, "could not read the collection's vectors: malformed row");
-                ok = false;
-            } else if (!sink(arg, &row)) {
-                stopped = true;
+    PQclear(r);
+    bool first = true, done = false;
+    int state = 1; /* feed's last answer */
+    char *buf;
+    int n;
+    while ((n = PQgetCopyData(c, &buf, 0)) > 0) {
+        const unsigned char *p = (const unsigned char *)buf, *end = p + n;
+        if (first && state == 1) {
+            first = false;
+            if (n < 19 || memcmp(p, copy_signature, sizeof(copy_signature)) != 0 ||
+                end - (p + 19) < (ptrdiff_t)be32(p + 15)) {
+                state = -1;
+                cancel(c);
+            } else {
+                p += 19 + be32(p + 15);
             }
-        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && ok) {
+        }
+        if (state == 1) {
+            state = feed(p, end, sink, arg, &done);
+            if (state != 1)
+                cancel(c); /* the rest is not wanted: stop the server sending it */
+        }
+        PQfreemem(buf);
+    }
+    if (n == -2 && state == 1)
+        db_error(NULL, c, "could not read the collection's vectors", err, errlen);
+    while ((r = PQgetResult(c)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && n != -2 && state == 1) {
             db_error(r, c, "could not read the collection's vectors", err, errlen);
-            ok = false;
+            n = -2;
         }
         PQclear(r);
     }
-    if (stopped && ok)
+    if (n == -2 && state == 1)
+        return false;
+    if (state < 0 || (state == 1 && !done))
+        snprintf(err, errlen, "could not read the collection's vectors: malformed COPY data");
+    else if (state == 0)
         snprintf(err, errlen, "the collection's vectors could not be kept");
-    return ok && !stopped;
+    return state == 1 && done;
 }
 
 void load_uuid_text(const unsigned char id[16], char out[37])

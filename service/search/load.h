@@ -4,7 +4,7 @@
  * transaction (so that the version matches the rows), the plan (how many
  * documents, chunks and bytes of ids and metadata) and every current chunk
  * with its vector, in the collection's order (document id, then seq), read
- * one row at a time in libpq's single-row mode with binary results. The
+ * as COPY ... TO STDOUT (FORMAT binary) and parsed as it arrives. The
  * plans are index lookups only (collection_documents by its primary key,
  * documents by theirs, chunks by a seq range of their primary key),
  * whatever the size of the tables; tests/db/test_search.c checks them.
@@ -42,17 +42,26 @@ struct load_row {
 /* Called for each row in order; false stops the read (the rest is drained). */
 typedef bool (*load_sink_fn)(void *arg, const struct load_row *r);
 
-/* The statements, exposed for the plan checks of the tests: the
- * transaction's start with its planner settings, the plan, the rows. */
+/* The statements, exposed for the plan checks of the tests and the bench:
+ * the transaction's start with its planner settings, the size, the rows
+ * (the SELECT, and the COPY of it; $1 of the setting statement is the
+ * collection id, which the SELECT reads from a transaction setting). */
 extern const char *const load_begin_sql;
 extern const char *const load_plan_sql;
+extern const char *const load_rows_select;
 extern const char *const load_rows_sql;
+extern const char *const load_rows_set_sql;
 
-/* BEGIN the snapshot and read the plan of collection coll_id. On false the
- * transaction is closed. */
-bool load_begin(PGconn *c, const char *coll_id, struct load_plan *p, char *err,
+/* BEGIN the snapshot and read collection coll_id's version (*found false
+ * when it is gone). On false the transaction is closed. */
+bool load_begin(PGconn *c, const char *coll_id, bool *found, int64_t *version, char *err,
                 size_t errlen) SVC_MUSTCHECK;
-/* Read every row into sink (inside load_begin's transaction). */
+/* The size of its current content (inside load_begin's transaction): a pass
+ * over its documents, for a collection known to be large. */
+bool load_plan(PGconn *c, const char *coll_id, struct load_plan *p, char *err,
+               size_t errlen) SVC_MUSTCHECK;
+/* Read every row into sink (inside load_begin's transaction). When sink
+ * refuses a row, the COPY is cancelled (the rest is not read). */
 bool load_rows(PGconn *c, const char *coll_id, load_sink_fn sink, void *arg, char *err,
                size_t errlen) SVC_MUSTCHECK;
 /* End the transaction (it only read). */

@@ -167,10 +167,11 @@ enum search_status stream_search(PGconn *c, const char *coll_id, int dims, const
         goto out;
     for (size_t qi = 0; qi < nq; qi++)
         topk_init(&s.heaps[qi], s.entries + qi * (size_t)k, k, kernel_delta(dims));
-    struct load_plan plan;
-    if (!load_begin(c, coll_id, &plan, err, errlen))
+    bool found;
+    int64_t version;
+    if (!load_begin(c, coll_id, &found, &version, err, errlen))
         goto out;
-    if (!plan.found) {
+    if (!found) {
         load_end(c);
         st = SEARCH_NOT_FOUND;
         goto out;
@@ -183,7 +184,7 @@ enum search_status stream_search(PGconn *c, const char *coll_id, int dims, const
         goto out;
     }
     take_hits(&s, out);
-    out->version = plan.version;
+    out->version = version;
     out->rows = (int64_t)s.n;
     st = SEARCH_OK;
 out:
