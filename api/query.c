@@ -204,8 +204,15 @@ static bool parse_query(const struct http_req *req, struct query_req *q, struct 
 {
     static const char *const keys[] = {"text",   "texts",   "vector", "top_k",
                                        "filter", "include", NULL};
-    if (!jsonv_parse(req->body.data ? req->body.data : "", req->body.len, 32, &q->root, e))
+    if (!jsonv_parse(req->body.data ? req->body.data : "", req->body.len, 32, &q->root, e)) {
+        /* what some JSON writers emit for non-finite floats (Python's json.dumps does) */
+        if (strcmp(e->code, "invalid_json") == 0 && req->body.data &&
+            (strstr(req->body.data, "NaN") || strstr(req->body.data, "Infinity")))
+            snprintf(e->detail, sizeof(e->detail),
+                     "the body is not valid JSON: NaN and Infinity are not JSON numbers, and a "
+                     "query vector holds finite numbers only");
         return false;
+    }
     json_object *r = q->root, *v;
     if (!jsonv_want(r, json_type_object, "an object", "", e) || !jsonv_only_known(r, keys, "", e))
         return false;

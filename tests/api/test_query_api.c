@@ -366,6 +366,8 @@ Test(query, bad_input)
     snprintf(big + n, sizeof(big) - n, "]}");
     expect_problem(path, big, 422, "non_finite", "/vector/0");
     expect_problem(path, "{\"vector\":[NaN,1]}", 400, "invalid_json", NULL);
+    expect_problem(path, "{\"vector\":[1,-Infinity]}", 400, "invalid_json", NULL);
+    expect_problem(path, "{\"vector\":[1e999,1]}", 422, "non_finite", "/vector/0");
     expect_problem(path, "{\"vector\":[1,\"x\"]}", 400, "invalid_type", "/vector/1");
     n = (size_t)snprintf(big, sizeof(big), "{\"vector\":[0");
     for (int i = 1; i < 128; i++)
