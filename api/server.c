@@ -442,7 +442,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     memset(&resp, 0, sizeof(resp));
     resp.status = 500;
     buf_init(&resp.body, SIZE_MAX / 2);
+    log_context_request(st->req.id);
     dispatch(s, st, &resp);
+    log_context_request(NULL);
     int status = resp.status;
     enum MHD_Result ret = send_resp(s, c, &st->req, &resp);
     buf_cleanup(&resp.body);

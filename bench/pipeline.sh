@@ -18,10 +18,14 @@ else
 fi
 batch_max_bytes=19000000
 batch_max_requests=10000
+# a job past --batch-inline-max-bytes travels in file batches, packed to these
+file_max_bytes=2000000000
+file_max_requests=50000
 
 start_sim pipeline
 start_embedd pipeline --batch-max-bytes "$batch_max_bytes" \
-  --batch-max-requests "$batch_max_requests"
+  --batch-max-requests "$batch_max_requests" --file-batch-max-bytes "$file_max_bytes" \
+  --file-batch-max-requests "$file_max_requests"
 f=$BENCH_WORK/pipeline/docs.json
 # stat NAME: a counter of the simulator's /_sim/stats
 stat() { jq ".$1" <<<"$stats"; }
@@ -51,19 +55,22 @@ for r in $(seq "$repeat"); do
 
   # Google cost of this run
   stats=$(sim_stats)
-  read -r nb bytes polls <<<"$(psql_db -F ' ' -c "SELECT count(*), coalesce(sum(request_bytes), 0),
+  read -r nb nfile bytes polls <<<"$(psql_db -F ' ' -c "SELECT count(*),
+    count(*) FILTER (WHERE transport = 'file'), coalesce(sum(request_bytes), 0),
     coalesce(sum(polls), 0) FROM batches WHERE job_id = '$id'")"
   creates=$(($(stat creates) - c0))
   accepted=$(($(stat creates_accepted) - a0))
   dup=$(($(stat texts_duplicate) - d0))
   texts=$(($(stat texts_received) - t0x))
   gets=$(($(stat gets) - g0))
-  bound=$(awk -v b="$bytes" -v l="$batch_max_bytes" -v n="$rows" -v m="$batch_max_requests" \
+  lb=$batch_max_bytes lm=$batch_max_requests
+  [ "$nfile" = 0 ] || lb=$file_max_bytes lm=$file_max_requests
+  bound=$(awk -v b="$bytes" -v l="$lb" -v n="$rows" -v m="$lm" \
     'function ceil(x) { return x == int(x) ? x : int(x) + 1 }
      BEGIN { a = ceil(b / l); c = ceil(n / m); print (a > c ? a : c) }')
   creates_runs="$creates_runs $accepted"
   [ "$dup" = 0 ] && [ "$accepted" = "$bound" ] && [ "$texts" = "$rows" ] || cost_met=false
-  cost_notes="$cost_notes${cost_notes:+; }run $r: $accepted creates accepted ($creates sent) for $nb batches, bound $bound = max(ceil($bytes request bytes / $batch_max_bytes), ceil($rows / $batch_max_requests)); $texts texts sent, $dup duplicates; $gets GETs at the simulator, polls recorded per batch $(div "$polls" "$nb" 2)"
+  cost_notes="$cost_notes${cost_notes:+; }run $r: $accepted creates accepted ($creates sent) for $nb batches ($nfile as files), bound $bound = max(ceil($bytes request bytes / $lb), ceil($rows / $lm)); $texts texts sent, $dup duplicates; $gets GETs at the simulator, polls recorded per batch $(div "$polls" "$nb" 2)"
   log "${cost_notes##*; }"
 done
 printf 'BENCH_SOURCE_DATABASE_URL=%q\nBENCH_SOURCE_JOB=%q\nBENCH_SOURCE_KEY=%q\n' \

@@ -35,15 +35,18 @@ static const char *env(const char *name)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: embedd [settings] <command>\n\n"
-               "commands:\n"
-               "  migrate                  apply the database migrations (idempotent; safe when\n"
-               "                           several replicas run it at once)\n"
-               "  keys create --name NAME  create an API key; prints it once (stored hashed)\n"
-               "  serve                    migrate, then serve HTTP until SIGTERM or SIGINT\n"
-               "  healthcheck [--ready] [--path PATH] [--timeout-ms N]\n"
-               "                           GET /healthz (--ready: /readyz) on the listen\n"
-               "                           address; exit 0 on 200, else 1 (for HEALTHCHECK)\n\n");
+    fprintf(f,
+            "usage: embedd [settings] <command>\n\n"
+            "commands:\n"
+            "  migrate                  apply the database migrations (idempotent; safe when\n"
+            "                           several replicas run it at once)\n"
+            "  keys create --name NAME  create an API key; prints it once (stored hashed)\n"
+            "  keys list                every key: id, prefix, created, last used, revoked\n"
+            "  keys revoke ID           revoke a key (replicas refuse it within --key-cache-ms)\n"
+            "  serve                    migrate, then serve HTTP until SIGTERM or SIGINT\n"
+            "  healthcheck [--ready] [--path PATH] [--timeout-ms N]\n"
+            "                           GET /healthz (--ready: /readyz) on the listen\n"
+            "                           address; exit 0 on 200, else 1 (for HEALTHCHECK)\n\n");
     config_print_help(f);
     fprintf(f, "\n  --help, --version\n");
 }
@@ -68,11 +71,75 @@ static int cmd_migrate(const struct config *cfg)
     return 0;
 }
 
+/* embedd keys list: one line per key (never the key itself). */
+static int keys_list_cmd(const struct config *cfg)
+{
+    char err[768];
+    PGconn *c = db_connect(cfg->database_url, err, sizeof(err));
+    if (!c) {
+        log_error("%s", err);
+        return 1;
+    }
+    struct key_row *rows = NULL;
+    size_t n = 0;
+    bool ok = keys_list(c, &rows, &n, err, sizeof(err));
+    PQfinish(c);
+    if (!ok) {
+        log_error("%s", err);
+        return 1;
+    }
+    printf("%-6s %-12s %-20s %-20s %-20s %s\n", "ID", "PREFIX", "CREATED", "LAST USED", "REVOKED",
+           "NAME");
+    for (size_t i = 0; i < n; i++)
+        printf("%-6lld %-12s %-20s %-20s %-20s %s\n", (long long)rows[i].id, rows[i].prefix,
+               rows[i].created_at, rows[i].last_used_at[0] ? rows[i].last_used_at : "-",
+               rows[i].revoked_at[0] ? rows[i].revoked_at : "-", rows[i].name);
+    free(rows);
+    return 0;
+}
+
+/* embedd keys revoke ID */
+static int keys_revoke_cmd(const struct config *cfg, const char *arg)
+{
+    char *end;
+    errno = 0;
+    long long id = strtoll(arg, &end, 10);
+    if (errno || end == arg || *end || id <= 0) {
+        fprintf(stderr, "embedd: keys revoke needs a key id (see embedd keys list), not \"%s\"\n",
+                arg);
+        return 2;
+    }
+    char err[768];
+    PGconn *c = db_connect(cfg->database_url, err, sizeof(err));
+    if (!c) {
+        log_error("%s", err);
+        return 1;
+    }
+    enum keys_result r = keys_revoke(c, (int64_t)id, err, sizeof(err));
+    PQfinish(c);
+    if (r == KEYS_DB_ERROR) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (r == KEYS_INVALID) {
+        fprintf(stderr, "embedd: no active key %lld\n", id);
+        return 1;
+    }
+    log_info("revoked API key %lld; running replicas refuse it within --key-cache-ms (%lld ms)", id,
+             (long long)cfg->key_cache_ms);
+    return 0;
+}
+
 static int cmd_keys(const struct config *cfg, int argc, char **argv)
 {
     const char *name = NULL;
+    if (argc == 1 && strcmp(argv[0], "list") == 0)
+        return keys_list_cmd(cfg);
+    if (argc == 2 && strcmp(argv[0], "revoke") == 0)
+        return keys_revoke_cmd(cfg, argv[1]);
     if (argc < 1 || strcmp(argv[0], "create") != 0) {
-        fprintf(stderr, "embedd: usage: embedd keys create --name NAME\n");
+        fprintf(stderr, "embedd: usage: embedd keys create --name NAME | keys list |"
+                        " keys revoke ID\n");
         return 2;
     }
     for (int i = 1; i < argc; i++) {
@@ -294,6 +361,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_current_level = log_level_parse(cfg.log_level);
+    log_json = strcmp(cfg.log_format, "json") == 0;
     if (!models_set_prices(cfg.prices, err, sizeof(err))) {
         fprintf(stderr, "embedd: %s\n", err);
         return 2;

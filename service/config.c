@@ -51,7 +51,7 @@ static const struct setting settings[] = {
     {"batch-max-bytes", "EMBEDD_BATCH_MAX_BYTES", INT(batch_max_bytes), 1024, 20000000, "19000000",
      false, "largest inline batch request body (Google's limit is 20 MB)"},
     {"batch-max-requests", "EMBEDD_BATCH_MAX_REQUESTS", INT(batch_max_requests), 1, 1000000,
-     "10000", false, "most chunks in one Google batch"},
+     "10000", false, "most chunks in one inline batch (a larger batch travels as a file)"},
     {"sync-max-texts", "EMBEDD_SYNC_MAX_TEXTS", INT(sync_max_texts), 0, 100000, "99", false,
      "jobs with at most this many chunks use the interactive API (0: never)"},
     {"batch-deadline-ms", "EMBEDD_BATCH_DEADLINE_MS", INT(batch_deadline_ms), 1, BIG, "86400000",
@@ -59,6 +59,31 @@ static const struct setting settings[] = {
     {"max-open-batches", "EMBEDD_MAX_OPEN_BATCHES", INT(max_open_batches), 0, 1000000, "100", false,
      "most batches open at Google at once, across replicas (Google allows 100 concurrent batches "
      "per project; 0: no limit)"},
+    {"batch-inline-max-bytes", "EMBEDD_BATCH_INLINE_MAX_BYTES", INT(batch_inline_max_bytes), 0,
+     20000000, "1000000", false,
+     "batches whose inline request body would pass this go through the Files API as a JSONL "
+     "file (inline bodies stay within batch-max-bytes; 0: every batch a file). Measured "
+     "(bench/README.md): with 50 ms per request a file batch is slower below ~0.3 MB (its ~5 "
+     "more requests) and faster from ~1.3 MB; at any size it halves the bytes received and holds "
+     "a page of results, not the batch's"},
+    {"file-batch-max-requests", "EMBEDD_FILE_BATCH_MAX_REQUESTS", INT(file_batch_max_requests), 0,
+     1000000, "50000", false,
+     "most chunks in one file batch (0: no file batches, every batch inline); fewer, larger "
+     "batches cost fewer creates at the same speed (100,000 chunks: 2 batches of 50,000 as fast "
+     "as 10 of 10,000); mind the project's enqueued-token quota per batch"},
+    {"file-batch-max-bytes", "EMBEDD_FILE_BATCH_MAX_BYTES", INT(file_batch_max_bytes), 1024,
+     2000000000, "2000000000", false,
+     "largest JSONL file of one file batch (Google's limit is 2 GB)"},
+    {"upload-piece-bytes", "EMBEDD_UPLOAD_PIECE_BYTES", INT(upload_piece_bytes), 262144, 1073741824,
+     "8388608", false,
+     "bytes per request of a resumable upload, a multiple of 256 KiB (a broken piece is resumed "
+     "from the offset Google reports)"},
+    {"file-janitor-ms", "EMBEDD_FILE_JANITOR_MS", INT(file_janitor_ms), 0, BIG, "600000", false,
+     "how often files left at Google by batches that ended (a failed delete, a crash) are looked "
+     "for and deleted (0: never)"},
+    {"spool-dir", "EMBEDD_SPOOL_DIR", STR(spool_dir), "", false,
+     "directory for temporary files (the JSONL of file batches, unlinked at once); empty: "
+     "$TMPDIR, else /tmp"},
     {"max-body-bytes", "EMBEDD_MAX_BODY_BYTES", INT(max_body_bytes), 1024, BIG, "67108864", false,
      "largest accepted request body (larger gets 413)"},
     {"max-stream-bytes", "EMBEDD_MAX_STREAM_BYTES", INT(max_stream_bytes), 1024, BIG, "8589934592",
@@ -93,6 +118,8 @@ static const struct setting settings[] = {
     {"query-timeout-ms", "EMBEDD_QUERY_TIMEOUT_MS", INT(query_timeout_ms), 100, 600000, "10000",
      false, "the interactive Google call that embeds query texts gives up after this"},
     {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
+    {"log-format", "EMBEDD_LOG_FORMAT", STR(log_format), "text", false,
+     "text, or json: one object per line with time, level, message, request_id and job_id"},
     {"port-file", "EMBEDD_PORT_FILE", STR(port_file), "", false,
      "write the bound HTTP port to this file once listening (for port 0)"},
 };
@@ -111,6 +138,11 @@ static bool set_value(struct config *cfg, const struct setting *s, const char *v
         memcpy(dst, val, strlen(val) + 1);
         if (s->off == offsetof(struct config, log_level) && log_level_parse(val) < 0) {
             snprintf(err, errlen, "%s: \"%s\" is not one of error, warn, info, debug", src, val);
+            return false;
+        }
+        if (s->off == offsetof(struct config, log_format) && strcmp(val, "text") != 0 &&
+            strcmp(val, "json") != 0) {
+            snprintf(err, errlen, "%s: \"%s\" is not text or json", src, val);
             return false;
         }
         return true;
@@ -149,6 +181,11 @@ static bool check(const struct config *cfg, char *err, size_t errlen)
     if (cfg->poll_min_ms > cfg->poll_max_ms) {
         snprintf(err, errlen, "poll-min-ms (%lld) is above poll-max-ms (%lld)",
                  (long long)cfg->poll_min_ms, (long long)cfg->poll_max_ms);
+        return false;
+    }
+    if (cfg->upload_piece_bytes % 262144 != 0) {
+        snprintf(err, errlen, "upload-piece-bytes (%lld) is not a multiple of 262144 (256 KiB)",
+                 (long long)cfg->upload_piece_bytes);
         return false;
     }
     if (strcmp(cfg->gemini_api_version, "v1beta") != 0 && strcmp(cfg->gemini_api_version, "v1")) {

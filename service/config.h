@@ -30,7 +30,13 @@ struct config {
     int64_t batch_max_requests;
     int64_t sync_max_texts;
     int64_t batch_deadline_ms;
-    int64_t max_open_batches; /* batches open at Google at once, all replicas together */
+    int64_t max_open_batches;        /* batches open at Google at once, all replicas together */
+    int64_t batch_inline_max_bytes;  /* larger batches go through the Files API */
+    int64_t file_batch_max_requests; /* chunks in one file batch at most; 0: no file batches */
+    int64_t file_batch_max_bytes;    /* the JSONL of one file batch at most (Google: 2 GB) */
+    int64_t upload_piece_bytes;      /* bytes per upload request (a multiple of 256 KiB) */
+    int64_t file_janitor_ms;         /* how often orphaned files at Google are looked for */
+    char spool_dir[512];             /* temporary files; "" means $TMPDIR, else /tmp */
     int64_t max_body_bytes;
     int64_t max_stream_bytes; /* a streamed (NDJSON) request body */
     int64_t max_connections;
@@ -44,6 +50,7 @@ struct config {
     int64_t search_threads;   /* threads sharing a large scan */
     int64_t query_timeout_ms; /* the interactive Google call that embeds a query */
     char log_level[16];
+    char log_format[8];  /* text or json */
     char port_file[512]; /* write the bound HTTP port here once listening */
 };
 

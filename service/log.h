@@ -12,6 +12,15 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* Set once in main() before any thread starts. */
 extern int log_current_level;
+/* 0: text lines ("2026-12-06T10:00:00.000Z info  message"); 1: one JSON
+ * object per line (time, level, message, and request_id and job_id when the
+ * thread has them). Set once in main(). */
+extern int log_json;
+
+/* The thread's context, added to its JSON lines: the request or the job
+ * being handled (copied; NULL or "" clears). */
+void log_context_request(const char *id);
+void log_context_job(const char *id);
 
 /* Parse "error", "warn", "info" or "debug"; returns -1 if unknown. */
 int log_level_parse(const char *s);

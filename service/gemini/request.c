@@ -1,5 +1,5 @@
-/* request.c: the request bodies of Gemini's embedding API (inline batch, synchronous batch, JSONL
- * line), built in one pass and sized exactly in advance. */
+/* request.c: the request bodies of Gemini's embedding API (inline batch, file-based batch,
+ * synchronous batch, JSONL line), built in one pass and sized exactly in advance. */
 #include "gemini/request.h"
 
 #include "util/jsonw.h"
@@ -152,6 +152,20 @@ static void gen_sync(struct sink *s, const struct job *j)
     emit_lit(s, "]}");
 }
 
+/* For gen_file_batch, texts->text carries the file name. */
+static void gen_file_batch(struct sink *s, const struct job *j)
+{
+    emit_lit(s, "{\"batch\":{");
+    if (j->display_name) {
+        emit_lit(s, "\"displayName\":");
+        emit_cstr(s, j->display_name);
+        emit_lit(s, ",");
+    }
+    emit_lit(s, "\"inputConfig\":{\"fileName\":");
+    emit_str(s, j->texts->text, j->texts->text_len);
+    emit_lit(s, "}}}");
+}
+
 static void gen_jsonl(struct sink *s, const struct job *j)
 {
     emit_lit(s, "{");
@@ -224,6 +238,13 @@ bool gem_build_sync(struct buf *out, const struct gem_req_opts *o, const struct 
 {
     struct job j = {NULL, o, texts, n};
     return n > 0 && n <= 100 && build(out, gen_sync, &j);
+}
+
+bool gem_build_file_batch(struct buf *out, const char *display_name, const char *file_name)
+{
+    struct gem_text t = {NULL, file_name, file_name ? strlen(file_name) : 0, NULL};
+    struct job j = {display_name, NULL, &t, 1};
+    return t.text_len > 0 && build(out, gen_file_batch, &j);
 }
 
 bool gem_build_jsonl_line(struct buf *out, const struct gem_req_opts *o, const struct gem_text *t)

@@ -48,6 +48,12 @@ size_t gem_batch_item_size_of(const struct gem_req_opts *o, const char *key, siz
 bool gem_build_sync(struct buf *out, const struct gem_req_opts *o, const struct gem_text *texts,
                     size_t n) SVC_MUSTCHECK;
 
+/* Append the file-based asyncBatchEmbedContent body (§2):
+ * {"batch":{"displayName":..,"inputConfig":{"fileName":"files/.."}}}. display_name may be NULL.
+ * False if file_name is empty or it does not fit in out->max (out is then left as it was). */
+bool gem_build_file_batch(struct buf *out, const char *display_name,
+                          const char *file_name) SVC_MUSTCHECK;
+
 /* Append one JSONL input line (with '\n') for a file-based batch. */
 bool gem_build_jsonl_line(struct buf *out, const struct gem_req_opts *o,
                           const struct gem_text *t) SVC_MUSTCHECK;

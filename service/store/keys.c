@@ -5,6 +5,7 @@
 #include "util/crypto.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -107,6 +108,73 @@ enum keys_result keys_verify(PGconn *conn, const char *key, int64_t *id, char *e
             res = KEYS_OK;
         }
     }
+    PQclear(r);
+    if (res == KEYS_OK) {
+        /* last use, at most once a minute: this runs on verified-key cache misses only */
+        char sid[24];
+        snprintf(sid, sizeof(sid), "%lld", (long long)*id);
+        const char *v[1] = {sid};
+        static const struct db_stmt touch = {
+            "keys_touch",
+            "UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND"
+            " (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+            1};
+        PQclear(db_exec_stmt(conn, &touch, v, 0)); /* best effort: a failure changes nothing */
+    }
+    return res;
+}
+
+#define TS(col)                                                                                    \
+    "coalesce(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
+
+bool keys_list(PGconn *conn, struct key_row **out, size_t *n, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    PGresult *r =
+        PQexec(conn, "SELECT id, name, prefix, " TS("created_at") ", " TS("last_used_at") ", " TS(
+                         "revoked_at") " FROM api_keys ORDER BY id");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        db_error(r, conn, "could not list keys", err, errlen);
+        PQclear(r);
+        return false;
+    }
+    int rows = PQntuples(r);
+    *out = calloc(rows ? (size_t)rows : 1, sizeof(**out));
+    if (!*out) {
+        PQclear(r);
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    for (int i = 0; i < rows; i++) {
+        struct key_row *k = &(*out)[i];
+        k->id = db_int(PQgetvalue(r, i, 0));
+        snprintf(k->name, sizeof(k->name), "%s", PQgetvalue(r, i, 1));
+        snprintf(k->prefix, sizeof(k->prefix), "%s", PQgetvalue(r, i, 2));
+        snprintf(k->created_at, sizeof(k->created_at), "%s", PQgetvalue(r, i, 3));
+        snprintf(k->last_used_at, sizeof(k->last_used_at), "%s", PQgetvalue(r, i, 4));
+        snprintf(k->revoked_at, sizeof(k->revoked_at), "%s", PQgetvalue(r, i, 5));
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return true;
+}
+
+enum keys_result keys_revoke(PGconn *conn, int64_t id, char *err, size_t errlen)
+{
+    char sid[24];
+    snprintf(sid, sizeof(sid), "%lld", (long long)id);
+    const char *v[1] = {sid};
+    PGresult *r = PQexecParams(conn,
+                               "UPDATE api_keys SET revoked_at = now() WHERE id = $1"
+                               " AND revoked_at IS NULL",
+                               1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        db_error(r, conn, "could not revoke the key", err, errlen);
+        PQclear(r);
+        return KEYS_DB_ERROR;
+    }
+    enum keys_result res = db_int(PQcmdTuples(r)) == 1 ? KEYS_OK : KEYS_INVALID;
     PQclear(r);
     return res;
 }

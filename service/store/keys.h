@@ -29,4 +29,20 @@ enum keys_result { KEYS_OK, KEYS_INVALID, KEYS_DB_ERROR };
 enum keys_result keys_verify(PGconn *conn, const char *key, int64_t *id, char *err,
                              size_t errlen) SVC_MUSTCHECK;
 
+/* One key as listed (never the key itself nor its hash). */
+struct key_row {
+    int64_t id;
+    char name[256];
+    char prefix[KEY_PREFIX_LEN + 1];
+    char created_at[40], last_used_at[40], revoked_at[40]; /* "" if never */
+};
+
+/* Every key, oldest first; *out (caller frees) of *n rows. */
+bool keys_list(PGconn *conn, struct key_row **out, size_t *n, char *err,
+               size_t errlen) SVC_MUSTCHECK;
+/* Revoke key id; KEYS_INVALID when there is no such key or it is already
+ * revoked. A revoked key is refused by every replica once its verified-key
+ * cache entry expires (--key-cache-ms). */
+enum keys_result keys_revoke(PGconn *conn, int64_t id, char *err, size_t errlen) SVC_MUSTCHECK;
+
 #endif

@@ -1,5 +1,6 @@
-/* pipeline.c: the database side of the worker pipeline (see pipeline.h). */
-#include "store/pipeline.h"
+/* pipeline.c: the database side of the worker pipeline after the claim: a batch
+ * submitted, polled, stored or released, leases (see pipeline.h). */
+#include "store/pipeline_internal.h"
 
 #include "store/collections.h"
 #include "store/db.h"
@@ -30,8 +31,8 @@ void pipe_batch_free(struct pipe_batch *b)
     b->n_chunks = 0;
 }
 
-static PGresult *q(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
-                   char *err, size_t errlen)
+PGresult *pipe_q(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
+                 char *err, size_t errlen)
 {
     PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
@@ -43,26 +44,18 @@ static PGresult *q(PGconn *c, const char *sql, int n, const char *const *vals, c
     return r;
 }
 
-static bool run(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
-                char *err, size_t errlen)
+bool pipe_run(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
+              char *err, size_t errlen)
 {
-    PGresult *r = q(c, sql, n, vals, what, err, errlen);
+    PGresult *r = pipe_q(c, sql, n, vals, what, err, errlen);
     PQclear(r);
     return r != NULL;
 }
 
-static void rollback(PGconn *c)
+void pipe_rollback(PGconn *c)
 {
     PQclear(PQexec(c, "ROLLBACK"));
 }
-
-/* One statement of a transaction: sql with n text parameters; what names it in err. */
-struct step {
-    const char *sql;
-    int n;
-    const char *const *vals;
-    const char *what;
-};
 
 /*
  * End the open transaction: if ok (nothing failed so far), run steps in
@@ -70,24 +63,24 @@ struct step {
  * whether it committed; err says what failed. Each multi-statement
  * transition (claim, submitted, results, release) ends this way.
  */
-static bool commit_steps(PGconn *c, bool ok, const struct step *steps, size_t n, char *err,
-                         size_t errlen)
+bool pipe_commit_steps(PGconn *c, bool ok, const struct step *steps, size_t n, char *err,
+                       size_t errlen)
 {
     for (size_t i = 0; ok && i < n; i++)
-        ok = run(c, steps[i].sql, steps[i].n, steps[i].vals, steps[i].what, err, errlen);
+        ok = pipe_run(c, steps[i].sql, steps[i].n, steps[i].vals, steps[i].what, err, errlen);
     ok = ok && db_exec(c, "COMMIT", err, errlen);
     if (!ok)
-        rollback(c);
+        pipe_rollback(c);
     return ok;
 }
 
-static bool load_job(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
+bool pipe_load_job(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
 {
     const char *v[1] = {b->job_id};
-    PGresult *r = q(c,
-                    "SELECT model, task_type, output_dimensionality, normalize, state,"
-                    " chunks_total, collection_id IS NOT NULL FROM jobs WHERE id = $1",
-                    1, v, "could not read the job", err, errlen);
+    PGresult *r = pipe_q(c,
+                         "SELECT model, task_type, output_dimensionality, normalize, state,"
+                         " chunks_total, collection_id IS NOT NULL FROM jobs WHERE id = $1",
+                         1, v, "could not read the job", err, errlen);
     if (!r)
         return false;
     bool ok = PQntuples(r) == 1;
@@ -104,300 +97,6 @@ static bool load_job(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
     }
     PQclear(r);
     return ok;
-}
-
-/* Read chunk rows (seq, text, title, text_json_len, title_json_len) into a
- * new array *out of *n. */
-static bool take_chunks(PGresult *r, struct pipe_chunk **out, size_t *n_out, char *err,
-                        size_t errlen)
-{
-    size_t n = (size_t)PQntuples(r);
-    struct pipe_chunk *chunks = calloc(n ? n : 1, sizeof(*chunks));
-    *out = chunks;
-    *n_out = 0;
-    if (!chunks) {
-        snprintf(err, errlen, "out of memory");
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct pipe_chunk *ch = &chunks[i];
-        ch->seq = (int32_t)db_int(PQgetvalue(r, (int)i, 0));
-        ch->text_len = (size_t)PQgetlength(r, (int)i, 1);
-        ch->text = malloc(ch->text_len + 1);
-        if (ch->text)
-            memcpy(ch->text, PQgetvalue(r, (int)i, 1), ch->text_len + 1);
-        if (!PQgetisnull(r, (int)i, 2))
-            ch->title = strdup(PQgetvalue(r, (int)i, 2));
-        ch->text_json_len = (int32_t)db_int(PQgetvalue(r, (int)i, 3));
-        ch->title_json_len = (int32_t)db_int(PQgetvalue(r, (int)i, 4));
-        *n_out = i + 1;
-        if (!ch->text || (!PQgetisnull(r, (int)i, 2) && !ch->title)) {
-            snprintf(err, errlen, "out of memory");
-            return false;
-        }
-    }
-    return true;
-}
-
-/* "{1,2,3}" for the first n chunks. */
-static bool seq_array(const struct pipe_batch *b, size_t n, struct buf *out)
-{
-    bool ok = buf_putc(out, '{');
-    for (size_t i = 0; i < n && ok; i++)
-        ok = buf_printf(out, "%s%d", i ? "," : "", b->chunks[i].seq);
-    return ok && buf_putc(out, '}');
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * The job whose turn it is: the highest priority, then the one claimed
- * longest ago (never claimed first), then the oldest; a job another claim is
- * marking right now is skipped (another job's turn). Its row stays locked for
- * the claim, which costs the batch: it is what orders a claim against a
- * cancel, which takes the job first and its pending chunks after.
- */
-const char *const pipe_claim_begin_sql =
-    "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off";
-
-const char *const pipe_claim_job_sql =
-    "SELECT id, model, task_type, output_dimensionality, normalize, state, chunks_total,"
-    " claim_seq, collection_id IS NOT NULL FROM jobs"
-    " WHERE state IN ('pending', 'running') AND chunks_pending > 0"
-    " ORDER BY priority DESC, last_claim_at NULLS FIRST, created_at LIMIT 1"
-    " FOR NO KEY UPDATE SKIP LOCKED";
-
-/* Pending chunks from the cursor in primary-key order: the index scan stops
- * after limit rows, so the cost is the batch's, not the job's. */
-const char *const pipe_claim_chunks_sql = "SELECT seq, text_json_len, title_json_len FROM chunks"
-                                          " WHERE job_id = $1 AND seq >= $2::int AND state = 0"
-                                          " ORDER BY seq LIMIT $3::bigint FOR UPDATE SKIP LOCKED";
-
-/* Read the claimed job's settings into out: 1, or 0 when there is no job,
- * -1 on failure (err set). */
-static int claim_job(PGconn *c, struct pipe_batch *out, int64_t *cursor, char *err, size_t errlen)
-{
-    PGresult *r = q(c, pipe_claim_job_sql, 0, NULL, "could not look for work", err, errlen);
-    if (!r)
-        return -1;
-    int any = PQntuples(r) == 1;
-    if (any) {
-        snprintf(out->job_id, sizeof(out->job_id), "%s", PQgetvalue(r, 0, 0));
-        snprintf(out->model, sizeof(out->model), "%s", PQgetvalue(r, 0, 1));
-        snprintf(out->task_type, sizeof(out->task_type), "%s", PQgetvalue(r, 0, 2));
-        out->dims = (int)db_int(PQgetvalue(r, 0, 3));
-        out->normalize = PQgetvalue(r, 0, 4)[0] == 't';
-        snprintf(out->job_state, sizeof(out->job_state), "%s", PQgetvalue(r, 0, 5));
-        out->job_chunks = db_int(PQgetvalue(r, 0, 6));
-        *cursor = db_int(PQgetvalue(r, 0, 7));
-        out->in_collection = PQgetvalue(r, 0, 8)[0] == 't';
-    }
-    PQclear(r);
-    return any;
-}
-
-/* The job's pending chunks from seq `from`, up to limit rows, locked (seqs and sizes). */
-static PGresult *claim_chunks(PGconn *c, const char *job_id, int64_t from, size_t limit, char *err,
-                              size_t errlen)
-{
-    char f[24], l[24];
-    snprintf(f, sizeof(f), "%lld", (long long)from);
-    snprintf(l, sizeof(l), "%zu", limit);
-    const char *v[3] = {job_id, f, l};
-    return q(c, pipe_claim_chunks_sql, 3, v, "could not read pending chunks", err, errlen);
-}
-
-/* Pack the claimed rows in order up to the limits (always at least one);
- * fills out->chunks with their seqs and sizes; returns the request bytes. */
-static size_t claim_pack(PGresult *r, const struct pipe_claim_opts *o, struct pipe_batch *out,
-                         char *err, size_t errlen)
-{
-    size_t rows = (size_t)PQntuples(r);
-    out->chunks = calloc(rows ? rows : 1, sizeof(*out->chunks));
-    if (!out->chunks) {
-        snprintf(err, errlen, "out of memory");
-        return 0;
-    }
-    size_t bytes = o->overhead_bytes, n = 0;
-    for (; n < rows; n++) {
-        struct pipe_chunk *ch = &out->chunks[n];
-        ch->seq = (int32_t)db_int(PQgetvalue(r, (int)n, 0));
-        ch->text_json_len = (int32_t)db_int(PQgetvalue(r, (int)n, 1));
-        ch->title_json_len = (int32_t)db_int(PQgetvalue(r, (int)n, 2));
-        size_t s = o->size(out, ch, o->size_arg);
-        if (n > 0 && bytes + s > o->max_bytes)
-            break;
-        bytes += s;
-    }
-    out->n_chunks = n;
-    return bytes;
-}
-
-bool pipe_claim(PGconn *c, const struct pipe_claim_opts *o, struct pipe_batch *out, bool *found,
-                int64_t *claim_ms, char *err, size_t errlen)
-{
-    int64_t t0 = mono_ms();
-    memset(out, 0, sizeof(*out));
-    *found = false;
-    *claim_ms = 0;
-    /* Plans that cannot go wrong: the statements below are index lookups by
-     * design, and a planner with stale statistics (a job of a million rows
-     * just stored) must not turn them into scans. */
-    if (!db_exec(c, pipe_claim_begin_sql, err, errlen))
-        return false;
-    PGresult *r = q(c, "SELECT count(*) FROM batches WHERE state IN ('intent', 'submitted')", 0,
-                    NULL, "could not count open batches", err, errlen);
-    if (!r)
-        goto fail;
-    bool full = o->max_open > 0 && db_int(PQgetvalue(r, 0, 0)) >= o->max_open;
-    PQclear(r);
-    int64_t cursor = 0;
-    int job = full ? 0 : claim_job(c, out, &cursor, err, errlen);
-    if (job < 0)
-        goto fail;
-    if (job == 0)
-        return db_exec(c, "COMMIT", err, errlen);
-    r = claim_chunks(c, out->job_id, cursor, o->max_items, err, errlen);
-    if (r && PQntuples(r) == 0 && cursor > 0) {
-        /* nothing from the cursor, yet the job has pending chunks: a claim
-         * that rolled back, or a requeue the cursor missed; look again from
-         * the start (rare: it walks what was claimed before) */
-        PQclear(r);
-        log_debug("job %s: no pending chunk from claim cursor %lld; rescanning", out->job_id,
-                  (long long)cursor);
-        cursor = 0;
-        r = claim_chunks(c, out->job_id, 0, o->max_items, err, errlen);
-    }
-    if (!r)
-        goto fail;
-    if (PQntuples(r) == 0) { /* every pending chunk is being claimed by someone else */
-        PQclear(r);
-        pipe_batch_free(out);
-        return db_exec(c, "COMMIT", err, errlen);
-    }
-    size_t bytes = claim_pack(r, o, out, err, errlen);
-    PQclear(r);
-    if (!out->chunks)
-        goto fail;
-    size_t n = out->n_chunks;
-    const char *transport = o->sync_max_chunks > 0 && out->job_chunks <= o->sync_max_chunks ? "sync"
-                            : bytes > o->inline_max_bytes                                   ? "file"
-                                                          : "inline";
-
-    unsigned char rnd[6];
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-        snprintf(err, errlen, "could not read random bytes");
-        goto fail;
-    }
-    snprintf(out->display_name, sizeof(out->display_name), "embedd-%.8s-%02x%02x%02x%02x%02x%02x",
-             out->job_id, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
-    *claim_ms = mono_ms() - t0;
-    char nstr[24], bstr[24], lease[24], cms[24];
-    snprintf(nstr, sizeof(nstr), "%zu", n);
-    snprintf(bstr, sizeof(bstr), "%zu", bytes);
-    snprintf(lease, sizeof(lease), "%lld", (long long)o->lease_ms);
-    snprintf(cms, sizeof(cms), "%lld", (long long)*claim_ms);
-    const char *v2[8] = {out->job_id, out->display_name, nstr, bstr, o->owner,
-                         lease,       transport,         cms};
-    r = q(c,
-          "INSERT INTO batches (job_id, display_name, state, n_chunks, request_bytes, lease_owner,"
-          " lease_until, transport, claim_ms) VALUES ($1, $2, 'intent', $3, $4, $5,"
-          " now() + $6::bigint * interval '1 millisecond', $7, $8) RETURNING id",
-          8, v2, "could not record the batch", err, errlen);
-    if (!r)
-        goto fail;
-    out->id = db_int(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    struct buf seqs;
-    buf_init(&seqs, SIZE_MAX / 2);
-    char bid[24], first[16], last[16];
-    snprintf(bid, sizeof(bid), "%lld", (long long)out->id);
-    snprintf(first, sizeof(first), "%d", out->chunks[0].seq);
-    snprintf(last, sizeof(last), "%d", out->chunks[n - 1].seq);
-    bool ok = seq_array(out, n, &seqs);
-    const char *v3[3] = {out->job_id, seqs.data, bid};
-    const char *v4[4] = {out->job_id, nstr, first, last};
-    PGresult *jr = NULL;
-    ok = ok && run(c,
-                   "UPDATE chunks SET state = 1, batch_id = $3"
-                   " WHERE job_id = $1 AND seq = ANY($2::int[])",
-                   3, v3, "could not mark chunks in flight", err, errlen);
-    /* The cursor moves past what was taken unless a requeue moved it back
-     * below this claim meanwhile; a job cancelled meanwhile takes nothing. */
-    ok = ok && (jr = q(c,
-                       "UPDATE jobs SET chunks_pending = chunks_pending - $2::int,"
-                       " chunks_in_flight = chunks_in_flight + $2::int, state = 'running',"
-                       " started_at = coalesce(started_at, now()), last_activity_at = now(),"
-                       " last_claim_at = clock_timestamp(),"
-                       " claim_seq = CASE WHEN claim_seq >= $3::int"
-                       "   THEN greatest(claim_seq, $4::int + 1) ELSE claim_seq END"
-                       " WHERE id = $1 AND state IN ('pending', 'running')",
-                       4, v4, "could not update the job", err, errlen)) != NULL;
-    if (ok && db_int(PQcmdTuples(jr)) == 0) {
-        snprintf(err, errlen, "job %s changed state during the claim", out->job_id);
-        ok = false;
-    }
-    PQclear(jr);
-    ok = commit_steps(c, ok, NULL, 0, err, errlen);
-    buf_cleanup(&seqs);
-    if (!ok) {
-        pipe_batch_free(out); /* rolled back */
-        return false;
-    }
-    snprintf(out->state, sizeof(out->state), "intent");
-    snprintf(out->transport, sizeof(out->transport), "%s", transport);
-    out->request_bytes = (int64_t)bytes;
-    *found = true;
-    log_debug("batch %s: claimed %zu chunks of job %s (%s, %zu bytes) in %lld ms",
-              out->display_name, n, out->job_id, transport, bytes, (long long)*claim_ms);
-    return true;
-fail:
-    rollback(c);
-    pipe_batch_free(out);
-    return false;
-}
-
-/* A batch's chunks with their texts: the chunks_by_batch index in seq order,
- * the title by primary key per row (a scalar subquery, which the planner
- * runs as written rather than as a join of whole tables). */
-static const char *const batch_chunks_sql =
-    "SELECT c.seq, c.text, (SELECT d.title FROM documents d"
-    "   WHERE d.job_id = c.job_id AND d.doc_index = c.doc_index),"
-    " c.text_json_len, c.title_json_len FROM chunks c"
-    " WHERE c.batch_id = $1 AND c.seq > $2::int AND c.state = 1 ORDER BY c.seq LIMIT $3::bigint";
-
-bool pipe_chunks_page(PGconn *c, const struct pipe_batch *b, int64_t after, size_t max,
-                      struct pipe_chunk **out, size_t *n, char *err, size_t errlen)
-{
-    char bid[24], a[24], l[24];
-    snprintf(bid, sizeof(bid), "%lld", (long long)b->id);
-    snprintf(a, sizeof(a), "%lld", (long long)after);
-    snprintf(l, sizeof(l), "%zu", max);
-    const char *v[3] = {bid, a, l};
-    *out = NULL;
-    *n = 0;
-    PGresult *r = q(c, batch_chunks_sql, 3, v, "could not read the batch's chunks", err, errlen);
-    if (!r)
-        return false;
-    bool ok = take_chunks(r, out, n, err, errlen);
-    PQclear(r);
-    if (!ok) {
-        pipe_chunks_free(*out, *n);
-        *out = NULL;
-        *n = 0;
-    }
-    return ok;
-}
-
-bool pipe_load_chunks(PGconn *c, struct pipe_batch *b, char *err, size_t errlen)
-{
-    pipe_batch_free(b);
-    return pipe_chunks_page(c, b, -1, (size_t)INT32_MAX, &b->chunks, &b->n_chunks, err, errlen);
 }
 
 bool pipe_submitted(PGconn *c, int64_t batch_id, const char *gemini_name, int64_t poll_ms,
@@ -421,7 +120,7 @@ bool pipe_submitted(PGconn *c, int64_t batch_id, const char *gemini_name, int64_
          3, v, "could not record the submission"},
     };
     bool begun = db_exec(c, "BEGIN", err, errlen);
-    return commit_steps(c, begun, submit, SVC_ARRAY_LEN(submit), err, errlen);
+    return pipe_commit_steps(c, begun, submit, SVC_ARRAY_LEN(submit), err, errlen);
 }
 
 bool pipe_claim_due(PGconn *c, const char *owner, int64_t lease_ms, struct pipe_batch *out,
@@ -433,16 +132,16 @@ bool pipe_claim_due(PGconn *c, const char *owner, int64_t lease_ms, struct pipe_
     snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
     const char *v[2] = {owner, lease};
     PGresult *r =
-        q(c,
-          "UPDATE batches SET lease_owner = $1,"
-          " lease_until = now() + $2::bigint * interval '1 millisecond'"
-          " WHERE id = (SELECT id FROM batches WHERE state IN ('intent', 'submitted')"
-          "   AND next_poll_at <= now() AND (lease_until IS NULL OR lease_until < now())"
-          "   ORDER BY next_poll_at FOR UPDATE SKIP LOCKED LIMIT 1)"
-          " RETURNING id, job_id, display_name, state, coalesce(gemini_name, ''), polls,"
-          " (extract(epoch FROM now() - coalesce(submitted_at, created_at)) * 1000)::bigint,"
-          " transport, request_bytes, coalesce(input_file, ''), coalesce(output_file, '')",
-          2, v, "could not lease a batch", err, errlen);
+        pipe_q(c,
+               "UPDATE batches SET lease_owner = $1,"
+               " lease_until = now() + $2::bigint * interval '1 millisecond'"
+               " WHERE id = (SELECT id FROM batches WHERE state IN ('intent', 'submitted')"
+               "   AND next_poll_at <= now() AND (lease_until IS NULL OR lease_until < now())"
+               "   ORDER BY next_poll_at FOR UPDATE SKIP LOCKED LIMIT 1)"
+               " RETURNING id, job_id, display_name, state, coalesce(gemini_name, ''), polls,"
+               " (extract(epoch FROM now() - coalesce(submitted_at, created_at)) * 1000)::bigint,"
+               " transport, request_bytes, coalesce(input_file, ''), coalesce(output_file, '')",
+               2, v, "could not lease a batch", err, errlen);
     if (!r)
         return false;
     if (PQntuples(r) == 1) {
@@ -460,7 +159,7 @@ bool pipe_claim_due(PGconn *c, const char *owner, int64_t lease_ms, struct pipe_
         *found = true;
     }
     PQclear(r);
-    return !*found || load_job(c, out, err, errlen);
+    return !*found || pipe_load_job(c, out, err, errlen);
 }
 
 bool pipe_poll_later(PGconn *c, int64_t batch_id, const char *gemini_state, int64_t poll_ms,
@@ -470,11 +169,11 @@ bool pipe_poll_later(PGconn *c, int64_t batch_id, const char *gemini_state, int6
     snprintf(bid, sizeof(bid), "%lld", (long long)batch_id);
     snprintf(ms, sizeof(ms), "%lld", (long long)poll_ms);
     const char *v[3] = {bid, gemini_state, ms};
-    return run(c,
-               "UPDATE batches SET gemini_state = $2, polls = polls + 1,"
-               " next_poll_at = now() + $3::bigint * interval '1 millisecond',"
-               " lease_owner = NULL, lease_until = NULL WHERE id = $1",
-               3, v, "could not schedule the next poll", err, errlen);
+    return pipe_run(c,
+                    "UPDATE batches SET gemini_state = $2, polls = polls + 1,"
+                    " next_poll_at = now() + $3::bigint * interval '1 millisecond',"
+                    " lease_owner = NULL, lease_until = NULL WHERE id = $1",
+                    3, v, "could not schedule the next poll", err, errlen);
 }
 
 bool pipe_retry_later(PGconn *c, int64_t batch_id, int64_t delay_ms, char *err, size_t errlen)
@@ -483,10 +182,11 @@ bool pipe_retry_later(PGconn *c, int64_t batch_id, int64_t delay_ms, char *err, 
     snprintf(bid, sizeof(bid), "%lld", (long long)batch_id);
     snprintf(ms, sizeof(ms), "%lld", (long long)delay_ms);
     const char *v[2] = {bid, ms};
-    return run(c,
-               "UPDATE batches SET next_poll_at = now() + $2::bigint * interval '1 millisecond',"
-               " polls = polls + 1, lease_owner = NULL, lease_until = NULL WHERE id = $1",
-               2, v, "could not reschedule the batch", err, errlen);
+    return pipe_run(
+        c,
+        "UPDATE batches SET next_poll_at = now() + $2::bigint * interval '1 millisecond',"
+        " polls = polls + 1, lease_owner = NULL, lease_until = NULL WHERE id = $1",
+        2, v, "could not reschedule the batch", err, errlen);
 }
 
 /* Finish the job when nothing is pending or in flight (a cancelled job stays cancelled). */
@@ -508,14 +208,15 @@ static bool requeue_or_fail(PGconn *c, const struct pipe_batch *b, const char *s
     snprintf(bid, sizeof(bid), "%lld", (long long)b->id);
     snprintf(maxa, sizeof(maxa), "%d", max_attempts);
     const char *v[5] = {b->job_id, bid, seqs, errors, maxa};
-    PGresult *r = q(c,
-                    "UPDATE chunks SET attempts = attempts + 1,"
-                    " state = CASE WHEN attempts + 1 >= $5::int THEN 3 ELSE 0 END,"
-                    " batch_id = NULL, error = u.e"
-                    " FROM unnest($3::int[], $4::text[]) AS u(s, e)"
-                    " WHERE chunks.job_id = $1 AND chunks.seq = u.s AND chunks.batch_id = $2"
-                    " AND chunks.state = 1 RETURNING chunks.state, chunks.seq, chunks.doc_index",
-                    5, v, "could not requeue failed chunks", err, errlen);
+    PGresult *r =
+        pipe_q(c,
+               "UPDATE chunks SET attempts = attempts + 1,"
+               " state = CASE WHEN attempts + 1 >= $5::int THEN 3 ELSE 0 END,"
+               " batch_id = NULL, error = u.e"
+               " FROM unnest($3::int[], $4::text[]) AS u(s, e)"
+               " WHERE chunks.job_id = $1 AND chunks.seq = u.s AND chunks.batch_id = $2"
+               " AND chunks.state = 1 RETURNING chunks.state, chunks.seq, chunks.doc_index",
+               5, v, "could not requeue failed chunks", err, errlen);
     if (!r)
         return false;
     bool ok = true;
@@ -628,12 +329,12 @@ static bool store_versions(PGconn *c, const struct pipe_batch *b, const char *do
         ok = buf_printf(&lit, "{%s}", docs);
         const char *v[2] = {b->job_id, lit.data};
         ok = ok &&
-             run(c,
-                 "UPDATE documents d SET chunks_done = (SELECT count(*) FROM chunks c"
-                 "   WHERE c.job_id = d.job_id AND c.seq >= d.first_seq"
-                 "   AND c.seq < d.first_seq + d.n_chunks AND c.state = 2)"
-                 " WHERE d.job_id = $1 AND d.doc_index = ANY($2::int[])",
-                 2, v, "could not count document chunks", err, errlen) &&
+             pipe_run(c,
+                      "UPDATE documents d SET chunks_done = (SELECT count(*) FROM chunks c"
+                      "   WHERE c.job_id = d.job_id AND c.seq >= d.first_seq"
+                      "   AND c.seq < d.first_seq + d.n_chunks AND c.state = 2)"
+                      " WHERE d.job_id = $1 AND d.doc_index = ANY($2::int[])",
+                      2, v, "could not count document chunks", err, errlen) &&
              coll_flip(c, b->job_id, lit.data, err, errlen);
         buf_cleanup(&lit);
     }
@@ -647,9 +348,17 @@ static bool store_versions(PGconn *c, const struct pipe_batch *b, const char *do
     return ok;
 }
 
-bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
-                        size_t n, int max_attempts, size_t *stored, size_t *requeued,
-                        size_t *failed, char *err, size_t errlen)
+/*
+ * One store transaction's work, shared by pipe_store_results and
+ * pipe_store_slice: vectors of the succeeded items (slices of STORE_SLICE),
+ * failed items requeued or failed, and, when close is set, the batch's
+ * chunks that got no result at all; then the collection's versions, the
+ * job's counters (tokens included) and, when close is set, the batch's end
+ * and the job's. All in one transaction.
+ */
+static bool store_tx(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res, size_t n,
+                     int max_attempts, bool close, size_t *stored, size_t *requeued, size_t *failed,
+                     char *err, size_t errlen)
 {
     struct buf ok_seqs, vecs, toks, bad_seqs, errs, dead_docs;
     struct store_tally t = {0};
@@ -680,28 +389,28 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
         ok = store_slice(c, b, bid, res, from, n - from < STORE_SLICE ? n : from + STORE_SLICE,
                          &ok_seqs, &vecs, &toks, &t, err, errlen);
     *stored = t.stored;
-    PGresult *r;
     int64_t min_back = INT32_MAX;
-    ok = ok && requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued, failed,
-                               &min_back, &dead_docs, err, errlen);
-    /* chunks of the batch that got no result at all */
+    ok = ok && (nbad == 0 || requeue_or_fail(c, b, bad_seqs.data, errs.data, max_attempts, requeued,
+                                             failed, &min_back, &dead_docs, err, errlen));
     const char *v2[1] = {bid};
-    r = ok ? q(c,
-               "SELECT coalesce(array_agg(seq), '{}'), coalesce(array_agg("
-               "'no result returned for this chunk'::text), '{}') FROM chunks"
-               " WHERE batch_id = $1 AND state = 1",
-               1, v2, "could not find missing results", err, errlen)
-           : NULL;
-    ok = ok && r;
-    if (ok) {
-        char *ms = strdup(PQgetvalue(r, 0, 0)), *me = strdup(PQgetvalue(r, 0, 1));
-        ok = ms && me &&
-             requeue_or_fail(c, b, ms, me, max_attempts, requeued, failed, &min_back, &dead_docs,
-                             err, errlen);
-        free(ms);
-        free(me);
+    if (ok && close) {
+        /* chunks of the batch that got no result at all */
+        PGresult *r = pipe_q(c,
+                             "SELECT coalesce(array_agg(seq), '{}'), coalesce(array_agg("
+                             "'no result returned for this chunk'::text), '{}') FROM chunks"
+                             " WHERE batch_id = $1 AND state = 1",
+                             1, v2, "could not find missing results", err, errlen);
+        ok = r != NULL;
+        if (ok) {
+            char *ms = strdup(PQgetvalue(r, 0, 0)), *me = strdup(PQgetvalue(r, 0, 1));
+            ok = ms && me &&
+                 requeue_or_fail(c, b, ms, me, max_attempts, requeued, failed, &min_back,
+                                 &dead_docs, err, errlen);
+            free(ms);
+            free(me);
+        }
+        PQclear(r);
     }
-    PQclear(r);
     ok = ok &&
          store_versions(c, b, t.docs.data ? t.docs.data : "", dead_docs.data ? dead_docs.data : "",
                         "a chunk of this version failed; the previous version stays current", err,
@@ -714,7 +423,7 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
     snprintf(s5, sizeof(s5), "%lld", (long long)t.tokens);
     snprintf(s6, sizeof(s6), "%lld", (long long)t.estimated);
     const char *v3[7] = {b->job_id, s1, s2, s3, s4, s5, s6};
-    const struct step close_batch[] = {
+    const struct step steps[] = {
         {b->interactive
              ? "UPDATE jobs SET chunks_in_flight = chunks_in_flight - ($2::int + $3::int + "
                "$4::int),"
@@ -739,11 +448,28 @@ bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe
          1, v2, "could not close the batch"},
         {finish_sql, 1, v3, "could not finish the job"},
     };
-    ok = commit_steps(c, ok, close_batch, SVC_ARRAY_LEN(close_batch), err, errlen);
+    /* a slice leaves the batch open: more slices follow, then the close */
+    ok = pipe_commit_steps(c, ok, steps, close ? SVC_ARRAY_LEN(steps) : 1, err, errlen);
+    if (!ok)
+        *stored = *requeued = *failed = 0; /* rolled back */
 out:
     for (size_t i = 0; i < SVC_ARRAY_LEN(bufs); i++)
         buf_cleanup(bufs[i]);
     return ok;
+}
+
+bool pipe_store_results(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
+                        size_t n, int max_attempts, size_t *stored, size_t *requeued,
+                        size_t *failed, char *err, size_t errlen)
+{
+    return store_tx(c, b, res, n, max_attempts, true, stored, requeued, failed, err, errlen);
+}
+
+bool pipe_store_slice(PGconn *c, const struct pipe_batch *b, const struct pipe_result *res,
+                      size_t n, int max_attempts, size_t *stored, size_t *requeued, size_t *failed,
+                      char *err, size_t errlen)
+{
+    return store_tx(c, b, res, n, max_attempts, false, stored, requeued, failed, err, errlen);
 }
 
 bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, const char *reason,
@@ -756,18 +482,18 @@ bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, cons
     if (!db_exec(c, "BEGIN", err, errlen))
         return false;
     /* chunks of a cancelled job fail; others go back to pending (or fail after max attempts) */
-    PGresult *r = q(c,
-                    "WITH j AS (SELECT state FROM jobs WHERE id = $1 FOR UPDATE)"
-                    " UPDATE chunks SET attempts = attempts + $5::int, batch_id = NULL,"
-                    " state = CASE WHEN (SELECT state FROM j) = 'cancelled'"
-                    "   OR attempts + $5::int >= $4::int THEN 3 ELSE 0 END,"
-                    " error = CASE WHEN (SELECT state FROM j) = 'cancelled' THEN 'cancelled'"
-                    "   ELSE $3 END"
-                    " WHERE job_id = $1 AND batch_id = $2 AND state = 1"
-                    " RETURNING state, seq, doc_index",
-                    5, v1, "could not release chunks", err, errlen);
+    PGresult *r = pipe_q(c,
+                         "WITH j AS (SELECT state FROM jobs WHERE id = $1 FOR UPDATE)"
+                         " UPDATE chunks SET attempts = attempts + $5::int, batch_id = NULL,"
+                         " state = CASE WHEN (SELECT state FROM j) = 'cancelled'"
+                         "   OR attempts + $5::int >= $4::int THEN 3 ELSE 0 END,"
+                         " error = CASE WHEN (SELECT state FROM j) = 'cancelled' THEN 'cancelled'"
+                         "   ELSE $3 END"
+                         " WHERE job_id = $1 AND batch_id = $2 AND state = 1"
+                         " RETURNING state, seq, doc_index",
+                         5, v1, "could not release chunks", err, errlen);
     if (!r) {
-        rollback(c);
+        pipe_rollback(c);
         return false;
     }
     int back = 0, dead = 0;
@@ -809,7 +535,7 @@ bool pipe_release(PGconn *c, const struct pipe_batch *b, const char *state, cons
         snprintf(err, errlen, "out of memory");
     ok = ok && store_versions(c, b, "", dead_docs.data ? dead_docs.data : "", reason, err, errlen);
     buf_cleanup(&dead_docs);
-    return commit_steps(c, ok, close_batch, SVC_ARRAY_LEN(close_batch), err, errlen);
+    return pipe_commit_steps(c, ok, close_batch, SVC_ARRAY_LEN(close_batch), err, errlen);
 }
 
 bool pipe_cancelled_open(PGconn *c, char names[][128], int64_t *ids, size_t max, size_t *n,
@@ -818,11 +544,11 @@ bool pipe_cancelled_open(PGconn *c, char names[][128], int64_t *ids, size_t max,
     char lim[16];
     snprintf(lim, sizeof(lim), "%zu", max);
     const char *v[1] = {lim};
-    PGresult *r = q(c,
-                    "SELECT b.id, coalesce(b.gemini_name, '') FROM batches b JOIN jobs j"
-                    " ON j.id = b.job_id WHERE j.state = 'cancelled'"
-                    " AND b.state IN ('intent', 'submitted') ORDER BY b.id LIMIT $1::int",
-                    1, v, "could not list cancelled batches", err, errlen);
+    PGresult *r = pipe_q(c,
+                         "SELECT b.id, coalesce(b.gemini_name, '') FROM batches b JOIN jobs j"
+                         " ON j.id = b.job_id WHERE j.state = 'cancelled'"
+                         " AND b.state IN ('intent', 'submitted') ORDER BY b.id LIMIT $1::int",
+                         1, v, "could not list cancelled batches", err, errlen);
     if (!r)
         return false;
     *n = (size_t)PQntuples(r);

@@ -75,6 +75,7 @@ struct pipe_claim_opts {
     pipe_size_fn size;
     void *size_arg;
     size_t inline_max_bytes; /* larger batches travel as a file ("file" transport) */
+    size_t inline_max_items; /* so do batches of more chunks than this (0: no such limit) */
     int64_t sync_max_chunks; /* jobs of at most this many chunks go interactive ("sync") */
     int64_t max_open;        /* batches open at Google (intent or submitted), all replicas */
 };
@@ -170,5 +171,59 @@ bool pipe_hand_back(PGconn *c, const char *owner_prefix, int *n, char *err,
 /* Batches of cancelled jobs still open at Google (to cancel them there). */
 bool pipe_cancelled_open(PGconn *c, char names[][128], int64_t *ids, size_t max, size_t *n,
                          char *err, size_t errlen) SVC_MUSTCHECK;
+
+/*
+ * File transport. An intent's JSONL file is written, uploaded and recorded
+ * before the batch is created with it; each step may take long, so each
+ * write after one is guarded by the lease: it happens only if owner still
+ * holds the batch, and renews the lease for lease_ms. *held false means the
+ * lease was lost (expired, another worker took the batch over): nothing was
+ * written, and the caller must leave the batch alone, Google included.
+ */
+bool pipe_renew_lease(PGconn *c, int64_t batch_id, const char *owner, int64_t lease_ms, bool *held,
+                      char *err, size_t errlen) SVC_MUSTCHECK;
+/* The intent's JSONL is written (and not uploaded yet): its size becomes the
+ * batch's request_bytes, what an uploaded file must measure to be reused
+ * after a crash. Only while no input file is recorded. */
+bool pipe_file_written(PGconn *c, int64_t batch_id, const char *owner, int64_t bytes,
+                       int64_t lease_ms, bool *held, char *err, size_t errlen) SVC_MUSTCHECK;
+/* Record the intent's complete input file ("files/..."), or forget it (name
+ * NULL: it is gone at Google), in a transaction of its own, before the batch
+ * is created with it. */
+bool pipe_input_file(PGconn *c, int64_t batch_id, const char *owner, const char *name,
+                     int64_t lease_ms, bool *held, char *err, size_t errlen) SVC_MUSTCHECK;
+/* Record the results file Google wrote for a batch. */
+bool pipe_output_file(PGconn *c, int64_t batch_id, const char *name, char *err,
+                      size_t errlen) SVC_MUSTCHECK;
+/* Add bytes received from Google for the batch (a poll, a download) to its
+ * response_bytes; *total gets the new sum. */
+bool pipe_add_response_bytes(PGconn *c, int64_t batch_id, int64_t bytes, int64_t *total, char *err,
+                             size_t errlen) SVC_MUSTCHECK;
+
+/*
+ * Store part of a succeeded batch's results (a slice of a results file read
+ * as it arrives), in a transaction of its own that moves the job's counters
+ * with the chunks: vectors for succeeded items, failed items requeued or
+ * failed as in pipe_store_results. The batch stays open; once every slice is
+ * stored, pipe_store_results(.., NULL, 0, ..) deals with the chunks that got
+ * no result and closes it. Chunks stored already are skipped, so a slice
+ * stored twice (a download repeated after a crash) counts once. Counts of
+ * this slice go to *stored, *requeued, *failed.
+ */
+bool pipe_store_slice(PGconn *c, const struct pipe_batch *b, const struct pipe_result *r, size_t n,
+                      int max_attempts, size_t *stored, size_t *requeued, size_t *failed, char *err,
+                      size_t errlen) SVC_MUSTCHECK;
+
+/* What the database knows of one batch, for deciding about a file at Google. */
+struct pipe_batch_ref {
+    bool found;
+    char state[16];
+    char gemini_name[128];
+    char input_file[128];
+    char output_file[128];
+};
+/* Look a batch up by its displayName, or (display_name NULL) by its Google name. */
+bool pipe_batch_ref(PGconn *c, const char *display_name, const char *gemini_name,
+                    struct pipe_batch_ref *out, char *err, size_t errlen) SVC_MUSTCHECK;
 
 #endif

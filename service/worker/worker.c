@@ -1,10 +1,11 @@
-/* worker.c: the worker threads (see worker.h). */
+/* worker.c: the worker threads (see worker.h); file batches in file_batch.c. */
 #include "worker/worker.h"
 
 #include "gemini/client.h"
 #include "gemini/request.h"
 #include "log.h"
 #include "store/pipeline.h"
+#include "worker/worker_internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,31 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LIST_PAGES_MAX 50 /* reconcile: how many list pages to search */
-
-struct worker {
-    struct worker_pool *wp;
-    pthread_t thread;
-    int index;
-    char owner[96];
-    struct gem_client *gem;
-    uint64_t rng;
-};
-
-struct worker_pool {
-    const struct config *cfg;
-    struct db_pool *db;
-    atomic_bool stop;
-    atomic_bool abort; /* shutdown deadline near: Google calls in flight end now */
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_cond_t exited; /* a worker thread returned (running went down) */
-    size_t running;
-    char owner_prefix[80]; /* "host:pid:", the start of every lease owner here */
-    struct worker *workers;
-    size_t n;
-};
-
 static uint64_t next_rand(struct worker *w)
 {
     w->rng ^= w->rng << 13;
@@ -48,8 +24,7 @@ static uint64_t next_rand(struct worker *w)
     return w->rng;
 }
 
-/* d scaled by a random factor in [0.8, 1.2). */
-static int64_t jitter(struct worker *w, int64_t d)
+int64_t worker_jitter(struct worker *w, int64_t d)
 {
     double f = 0.8 + 0.4 * (double)(next_rand(w) >> 11) * 0x1.0p-53;
     return (int64_t)((double)d * f) + 1;
@@ -81,12 +56,10 @@ static int64_t poll_interval(struct worker *w, const struct pipe_batch *b, size_
         d *= 1.3;
     if (d > (double)cfg->poll_max_ms)
         d = (double)cfg->poll_max_ms;
-    return jitter(w, (int64_t)d);
+    return worker_jitter(w, (int64_t)d);
 }
 
-/* Backoff after a transient failure: Google's RetryInfo when given, else
- * exponential in the batch's retries, with jitter, capped at poll_max_ms. */
-static int64_t retry_delay(struct worker *w, const struct pipe_batch *b, int64_t retry_after_ms)
+int64_t worker_retry_delay(struct worker *w, const struct pipe_batch *b, int64_t retry_after_ms)
 {
     const struct config *cfg = w->wp->cfg;
     double d = (double)cfg->poll_min_ms;
@@ -94,7 +67,7 @@ static int64_t retry_delay(struct worker *w, const struct pipe_batch *b, int64_t
         d *= 2;
     if (d > (double)cfg->poll_max_ms)
         d = (double)cfg->poll_max_ms;
-    int64_t j = jitter(w, (int64_t)d);
+    int64_t j = worker_jitter(w, (int64_t)d);
     return retry_after_ms > j ? retry_after_ms : j;
 }
 
@@ -211,8 +184,8 @@ static bool record_submission(struct worker *w, PGconn *c, struct pipe_batch *b,
         log_warn("batch %s: %s; retrying in %lld ms", b->display_name, err, (long long)delay);
         /* not nap(): that returns at once when the pool is stopping, and this
          * must go on until the shutdown deadline cuts it off */
-        for (int64_t slept = 0, d = jitter(w, delay); slept < d && !atomic_load(&w->wp->abort);
-             slept += 50) {
+        for (int64_t slept = 0, d = worker_jitter(w, delay);
+             slept < d && !atomic_load(&w->wp->abort); slept += 50) {
             struct timespec ts = {0, 50 * 1000000L};
             nanosleep(&ts, NULL);
         }
@@ -224,14 +197,102 @@ static bool record_submission(struct worker *w, PGconn *c, struct pipe_batch *b,
     }
 }
 
-/* Create the batch at Google for b's chunks (loaded). */
+int64_t worker_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void worker_retry_later(struct worker *w, PGconn *c, const struct pipe_batch *b, int64_t delay_ms)
+{
+    char err[512] = "";
+    if (!pipe_retry_later(c, b->id, delay_ms, err, sizeof(err)))
+        log_error("batch %s: %s", b->display_name, err);
+    (void)w;
+}
+
+void worker_count_received(struct worker *w, PGconn *c, const struct pipe_batch *b,
+                           const char *what, const struct gem_call *res)
+{
+    char err[512] = "";
+    int64_t total = 0;
+    (void)w;
+    if (res->bytes_received == 0)
+        return;
+    if (!pipe_add_response_bytes(c, b->id, (int64_t)res->bytes_received, &total, err, sizeof(err)))
+        log_warn("batch %s: %s", b->display_name, err);
+    else
+        log_debug("batch %s: %s received %llu bytes in %lld ms (%lld for the batch so far)",
+                  b->display_name, what, (unsigned long long)res->bytes_received,
+                  (long long)res->elapsed_ms, (long long)total);
+}
+
+/* Google refused a create with 429: nobody here claims new batches for a while
+ * (those already claimed retry on their own schedule). */
+static void hold_creates(struct worker *w, int64_t delay_ms)
+{
+    int64_t until = worker_now_ms() + delay_ms;
+    int64_t was = atomic_load(&w->wp->create_hold_until);
+    while (was < until && !atomic_compare_exchange_weak(&w->wp->create_hold_until, &was, until))
+        ;
+    if (was < until)
+        log_warn("creates refused with HTTP 429: no new batches for %lld ms", (long long)delay_ms);
+}
+
+void worker_created(struct worker *w, PGconn *c, struct pipe_batch *b,
+                    const struct gem_operation *op, const struct gem_call *res)
+{
+    const struct config *cfg = w->wp->cfg;
+    char err[512] = "";
+    bool ok = true;
+    int64_t delay;
+    switch (res->outcome) {
+    case GEM_OK:
+        if (b->input_file[0])
+            log_info("batch %s: created %s from %s (%lld bytes)", b->display_name, op->name,
+                     b->input_file, (long long)b->request_bytes);
+        else
+            log_info("batch %s: created %s with %zu chunks", b->display_name, op->name,
+                     b->n_chunks);
+        ok = record_submission(w, c, b, op->name, err, sizeof(err));
+        break;
+    case GEM_RETRY:
+        log_warn("batch %s: create deferred: %s", b->display_name, res->detail);
+        delay = worker_retry_delay(w, b, res->retry_after_ms);
+        if (res->http == 429)
+            hold_creates(w, delay);
+        ok = pipe_retry_later(c, b->id, delay, err, sizeof(err));
+        break;
+    case GEM_UNKNOWN:
+        /* it may exist at Google: the next visit lists batches before creating again,
+         * after the request could still be in Google's hands (up to a call's timeout) */
+        log_warn("batch %s: create outcome unknown (%s); will reconcile", b->display_name,
+                 res->detail);
+        ok = pipe_retry_later(c, b->id, worker_jitter(w, unknown_settle_ms(cfg)), err, sizeof(err));
+        break;
+    case GEM_FATAL:
+        log_error("batch %s: create refused: %s", b->display_name, res->detail);
+        ok = pipe_release(c, b, "failed", res->detail, true, (int)cfg->max_attempts, err,
+                          sizeof(err));
+        break;
+    }
+    if (!ok)
+        log_error("batch %s: %s", b->display_name, err);
+}
+
+/* Create the batch at Google for b's chunks (loaded, unless it travels as a file). */
 static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
 {
     const struct config *cfg = w->wp->cfg;
     char err[512] = "";
+    if (strcmp(b->transport, "file") == 0) {
+        file_submit(w, c, b); /* reads its chunks a page at a time */
+        return;
+    }
     if ((!b->chunks || !b->chunks[0].text) && !pipe_load_chunks(c, b, err, sizeof(err))) {
         log_error("batch %s: %s", b->display_name, err);
-        if (!pipe_retry_later(c, b->id, retry_delay(w, b, -1), err, sizeof(err)))
+        if (!pipe_retry_later(c, b->id, worker_retry_delay(w, b, -1), err, sizeof(err)))
             log_error("batch %s: %s", b->display_name, err);
         return;
     }
@@ -244,7 +305,7 @@ static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
             ok = pipe_release(c, b, "failed", why, true, (int)cfg->max_attempts, err, sizeof(err));
         } else if (out != GEM_OK) {
             log_warn("job %s: interactive embedding deferred: %s", b->job_id, why);
-            ok = pipe_retry_later(c, b->id, retry_delay(w, b, -1), err, sizeof(err));
+            ok = pipe_retry_later(c, b->id, worker_retry_delay(w, b, -1), err, sizeof(err));
         }
         if (!ok)
             log_error("batch %s: %s", b->display_name, err);
@@ -276,32 +337,8 @@ static void submit(struct worker *w, PGconn *c, struct pipe_batch *b)
     memset(&op, 0, sizeof(op));
     gem_create_batch(w->gem, b->model, body.data, body.len, &op, &res);
     buf_cleanup(&body);
-    bool ok = true;
-    switch (res.outcome) {
-    case GEM_OK:
-        log_info("batch %s: created %s with %zu chunks", b->display_name, op.name, b->n_chunks);
-        ok = record_submission(w, c, b, op.name, err, sizeof(err));
-        break;
-    case GEM_RETRY:
-        log_warn("batch %s: create deferred: %s", b->display_name, res.detail);
-        ok = pipe_retry_later(c, b->id, retry_delay(w, b, res.retry_after_ms), err, sizeof(err));
-        break;
-    case GEM_UNKNOWN:
-        /* it may exist at Google: the next visit lists batches before creating again,
-         * after the request could still be in Google's hands (up to a call's timeout) */
-        log_warn("batch %s: create outcome unknown (%s); will reconcile", b->display_name,
-                 res.detail);
-        ok = pipe_retry_later(c, b->id, jitter(w, unknown_settle_ms(cfg)), err, sizeof(err));
-        break;
-    case GEM_FATAL:
-        log_error("batch %s: create refused: %s", b->display_name, res.detail);
-        ok = pipe_release(c, b, "failed", res.detail, true, (int)cfg->max_attempts, err,
-                          sizeof(err));
-        break;
-    }
+    worker_created(w, c, b, &op, &res);
     gem_operation_free(&op);
-    if (!ok)
-        log_error("batch %s: %s", b->display_name, err);
 }
 
 /* Search Google's list for b's displayName; writes the name when found. */
@@ -343,11 +380,13 @@ static void reconcile(struct worker *w, PGconn *c, struct pipe_batch *b)
         if (!pipe_release(c, b, "cancelled", "cancelled", false, (int)cfg->max_attempts, err,
                           sizeof(err)))
             log_error("batch %s: %s", b->display_name, err);
+        else
+            file_tidy(w, b, "");
         return;
     }
     enum gem_outcome out = find_by_display_name(w, b, name, sizeof(name), &found);
     if (out != GEM_OK) {
-        if (!pipe_retry_later(c, b->id, retry_delay(w, b, -1), err, sizeof(err)))
+        if (!pipe_retry_later(c, b->id, worker_retry_delay(w, b, -1), err, sizeof(err)))
             log_error("batch %s: %s", b->display_name, err);
         return;
     }
@@ -357,6 +396,10 @@ static void reconcile(struct worker *w, PGconn *c, struct pipe_batch *b)
             log_error("batch %s: %s", b->display_name, err);
         return;
     }
+    if (strcmp(b->transport, "file") == 0) {
+        file_reconcile(w, c, b); /* its upload may be at Google, complete or not */
+        return;
+    }
     if (!pipe_load_chunks(c, b, err, sizeof(err))) {
         log_error("batch %s: %s", b->display_name, err);
         return;
@@ -364,23 +407,11 @@ static void reconcile(struct worker *w, PGconn *c, struct pipe_batch *b)
     submit(w, c, b);
 }
 
-/* Map results to chunks by key; fall back to position only when no key came back. */
-static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_result *r, size_t n)
+void worker_map_results(const struct pipe_batch *b, const struct gem_result *r, size_t n,
+                        bool positional, struct pipe_result *pr, char (*emsg)[300], size_t *k_out)
 {
-    const struct config *cfg = w->wp->cfg;
-    char err[512] = "";
-    struct pipe_result *pr = calloc(n ? n : 1, sizeof(*pr));
     size_t k = 0;
-    bool keyless = n > 0;
-    for (size_t i = 0; i < n; i++)
-        keyless = keyless && r[i].key == NULL;
-    /* no metadata echoed at all: results are in request order, which is the
-     * batch's chunks by seq (how they were packed); load them to map by position */
-    if (keyless && !b->chunks && !pipe_load_chunks(c, b, err, sizeof(err)))
-        log_warn("batch %s: %s", b->display_name, err);
-    bool positional = keyless && b->n_chunks == n;
-    char(*emsg)[300] = calloc(n ? n : 1, sizeof(*emsg));
-    for (size_t i = 0; pr && emsg && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         char *end = NULL;
         long seq = r[i].key ? strtol(r[i].key, &end, 10) : -1;
         if (positional)
@@ -405,6 +436,27 @@ static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_
         }
         k++;
     }
+    *k_out = k;
+}
+
+/* Map results to chunks by key; fall back to position only when no key came back. */
+static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_result *r, size_t n)
+{
+    const struct config *cfg = w->wp->cfg;
+    char err[512] = "";
+    struct pipe_result *pr = calloc(n ? n : 1, sizeof(*pr));
+    size_t k = 0;
+    bool keyless = n > 0;
+    for (size_t i = 0; i < n; i++)
+        keyless = keyless && r[i].key == NULL;
+    /* no metadata echoed at all: results are in request order, which is the
+     * batch's chunks by seq (how they were packed); load them to map by position */
+    if (keyless && !b->chunks && !pipe_load_chunks(c, b, err, sizeof(err)))
+        log_warn("batch %s: %s", b->display_name, err);
+    bool positional = keyless && b->n_chunks == n;
+    char(*emsg)[300] = calloc(n ? n : 1, sizeof(*emsg));
+    if (pr && emsg)
+        worker_map_results(b, r, n, positional, pr, emsg, &k);
     size_t stored = 0, requeued = 0, failed = 0;
     bool ok = pr && emsg &&
               pipe_store_results(c, b, pr, k, (int)cfg->max_attempts, &stored, &requeued, &failed,
@@ -420,40 +472,13 @@ static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_
     return ok;
 }
 
-static bool lines_feed(void *ud, const char *p, size_t n)
-{
-    return gem_lines_feed(ud, p, n);
-}
-
 /* Results of a succeeded batch, inline or from its output file; true once stored. */
 static bool collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_operation *op)
 {
     if (op->has_inline || !op->responses_file[0])
         return store(w, c, b, op->results, op->n_results);
-    /* the file is parsed as it arrives: only its vectors are held */
-    struct gem_lines lines;
-    gem_lines_init(&lines);
-    struct gem_call res;
-    gem_download_stream(w->gem, op->responses_file, lines_feed, &lines, &res);
-    char err[512] = "";
-    if (res.outcome == GEM_OK && !gem_lines_finish(&lines)) {
-        res.outcome = GEM_RETRY;
-        snprintf(res.detail, sizeof(res.detail), "out of memory reading the results file");
-    }
-    if (res.outcome != GEM_OK) {
-        log_warn("batch %s: download failed: %s", b->display_name,
-                 lines.oom ? "out of memory reading the results file" : res.detail);
-        if (!pipe_retry_later(c, b->id, jitter(w, w->wp->cfg->poll_min_ms), err, sizeof(err)))
-            log_error("%s", err);
-        gem_lines_cleanup(&lines);
-        return false;
-    }
-    if (lines.bad)
-        log_warn("batch %s: %zu line(s) of the results file skipped (%s)", b->display_name,
-                 lines.bad, lines.err);
-    bool ok = store(w, c, b, lines.results, lines.n);
-    gem_lines_cleanup(&lines);
-    return ok;
+    /* the file is stored as it arrives, a slice at a time: whatever its size */
+    return file_collect(w, c, b, op->responses_file);
 }
 
 /* Best effort: delete a batch whose results are stored, so that Google's list
@@ -477,16 +502,19 @@ static void cancel_at_google(struct worker *w, PGconn *c, struct pipe_batch *b, 
     if (b->gemini_name[0]) {
         gem_cancel_batch(w->gem, b->gemini_name, &res);
         if (res.outcome == GEM_RETRY) {
-            if (!pipe_retry_later(c, b->id, jitter(w, w->wp->cfg->poll_min_ms), err, sizeof(err)))
+            if (!pipe_retry_later(c, b->id, worker_jitter(w, w->wp->cfg->poll_min_ms), err,
+                                  sizeof(err)))
                 log_error("%s", err);
             return;
         }
     }
     if (!pipe_release(c, b, state, reason, count_attempt, (int)w->wp->cfg->max_attempts, err,
-                      sizeof(err)))
+                      sizeof(err))) {
         log_error("batch %s: %s", b->display_name, err);
-    else
-        log_info("batch %s: %s (%s)", b->display_name, state, reason);
+        return;
+    }
+    log_info("batch %s: %s (%s)", b->display_name, state, reason);
+    file_tidy(w, b, "");
 }
 
 static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
@@ -501,9 +529,11 @@ static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
     struct gem_call res;
     memset(&op, 0, sizeof(op));
     gem_get_batch(w->gem, b->gemini_name, &op, &res);
+    worker_count_received(w, c, b, "poll", &res);
     bool ok = true;
     if (res.outcome == GEM_RETRY) {
-        ok = pipe_retry_later(c, b->id, retry_delay(w, b, res.retry_after_ms), err, sizeof(err));
+        ok = pipe_retry_later(c, b->id, worker_retry_delay(w, b, res.retry_after_ms), err,
+                              sizeof(err));
     } else if (res.outcome != GEM_OK && res.http == 404) {
         /* Google no longer has the batch: its chunks go back to be sent again */
         log_error("batch %s: %s is gone: %s", b->display_name, b->gemini_name, res.detail);
@@ -513,12 +543,14 @@ static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
         /* the batch may well be fine (a refused or garbled poll): releasing its chunks
          * could pay for them twice, so keep polling, more and more slowly */
         log_error("batch %s: poll failed: %s", b->display_name, res.detail);
-        ok = pipe_retry_later(c, b->id, retry_delay(w, b, -1), err, sizeof(err));
+        ok = pipe_retry_later(c, b->id, worker_retry_delay(w, b, -1), err, sizeof(err));
     } else {
         switch (op.state) {
         case GEM_STATE_SUCCEEDED:
-            if (collect(w, c, b, &op))
-                tidy(w, b); /* only once the vectors are safely stored */
+            if (collect(w, c, b, &op)) {            /* only once the vectors are safely stored: */
+                file_tidy(w, b, op.responses_file); /* before its batch: it may go with it */
+                tidy(w, b);
+            }
             break;
         case GEM_STATE_FAILED:
         case GEM_STATE_EXPIRED:
@@ -531,6 +563,8 @@ static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
                      op.error.message[0] ? op.error.message : gem_state_name(op.state));
             ok = pipe_release(c, b, st, why, op.state != GEM_STATE_CANCELLED,
                               (int)cfg->max_attempts, err, sizeof(err));
+            if (ok)
+                file_tidy(w, b, op.responses_file);
             break;
         }
         default:
@@ -557,39 +591,57 @@ static bool step(struct worker *w, PGconn *c)
     char err[512] = "";
     struct pipe_batch b;
     bool found = false;
+    if (w->index == 0)
+        file_janitor(w, c); /* when it is due */
     if (!pipe_claim_due(c, w->owner, cfg->lease_ms, &b, &found, err, sizeof(err))) {
         log_error("worker %d: %s", w->index, err);
         return false;
     }
     if (found) {
+        log_context_job(b.job_id);
         if (strcmp(b.state, "intent") == 0)
             reconcile(w, c, &b);
         else
             poll_batch(w, c, &b);
         pipe_batch_free(&b);
+        log_context_job(NULL);
         return true;
     }
-    /* display names are all "embedd-" + 8 + "-" + 12 characters long */
+    if (worker_now_ms() < atomic_load(&w->wp->create_hold_until))
+        return false; /* Google refuses creates for now */
+    /* Batches are packed up to the file limits; one that passes the inline
+     * limits (bytes or chunks) travels as a file. Display names are all
+     * "embedd-" + 8 + "-" + 12 characters long. */
+    bool files = cfg->file_batch_max_requests > 0;
+    int64_t inline_max = cfg->batch_inline_max_bytes < cfg->batch_max_bytes
+                             ? cfg->batch_inline_max_bytes
+                             : cfg->batch_max_bytes;
     struct pipe_claim_opts co = {
         .owner = w->owner,
         .lease_ms = cfg->lease_ms,
-        .max_items = (size_t)cfg->batch_max_requests,
-        .max_bytes = (size_t)cfg->batch_max_bytes,
+        .max_items = (size_t)(files ? cfg->file_batch_max_requests : cfg->batch_max_requests),
+        .max_bytes = (size_t)(files ? cfg->file_batch_max_bytes : cfg->batch_max_bytes),
         .overhead_bytes = gem_batch_overhead("embedd-00000000-000000000000"),
         .size = chunk_size,
-        .inline_max_bytes = (size_t)cfg->batch_max_bytes,
+        .inline_max_bytes = (size_t)(files ? inline_max : cfg->batch_max_bytes),
+        .inline_max_items = files ? (size_t)cfg->batch_max_requests : 0,
         .sync_max_chunks = cfg->sync_max_texts,
         .max_open = cfg->max_open_batches,
     };
     int64_t claim_ms = 0;
-    if (!pipe_claim(c, &co, &b, &found, &claim_ms, err, sizeof(err))) {
+    pthread_mutex_lock(&w->wp->claim_lock);
+    bool claimed = pipe_claim(c, &co, &b, &found, &claim_ms, err, sizeof(err));
+    pthread_mutex_unlock(&w->wp->claim_lock);
+    if (!claimed) {
         log_error("worker %d: %s", w->index, err);
         return false;
     }
     if (!found)
         return false;
+    log_context_job(b.job_id);
     submit(w, c, &b);
     pipe_batch_free(&b);
+    log_context_job(NULL);
     return true;
 }
 
@@ -603,7 +655,7 @@ static void *run(void *arg)
         PGconn *c = db_pool_acquire(wp->db, 5000, err, sizeof(err));
         if (!c) {
             log_warn("worker %d: %s", w->index, err);
-            nap(wp, jitter(w, backoff));
+            nap(wp, worker_jitter(w, backoff));
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             continue;
         }
@@ -612,7 +664,7 @@ static void *run(void *arg)
         db_pool_release(wp->db, c);
         if (!busy) {
             int64_t idle = wp->cfg->poll_min_ms < 1000 ? wp->cfg->poll_min_ms : 1000;
-            nap(wp, jitter(w, idle));
+            nap(wp, worker_jitter(w, idle));
         }
     }
     pthread_mutex_lock(&wp->lock);
@@ -636,7 +688,17 @@ struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *
     wp->db = db;
     atomic_init(&wp->stop, false);
     atomic_init(&wp->abort, false);
+    atomic_init(&wp->create_hold_until, 0);
+    const char *spool = getenv("TMPDIR");
+    if (cfg->spool_dir[0])
+        spool = cfg->spool_dir;
+    else if (!spool || !*spool)
+        spool = "/tmp";
+    snprintf(wp->spool, sizeof(wp->spool), "%s", spool);
+    if (cfg->file_batch_max_requests > 0 && access(wp->spool, W_OK | X_OK) != 0)
+        log_warn("spool directory %s is not writable: file batches wait until it is", wp->spool);
     pthread_mutex_init(&wp->lock, NULL);
+    pthread_mutex_init(&wp->claim_lock, NULL);
     pthread_cond_init(&wp->wake, NULL);
     pthread_condattr_t ca; /* wait_exited() measures its deadline on the monotonic clock */
     pthread_condattr_init(&ca);
@@ -754,6 +816,7 @@ int worker_pool_stop(struct worker_pool *wp, int64_t deadline_ms)
     if (c)
         db_pool_release(wp->db, c);
     pthread_mutex_destroy(&wp->lock);
+    pthread_mutex_destroy(&wp->claim_lock);
     pthread_cond_destroy(&wp->wake);
     pthread_cond_destroy(&wp->exited);
     free(wp->workers);

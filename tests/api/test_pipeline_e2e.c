@@ -203,7 +203,9 @@ static char *big_job(int n, int sentences, const char *extra_opts, const char *m
 static void start_large(void)
 {
     static const char *const f[] = {"--pending-ms=10", "--running-ms=20", NULL};
-    static const char *const s[] = {"--batch-max-requests=3000", NULL};
+    /* inline batches of 3,000 (file batches would take the job in one) */
+    static const char *const s[] = {"--batch-max-requests=3000", "--file-batch-max-requests=0",
+                                    NULL};
     start_both(f, s);
 }
 

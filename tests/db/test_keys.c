@@ -122,3 +122,41 @@ Test(keys, stored_hashes_still_verify)
         keys_verify(db.conn, "ek_0123456789ABCDEFGHIJabcdefghij012345678A", &got, err, sizeof(err)),
         KEYS_INVALID);
 }
+
+/* embedd keys list shows every key (never the key), last use once verified; keys revoke ID
+ * makes it invalid; revoking twice or an unknown id says so. */
+Test(keys, cli_list_and_revoke)
+{
+    char *bin = dbh_bin("EMBEDD_BIN");
+    char url_flag[600];
+    snprintf(url_flag, sizeof(url_flag), "--database-url=%s", db.url);
+    char err[512], k1[KEY_LEN + 1];
+    int64_t id = 0, got = 0;
+    cr_assert(keys_create(db.conn, "reporting", k1, &id, err, sizeof(err)), "%s", err);
+    cr_assert_eq(keys_verify(db.conn, k1, &got, err, sizeof(err)), KEYS_OK);
+    char *out = NULL, *e = NULL;
+    char *list[] = {bin, url_flag, "keys", "list", NULL};
+    cr_assert_eq(dbh_run(list, &out, &e), 0, "%s", e);
+    char prefix[KEY_PREFIX_LEN + 1];
+    snprintf(prefix, sizeof(prefix), "%.*s", KEY_PREFIX_LEN, k1);
+    cr_assert(strstr(out, "reporting") && strstr(out, prefix), "%s", out);
+    cr_assert_null(strstr(out, k1 + KEY_PREFIX_LEN), "the key itself is never shown");
+    cr_assert_eq(dbh_scalar(&db, "SELECT count(*) FROM api_keys WHERE last_used_at IS NOT NULL"), 1,
+                 "a verified key records its last use");
+    free(out);
+    free(e);
+    char sid[24];
+    snprintf(sid, sizeof(sid), "%lld", (long long)id);
+    char *revoke[] = {bin, url_flag, "keys", "revoke", sid, NULL};
+    cr_assert_eq(dbh_run(revoke, &out, &e), 0, "%s", e);
+    free(out);
+    free(e);
+    cr_assert_eq(keys_verify(db.conn, k1, &got, err, sizeof(err)), KEYS_INVALID);
+    cr_assert_eq(dbh_run(revoke, &out, &e), 1, "already revoked");
+    free(out);
+    free(e);
+    char *bad[] = {bin, url_flag, "keys", "revoke", "seven", NULL};
+    cr_assert_eq(dbh_run(bad, &out, &e), 2);
+    free(out);
+    free(e);
+}

@@ -486,3 +486,196 @@ Test(pipeline, claim_plans_cost_the_batch)
     PQclear(PQexec(db.conn, "ROLLBACK"));
     cr_assert(strstr(pipe_claim_chunks_sql, "FOR UPDATE SKIP LOCKED") != NULL);
 }
+
+/* A batch of more chunks than inline_max_items goes as a file too, whatever its bytes. */
+Test(pipeline, transport_by_items)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(20, 0, id);
+    struct pipe_claim_opts o = {.owner = "w1",
+                                .lease_ms = 60000,
+                                .max_items = 12,
+                                .max_bytes = 1 << 20,
+                                .overhead_bytes = 50,
+                                .size = size_of,
+                                .inline_max_bytes = 1 << 20,
+                                .inline_max_items = 10};
+    struct pipe_batch b;
+    bool found;
+    int64_t ms;
+    cr_assert(pipe_claim(db.conn, &o, &b, &found, &ms, err, sizeof(err)) && found, "%s", err);
+    cr_assert_eq(b.n_chunks, 12);
+    cr_assert_str_eq(b.transport, "file", "12 chunks > 10");
+    pipe_batch_free(&b);
+    cr_assert(pipe_claim(db.conn, &o, &b, &found, &ms, err, sizeof(err)) && found, "%s", err);
+    cr_assert_eq(b.n_chunks, 8);
+    cr_assert_str_eq(b.transport, "inline", "the job's last 8 fit inline");
+    pipe_batch_free(&b);
+}
+
+static char *batch_text(int64_t id, const char *col)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT coalesce(%s::text, '') FROM batches WHERE id = %lld", col,
+             (long long)id);
+    PGresult *r = PQexec(db.conn, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    char *v = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+static void expire_lease(int64_t id)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "WITH u AS (UPDATE batches SET lease_until = now() - interval '1 second'"
+             " WHERE id = %lld RETURNING 1) SELECT count(*) FROM u",
+             (long long)id);
+    cr_assert_eq(dbh_scalar(&db, sql), 1);
+}
+
+/* The writes of a file intent's steps happen only while the writer holds the
+ * lease, and renew it; a worker that overran its lease writes nothing. */
+Test(pipeline, file_steps_guarded_by_the_lease)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(5, 0, id);
+    struct pipe_batch b;
+    claim(&b, 10, 100000, true); /* leased to "w1" */
+    bool held = true;
+    cr_assert(pipe_file_written(db.conn, b.id, "w2", 777, 60000, &held, err, sizeof(err)), "%s",
+              err);
+    cr_assert_not(held, "another owner writes nothing");
+    cr_assert(pipe_file_written(db.conn, b.id, "w1", 777, 60000, &held, err, sizeof(err)), "%s",
+              err);
+    cr_assert(held);
+    char *v = batch_text(b.id, "request_bytes");
+    cr_assert_str_eq(v, "777", "the file's size is what a reused upload must measure");
+    free(v);
+    cr_assert(pipe_input_file(db.conn, b.id, "w1", "files/abc", 60000, &held, err, sizeof(err)),
+              "%s", err);
+    cr_assert(held);
+    v = batch_text(b.id, "input_file");
+    cr_assert_str_eq(v, "files/abc");
+    free(v);
+    cr_assert(pipe_file_written(db.conn, b.id, "w1", 5, 60000, &held, err, sizeof(err)), "%s", err);
+    cr_assert_not(held, "no new JSONL while a complete file is recorded");
+
+    /* the lease runs out: nothing is written any more, not even a renewal */
+    expire_lease(b.id);
+    cr_assert(pipe_renew_lease(db.conn, b.id, "w1", 60000, &held, err, sizeof(err)), "%s", err);
+    cr_assert_not(held);
+    cr_assert(pipe_input_file(db.conn, b.id, "w1", NULL, 60000, &held, err, sizeof(err)), "%s",
+              err);
+    cr_assert_not(held);
+    v = batch_text(b.id, "input_file");
+    cr_assert_str_eq(v, "files/abc", "unchanged");
+    free(v);
+
+    /* the new owner finds what was recorded, and may forget a file that is gone */
+    struct pipe_batch due;
+    bool found;
+    cr_assert(pipe_claim_due(db.conn, "w2", 60000, &due, &found, err, sizeof(err)), "%s", err);
+    cr_assert(found);
+    cr_assert_str_eq(due.state, "intent");
+    cr_assert_str_eq(due.input_file, "files/abc");
+    cr_assert_eq(due.request_bytes, 777);
+    cr_assert(pipe_renew_lease(db.conn, due.id, "w2", 60000, &held, err, sizeof(err)), "%s", err);
+    cr_assert(held);
+    cr_assert(pipe_input_file(db.conn, due.id, "w2", NULL, 60000, &held, err, sizeof(err)), "%s",
+              err);
+    cr_assert(held);
+    v = batch_text(b.id, "input_file");
+    cr_assert_str_eq(v, "");
+    free(v);
+    /* once submitted, the input file is no longer the intent's to change */
+    cr_assert(pipe_submitted(db.conn, b.id, "batches/x", 0, err, sizeof(err)), "%s", err);
+    cr_assert(pipe_input_file(db.conn, b.id, "w2", "files/z", 60000, &held, err, sizeof(err)), "%s",
+              err);
+    cr_assert_not(held, "the submission dropped the lease");
+    pipe_batch_free(&due);
+    pipe_batch_free(&b);
+}
+
+/* Results stored a slice at a time, each with the job's counters; a slice
+ * stored twice counts once; the close deals with the chunks left. */
+Test(pipeline, results_in_slices)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(6, 0, id);
+    struct pipe_batch b;
+    claim(&b, 10, 100000, true);
+    cr_assert(pipe_submitted(db.conn, b.id, "batches/s", 0, err, sizeof(err)), "%s", err);
+    static float v[128];
+    for (int i = 0; i < 128; i++)
+        v[i] = 1.0f;
+    struct pipe_result r1[3] = {
+        {0, v, 128, NULL, -1}, {1, v, 128, NULL, -1}, {2, NULL, 0, "code 13", -1}};
+    size_t stored, requeued, failed;
+    for (int k = 0; k < 2; k++) {
+        cr_assert(
+            pipe_store_slice(db.conn, &b, r1, 3, 3, &stored, &requeued, &failed, err, sizeof(err)),
+            "%s", err);
+        cr_assert_eq(stored, k == 0 ? 2 : 0, "a slice stored twice counts once");
+        cr_assert_eq(requeued, k == 0 ? 1 : 0);
+        cr_assert_eq(job_col(id, "chunks_succeeded"), 2);
+        cr_assert_eq(job_col(id, "chunks_pending"), 1);
+        cr_assert_eq(job_col(id, "chunks_in_flight"), 3);
+    }
+    char *st = batch_text(b.id, "state");
+    cr_assert_str_eq(st, "submitted", "the batch stays open between slices");
+    free(st);
+    struct pipe_result r2[2] = {{3, v, 128, NULL, -1}, {99, v, 128, NULL, -1}};
+    cr_assert(
+        pipe_store_slice(db.conn, &b, r2, 2, 3, &stored, &requeued, &failed, err, sizeof(err)),
+        "%s", err);
+    cr_assert_eq(stored, 1, "a key that is not the batch's stores nothing");
+    /* the close: 4 and 5 got no result */
+    cr_assert(
+        pipe_store_results(db.conn, &b, NULL, 0, 3, &stored, &requeued, &failed, err, sizeof(err)),
+        "%s", err);
+    cr_assert_eq(stored, 0);
+    cr_assert_eq(requeued, 2);
+    cr_assert_eq(job_col(id, "chunks_succeeded"), 3);
+    cr_assert_eq(job_col(id, "chunks_pending"), 3);
+    cr_assert_eq(job_col(id, "chunks_in_flight"), 0);
+    st = batch_text(b.id, "state");
+    cr_assert_str_eq(st, "succeeded");
+    free(st);
+    pipe_batch_free(&b);
+}
+
+/* Bytes received add up; the results file is recorded; a batch can be found
+ * by its displayName or its Google name. */
+Test(pipeline, file_bookkeeping)
+{
+    char id[JOB_ID_LEN + 1], err[512];
+    make_job(2, 0, id);
+    struct pipe_batch b;
+    claim(&b, 10, 100000, true);
+    int64_t total = 0;
+    cr_assert(pipe_add_response_bytes(db.conn, b.id, 500, &total, err, sizeof(err)), "%s", err);
+    cr_assert(pipe_add_response_bytes(db.conn, b.id, 1200, &total, err, sizeof(err)), "%s", err);
+    cr_assert_eq(total, 1700);
+    struct pipe_batch_ref ref;
+    cr_assert(pipe_batch_ref(db.conn, b.display_name, NULL, &ref, err, sizeof(err)), "%s", err);
+    cr_assert(ref.found);
+    cr_assert_str_eq(ref.state, "intent");
+    cr_assert_str_eq(ref.gemini_name, "");
+    cr_assert(pipe_submitted(db.conn, b.id, "batches/bk", 0, err, sizeof(err)), "%s", err);
+    cr_assert(pipe_output_file(db.conn, b.id, "files/batch-bk", err, sizeof(err)), "%s", err);
+    cr_assert(pipe_batch_ref(db.conn, NULL, "batches/bk", &ref, err, sizeof(err)), "%s", err);
+    cr_assert(ref.found);
+    cr_assert_str_eq(ref.state, "submitted");
+    cr_assert_str_eq(ref.output_file, "files/batch-bk");
+    cr_assert(pipe_batch_ref(db.conn, "embedd-none", NULL, &ref, err, sizeof(err)), "%s", err);
+    cr_assert_not(ref.found);
+    struct pipe_batch due;
+    bool found;
+    cr_assert(pipe_claim_due(db.conn, "w2", 60000, &due, &found, err, sizeof(err)), "%s", err);
+    cr_assert(found);
+    cr_assert_str_eq(due.output_file, "files/batch-bk");
+    pipe_batch_free(&due);
+    pipe_batch_free(&b);
+}

@@ -6,6 +6,13 @@
  * succeeded batch's vectors are being stored. It is restarted each time.
  * Batches whose create outcome was unknown are found again by displayName;
  * the audit then proves nothing was lost and nothing paid twice.
+ *
+ * The same with every batch a file (crash_file): killed while a batch's
+ * JSONL is being uploaded, between its recorded upload and Google's answer to
+ * the create, and while its results file is downloaded and stored. Uploads
+ * are found again by displayName (reused when complete, deleted when not);
+ * the audit adds that Google saw every text in a file, once, and that no
+ * file is left at Google.
  */
 #include "rel.h"
 
@@ -102,7 +109,15 @@ static bool wait_phase(const char *phase)
                                     " AND lease_owner IS NOT NULL") > 0;
         else if (strcmp(phase, "poll") == 0)
             hit = dbh_scalar(&R.db, "SELECT count(*) FROM batches WHERE state = 'submitted'") > 0;
-        else
+        else if (strcmp(phase, "upload") == 0) /* its JSONL written, being uploaded */
+            hit = dbh_scalar(&R.db, "SELECT count(*) FROM batches WHERE state = 'intent'"
+                                    " AND transport = 'file' AND input_file IS NULL"
+                                    " AND lease_until > now()") > 0 &&
+                  simh_stat(&R.sim, "uploads_started") > simh_stat(&R.sim, "uploads_finalized");
+        else if (strcmp(phase, "create") == 0) /* uploaded and recorded, being created */
+            hit = dbh_scalar(&R.db, "SELECT count(*) FROM batches WHERE state = 'intent'"
+                                    " AND input_file IS NOT NULL AND lease_until > now()") > 0;
+        else /* "store", "download": succeeded at Google, not stored yet */
             hit = store_imminent();
         if (hit)
             return true;
@@ -124,6 +139,7 @@ static void setup(void)
                               "--poll-min-ms=20",
                               "--poll-max-ms=200",
                               "--sync-max-texts=0",
+                              "--file-batch-max-requests=0", /* inline; files: crash_file */
                               maxreq,
                               NULL};
     rel_start(&R, 1, false, sf, ef);
@@ -135,6 +151,23 @@ static void teardown(void)
 }
 
 TestSuite(crash, .init = setup, .fini = teardown, .timeout = 3000);
+
+/* Kill and restart node 0 at moments of the phases in turn, until kills_wanted
+ * kills or the work ends; each kill lands up to nap_ms[phase] after its
+ * condition holds. by_phase counts them. */
+static void kill_in_phases(const char *const *phases, const int *nap_ms, int n_phases,
+                           int kills_wanted, int *by_phase)
+{
+    for (int k = 0; R.kills < kills_wanted; k++) {
+        int p = k % n_phases;
+        if (!wait_phase(phases[p]))
+            break;
+        nap(rnd(nap_ms[p]));
+        rel_kill9(&R, 0);
+        by_phase[p]++;
+        rel_spawn(&R, 0);
+    }
+}
 
 Test(crash, kill9_in_every_phase_loses_nothing_pays_once)
 {
@@ -177,15 +210,8 @@ Test(crash, kill9_in_every_phase_loses_nothing_pays_once)
     }
     cr_assert_geq(by_phase[0], 1, "no kill landed during an ingest in %d tries", ingest_tries);
 
-    for (int k = 0; R.kills < kills_wanted; k++) {
-        const char *phase = phases[1 + k % 3];
-        if (!wait_phase(phase))
-            break;
-        nap(rnd(strcmp(phase, "intent") == 0 ? 120 : 15));
-        rel_kill9(&R, 0);
-        by_phase[1 + k % 3]++;
-        rel_spawn(&R, 0);
-    }
+    static const int naps[3] = {120, 15, 15};
+    kill_in_phases(phases + 1, naps, 3, kills_wanted, by_phase + 1);
     rel_wait_terminal(&R, rel_pick(300000, 1200000));
     struct rel_audit a;
     rel_audit(&R, false, &a);
@@ -205,4 +231,96 @@ Test(crash, kill9_in_every_phase_loses_nothing_pays_once)
     fprintf(stderr, "crash: %s\n", fig);
     rel_report("1. crash (kill -9, restart)",
                "every phase killed; intents reconciled by displayName; audit", "pass", fig);
+}
+
+/* ---- every batch a file ---- */
+
+static void setup_file(void)
+{
+    /* latency on uploads, creates and downloads, so that kills land inside
+     * them; pieces of 256 KiB announced and sent (a batch's JSONL takes one
+     * or two) */
+    static const char *const sf[] = {"--pending-ms=150",
+                                     "--running-ms=400",
+                                     "--latency-ms=150",
+                                     "--fault-scope=create,upload,download",
+                                     "--upload-granularity=262144",
+                                     NULL};
+    static char maxreq[64];
+    snprintf(maxreq, sizeof(maxreq), "--file-batch-max-requests=%d", 1000);
+    const char *const ef[] = {"--workers=2",
+                              "--lease-ms=1500",
+                              "--poll-min-ms=20",
+                              "--poll-max-ms=200",
+                              "--sync-max-texts=0",
+                              "--batch-inline-max-bytes=0",
+                              "--upload-piece-bytes=262144",
+                              "--file-janitor-ms=500",
+                              maxreq,
+                              NULL};
+    rel_start(&R, 1, false, sf, ef);
+}
+
+TestSuite(crash_file, .init = setup_file, .fini = teardown, .timeout = 3000);
+
+/* Files at the simulator: uploaded ones, complete or not (results files are
+ * not listed there). */
+static long sim_files(void)
+{
+    return simh_stat(&R.sim, "files");
+}
+
+Test(crash_file, kill9_during_upload_create_download_loses_nothing_pays_once)
+{
+    /* batches of 1,000 chunks of ~220 characters: a JSONL of two pieces, so
+     * that a kill can fall between them and leave an upload incomplete */
+    int docs = rel_pick(2000, 6000), kills_wanted = rel_pick(9, 15);
+    char *body = rel_job_body(docs, 10, 7,
+                              "\"display_name\":\"crash-file\",\"output_dimensionality\":768,"
+                              "\"chunking\":{\"max_chars\":220,\"overlap_chars\":0},");
+    char *id = rel_submit(&R, 0, body);
+    free(body);
+    static const char *const phases[3] = {"upload", "create", "download"};
+    static const int naps[3] = {250, 120, 200};
+    int by_phase[3] = {0, 0, 0};
+    kill_in_phases(phases, naps, 3, kills_wanted, by_phase);
+    rel_wait_terminal(&R, rel_pick(300000, 1200000));
+    /* what a crash left at Google (an upload cut off, a file whose batch was
+     * done when the process died) goes: by reconcile or by the janitor */
+    int64_t deadline = simh_ms() + 20000;
+    while (sim_files() > 0 && simh_ms() < deadline)
+        nap(50);
+    struct rel_audit a;
+    rel_audit(&R, false, &a);
+    long in_files = simh_stat(&R.sim, "texts_in_files");
+    long file_batches = simh_stat(&R.sim, "file_batches");
+    long cut = simh_stat(&R.sim, "uploads_started") - simh_stat(&R.sim, "uploads_finalized");
+    int reconciled = rel_log_count(&R, 0, "not creating it again");
+    int reused = rel_log_count(&R, 0, "is complete at Google; reusing it");
+    int incomplete = rel_log_count(&R, 0, "(an incomplete upload)");
+    int from_file = rel_log_count(&R, 0, "creating it from its file");
+    cr_assert_eq(a.failed, 0, "no chunk failed (there were no upstream faults)");
+    cr_assert_eq(in_files, a.texts_sent, "every text went in a file: %ld of %ld", in_files,
+                 a.texts_sent);
+    cr_assert_eq(file_batches, a.google_batches, "every batch is a file batch");
+    cr_assert_eq(sim_files(), 0, "%ld file(s) left at Google", sim_files());
+    cr_assert_geq(R.kills, rel_pick(6, 10), "kills delivered: %d", R.kills);
+    if (rel_full())
+        for (int i = 0; i < 3; i++)
+            cr_assert_gt(by_phase[i], 0, "no kill landed in phase %s", phases[i]);
+    char fig[1024], aj[512];
+    rel_audit_json(&a, aj, sizeof(aj));
+    snprintf(fig, sizeof(fig),
+             "{\"kills\":%d,\"kills_upload\":%d,\"kills_create\":%d,\"kills_download\":%d,"
+             "\"uploads_cut_off\":%ld,\"incomplete_deleted\":%d,\"uploads_reused\":%d,"
+             "\"created_from_recorded_file\":%d,"
+             "\"reconciled_by_display_name\":%d,\"file_batches\":%ld,\"texts_in_files\":%ld,%s}",
+             R.kills, by_phase[0], by_phase[1], by_phase[2], cut, incomplete, reused, from_file,
+             reconciled, file_batches, in_files, aj);
+    fprintf(stderr, "crash_file: %s\n", fig);
+    rel_report("1b. crash with file batches (kill -9, restart)",
+               "kills during upload, create and download; uploads found by displayName; audit; "
+               "no file left at Google",
+               "pass", fig);
+    free(id);
 }

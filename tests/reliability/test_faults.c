@@ -51,6 +51,7 @@ static void run(const struct profile *p)
     ef[n++] = "--poll-max-ms=300";
     ef[n++] = "--sync-max-texts=0";
     ef[n++] = "--batch-max-requests=50";
+    ef[n++] = "--file-batch-max-requests=0"; /* the profiles are about inline batches */
     ef[n++] = "--max-attempts=4";
     for (int i = 0; p->svc[i]; i++)
         ef[n++] = p->svc[i];

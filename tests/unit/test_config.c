@@ -111,3 +111,28 @@ Test(config, help_lists_every_setting)
         cr_assert(strstr(text, names[i]), "help lacks %s", names[i]);
     free(text);
 }
+
+Test(config, file_batch_settings)
+{
+    struct config c;
+    char err[256];
+    int next;
+    config_defaults(&c);
+    cr_assert_leq(c.batch_inline_max_bytes, c.batch_max_bytes, "the threshold is an inline size");
+    cr_assert_gt(c.file_batch_max_requests, c.batch_max_requests, "file batches are larger");
+    cr_assert_eq(c.file_batch_max_bytes, 2000000000, "Google's 2 GB");
+    cr_assert_eq(c.upload_piece_bytes % 262144, 0);
+    cr_assert_str_eq(c.spool_dir, "", "empty: $TMPDIR, else /tmp");
+    char *ok[] = {"embedd", "--batch-inline-max-bytes=0", "--spool-dir=/var/tmp",
+                  "--upload-piece-bytes=524288", NULL};
+    cr_assert(config_load(&c, NULL, 4, ok, 1, &next, err, sizeof(err)), "%s", err);
+    cr_assert_eq(c.batch_inline_max_bytes, 0);
+    cr_assert_str_eq(c.spool_dir, "/var/tmp");
+    cr_assert_eq(c.upload_piece_bytes, 524288);
+    char *odd[] = {"embedd", "--upload-piece-bytes=300000", NULL};
+    cr_assert_not(config_load(&c, NULL, 2, odd, 1, &next, err, sizeof(err)));
+    cr_assert(strstr(err, "256 KiB"), "%s", err);
+    char *big[] = {"embedd", "--file-batch-max-bytes=3000000000", NULL};
+    cr_assert_not(config_load(&c, NULL, 2, big, 1, &next, err, sizeof(err)));
+    cr_assert(strstr(err, "--file-batch-max-bytes"), "%s", err);
+}

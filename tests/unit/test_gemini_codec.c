@@ -2138,3 +2138,26 @@ Test(codec, result_line_keyed_by_metadata)
     cr_assert_null(r.key);
     gem_result_free(&r);
 }
+
+/* §2 "Example: file-based submit", byte for byte; refused without a file name. */
+Test(build, file_batch_body)
+{
+    struct buf b;
+    buf_init(&b, 4096);
+    cr_assert(gem_build_file_batch(&b, "svc-embed-file-1", "files/t5snrshrqff1"));
+    cr_assert_str_eq(b.data, "{\"batch\":{\"displayName\":\"svc-embed-file-1\","
+                             "\"inputConfig\":{\"fileName\":\"files/t5snrshrqff1\"}}}");
+    buf_reset(&b);
+    cr_assert(gem_build_file_batch(&b, NULL, "files/a\"b"));
+    cr_assert_str_eq(b.data, "{\"batch\":{\"inputConfig\":{\"fileName\":\"files/a\\\"b\"}}}");
+    buf_reset(&b);
+    cr_assert_not(gem_build_file_batch(&b, "x", ""));
+    cr_assert_not(gem_build_file_batch(&b, "x", NULL));
+    cr_assert_eq(b.len, 0);
+    buf_cleanup(&b);
+    struct buf small;
+    buf_init(&small, 20);
+    cr_assert_not(gem_build_file_batch(&small, "x", "files/abc"), "past the buffer's cap");
+    cr_assert_eq(small.len, 0);
+    buf_cleanup(&small);
+}

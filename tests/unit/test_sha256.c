@@ -79,3 +79,33 @@ Test(sha256, padding_boundaries)
         cr_assert_str_eq(h, cases[i].want, "%zu bytes of 'a'", cases[i].len);
     }
 }
+
+/* The same digests fed in pieces of every size 1..70 (odd and even, below
+ * and above the block size), through the streaming context. */
+Test(sha256, streamed_equals_one_shot)
+{
+    unsigned char msg[300];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof(msg); i++) {
+        x = x * 1103515245u + 12345u;
+        msg[i] = (unsigned char)(x >> 24);
+    }
+    for (size_t len = 0; len <= sizeof(msg); len += 7) {
+        unsigned char want[32];
+        digest(msg, len, want);
+        for (size_t piece = 1; piece <= 70; piece++) {
+            struct sha256_ctx c;
+            unsigned char got[32];
+            cr_assert(sha256_begin(&c));
+            for (size_t off = 0; off < len; off += piece)
+                sha256_update(&c, msg + off, piece < len - off ? piece : len - off);
+            sha256_update(&c, NULL, 0);
+            cr_assert(sha256_end(&c, got));
+            if (memcmp(got, want, sizeof(want)) != 0)
+                cr_assert_fail("length %zu in pieces of %zu differs from one-shot", len, piece);
+        }
+    }
+    struct sha256_ctx c;
+    cr_assert(sha256_begin(&c));
+    sha256_abort(&c); /* abandoned: frees, no leak */
+}
