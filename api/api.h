@@ -76,6 +76,13 @@ void api_collection_docs_list(void *app, struct http_req *req, struct http_resp 
 void api_collection_doc_get(void *app, struct http_req *req, struct http_resp *resp);
 void api_collection_doc_delete(void *app, struct http_req *req, struct http_resp *resp);
 
+/* POST /v1/collections/{id}/query: the top_k chunks nearest to each query
+ * (texts embedded with the collection's query task type, or a vector), by
+ * exact cosine similarity; POST /v1/embed: query vectors in a collection's
+ * space (query.c). */
+void api_collection_query(void *app, struct http_req *req, struct http_resp *resp);
+void api_embed(void *app, struct http_req *req, struct http_resp *resp);
+
 /* GET /v1/usage?from=&to=: the key's tokens and dollars per model, over its
  * jobs created in [from, to). */
 void api_usage(void *app, struct http_req *req, struct http_resp *resp);

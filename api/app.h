@@ -7,6 +7,7 @@
 #define API_APP_H
 
 #include "config.h"
+#include "search/search.h"
 #include "store/pool.h"
 
 #include <stdatomic.h>
@@ -14,8 +15,9 @@
 struct app {
     const struct config *cfg;
     struct db_pool *db;
-    int db_timeout_ms;    /* how long a request waits for a connection */
-    atomic_bool stopping; /* SIGTERM received: /readyz says not ready */
+    int db_timeout_ms;            /* how long a request waits for a connection */
+    atomic_bool stopping;         /* SIGTERM received: /readyz says not ready */
+    struct search_engine *search; /* queries into collections (NULL: 503) */
 };
 
 #endif

@@ -24,6 +24,8 @@ const struct http_route api_routes[] = {
      NULL},
     {"DELETE", "/v1/collections/{id}/documents/{doc_id}", api_collection_doc_delete,
      HTTP_ROUTE_AUTH, NULL},
+    {"POST", "/v1/collections/{id}/query", api_collection_query, HTTP_ROUTE_AUTH, NULL},
+    {"POST", "/v1/embed", api_embed, HTTP_ROUTE_AUTH, NULL},
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -258,6 +258,19 @@ static int cmd_serve(const struct config *cfg)
         gem_global_cleanup();
         return 1;
     }
+    char err[256];
+    struct search_opts so = {.memory_bytes = cfg->search_memory_mb << 20,
+                             .threads = (int)cfg->search_threads,
+                             .gemini_base_url = cfg->gemini_base_url,
+                             .gemini_api_version = cfg->gemini_api_version,
+                             .gemini_api_key = cfg->gemini_api_key,
+                             .query_timeout_ms = (long)cfg->query_timeout_ms};
+    if (!(app.search = search_engine_new(&so, err, sizeof(err)))) {
+        log_error("%s", err);
+        db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
     struct http_server_opts o = {
         .listen = cfg->listen,
         .threads = (unsigned)cfg->http_threads,
@@ -272,10 +285,10 @@ static int cmd_serve(const struct config *cfg)
         .auth_prefix = "/v1/",
         .app = &app,
     };
-    char err[256];
     struct http_server *srv = http_server_start(&o, err, sizeof(err));
     if (!srv) {
         log_error("%s", err);
+        search_engine_free(app.search);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
@@ -286,6 +299,7 @@ static int cmd_serve(const struct config *cfg)
     } else if (!(workers = worker_pool_start(cfg, app.db, err, sizeof(err)))) {
         log_error("%s", err);
         http_server_stop(srv);
+        search_engine_free(app.search);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
@@ -318,6 +332,7 @@ static int cmd_serve(const struct config *cfg)
     int64_t spent = mono_ms() - t0;
     int handed = worker_pool_stop(workers, cfg->shutdown_deadline_ms - spent);
     http_server_stop(srv);
+    search_engine_free(app.search);
     db_pool_free(app.db);
     gem_global_cleanup();
     log_info("stopped in %lld ms (%d lease(s) handed back)", (long long)(mono_ms() - t0), handed);

@@ -110,6 +110,14 @@ static const struct setting settings[] = {
     {"prices", "EMBEDD_PRICES", STR(prices), "", false,
      "prices for the cost reports, USD per 1M input tokens: model=interactive/batch[,...] (default:"
      " the table in service/models.c, e.g. gemini-embedding-001=0.15/0.075)"},
+    {"search-memory-mb", "EMBEDD_SEARCH_MEMORY_MB", INT(search_memory_mb), 0, 1 << 24, "1024",
+     false,
+     "memory for collections held for search (least recently used evicted first); a larger "
+     "collection is searched by streaming its vectors from PostgreSQL (0: always stream)"},
+    {"search-threads", "EMBEDD_SEARCH_THREADS", INT(search_threads), 1, 64, "2", false,
+     "threads that share one large search scan"},
+    {"query-timeout-ms", "EMBEDD_QUERY_TIMEOUT_MS", INT(query_timeout_ms), 100, 600000, "10000",
+     false, "the interactive Google call that embeds query texts gives up after this"},
     {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
     {"log-format", "EMBEDD_LOG_FORMAT", STR(log_format), "text", false,
      "text, or json: one object per line with time, level, message, request_id and job_id"},

@@ -45,7 +45,10 @@ struct config {
     int64_t header_timeout_s;
     int64_t shutdown_deadline_ms;
     int64_t key_cache_ms;
-    char prices[512]; /* per-model price overrides (models.h) */
+    char prices[512];         /* per-model price overrides (models.h) */
+    int64_t search_memory_mb; /* collections held in memory for search, at most */
+    int64_t search_threads;   /* threads sharing a large scan */
+    int64_t query_timeout_ms; /* the interactive Google call that embeds a query */
     char log_level[16];
     char log_format[8];  /* text or json */
     char port_file[512]; /* write the bound HTTP port here once listening */

@@ -1,0 +1,142 @@
+/* scanpool.c: the threads that share large scans (see scanpool.h). */
+#include "search/scanpool.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+enum { TASK_QUEUED, TASK_RUNNING, TASK_DONE };
+
+struct task {
+    const struct scan_part *part;
+    int state;
+    int *left; /* the run's parts not done yet */
+    struct task *next;
+};
+
+struct scan_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work, done;
+    struct task *head;
+    bool stop;
+    pthread_t *threads;
+    int n;
+};
+
+static void *worker(void *arg)
+{
+    struct scan_pool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->stop && !p->head)
+            pthread_cond_wait(&p->work, &p->lock);
+        if (!p->head)
+            break; /* stopping, nothing queued */
+        struct task *t = p->head;
+        p->head = t->next;
+        t->state = TASK_RUNNING;
+        pthread_mutex_unlock(&p->lock);
+        index_scan(t->part);
+        pthread_mutex_lock(&p->lock);
+        t->state = TASK_DONE;
+        (*t->left)--;
+        pthread_cond_broadcast(&p->done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+struct scan_pool *scan_pool_new(int n)
+{
+    struct scan_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->done, NULL);
+    p->threads = calloc(n > 0 ? (size_t)n : 1, sizeof(*p->threads));
+    if (!p->threads) {
+        scan_pool_free(p);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+            scan_pool_free(p);
+            return NULL;
+        }
+        p->n++;
+    }
+    return p;
+}
+
+void scan_pool_free(struct scan_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->n; i++)
+        pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->done);
+    free(p->threads);
+    free(p);
+}
+
+/* Unlink t from the queue (it is queued). */
+static void unqueue(struct scan_pool *p, struct task *t)
+{
+    for (struct task **at = &p->head; *at; at = &(*at)->next)
+        if (*at == t) {
+            *at = t->next;
+            return;
+        }
+}
+
+void scan_pool_run(struct scan_pool *p, const struct scan_part *parts, size_t n)
+{
+    if (n == 0)
+        return;
+    if (n == 1 || p->n == 0) {
+        for (size_t i = 0; i < n; i++)
+            index_scan(&parts[i]);
+        return;
+    }
+    struct task *tasks = calloc(n - 1, sizeof(*tasks));
+    if (!tasks) {
+        for (size_t i = 0; i < n; i++)
+            index_scan(&parts[i]);
+        return;
+    }
+    int left = (int)(n - 1);
+    pthread_mutex_lock(&p->lock);
+    struct task **tail = &p->head;
+    while (*tail)
+        tail = &(*tail)->next;
+    for (size_t i = 0; i + 1 < n; i++) {
+        tasks[i] = (struct task){&parts[i + 1], TASK_QUEUED, &left, NULL};
+        *tail = &tasks[i];
+        tail = &tasks[i].next;
+    }
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    index_scan(&parts[0]);
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (tasks[i].state != TASK_QUEUED)
+            continue;
+        unqueue(p, &tasks[i]);
+        tasks[i].state = TASK_RUNNING;
+        pthread_mutex_unlock(&p->lock);
+        index_scan(tasks[i].part);
+        pthread_mutex_lock(&p->lock);
+        tasks[i].state = TASK_DONE;
+        left--;
+    }
+    while (left > 0)
+        pthread_cond_wait(&p->done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    free(tasks);
+}
