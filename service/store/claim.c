@@ -292,12 +292,15 @@ bool pipe_chunks_page(PGconn *c, const struct pipe_batch *b, int64_t after, size
     const char *v[3] = {bid, a, l};
     *out = NULL;
     *n = 0;
+    /* a read with the claim's planner settings: the batch's rows by index, whatever the
+     * statistics say (a transaction of its own, as SET LOCAL needs) */
+    if (!db_exec(c, pipe_claim_begin_sql, err, errlen))
+        return false;
     PGresult *r =
         pipe_q(c, batch_chunks_sql, 3, v, "could not read the batch's chunks", err, errlen);
-    if (!r)
-        return false;
-    bool ok = take_chunks(r, out, n, err, errlen);
+    bool ok = r && take_chunks(r, out, n, err, errlen);
     PQclear(r);
+    ok = db_exec(c, ok ? "COMMIT" : "ROLLBACK", err, errlen) && ok;
     if (!ok) {
         pipe_chunks_free(*out, *n);
         *out = NULL;

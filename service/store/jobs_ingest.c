@@ -824,17 +824,6 @@ bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], cha
         return false;
     }
     memcpy(id_out, in->id, JOB_ID_LEN + 1);
-    /* A large job changes the tables' statistics at once, long before
-     * autovacuum looks: planned with the old ones, the workers' stores took
-     * the job for a handful of rows and looped over all of them (measured: a
-     * second 100,000-chunk job took 75-89 s instead of 22 s). ANALYZE samples
-     * a bounded number of rows (~0.3 s at 200,000 chunks); a failure only
-     * leaves the old statistics. (Claims no longer depend on statistics:
-     * store/pipeline.c.) */
-    if (in->seq >= JOBS_ANALYZE_MIN_CHUNKS) {
-        PGresult *r = PQexec(in->c, "ANALYZE chunks, documents");
-        PQclear(r);
-    }
     ingest_free(in);
     return true;
 }
@@ -867,4 +856,31 @@ bool jobs_create(PGconn *c, const struct job_spec *spec, const struct ingest_doc
         }
     }
     return jobs_ingest_finish(in, id_out, err, errlen);
+}
+
+bool store_refresh_statistics(PGconn *c, int64_t min_changes, bool *ran, char *err, size_t errlen)
+{
+    *ran = false;
+    char n[24];
+    snprintf(n, sizeof(n), "%lld", (long long)min_changes);
+    const char *v[1] = {n};
+    PGresult *r = PQexecParams(c,
+                               "SELECT coalesce(max(n_mod_since_analyze), 0) > $1::bigint"
+                               " FROM pg_stat_user_tables WHERE relname = 'chunks'",
+                               1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        db_error(r, c, "could not read table statistics", err, errlen);
+        PQclear(r);
+        return false;
+    }
+    bool due = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!due)
+        return true;
+    /* A large job changes the tables at once, long before autovacuum looks;
+     * ANALYZE samples a bounded number of rows (~0.3 s at 200,000 chunks). */
+    if (!db_exec(c, "ANALYZE chunks, documents", err, errlen))
+        return false;
+    *ran = true;
+    return true;
 }

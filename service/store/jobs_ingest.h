@@ -24,8 +24,15 @@ struct ingest_doc {
     size_t text_len;
 };
 
-/* Jobs of at least this many chunks refresh the planner's statistics when stored. */
+/* Once this many chunk rows changed since the last ANALYZE, the planner's
+ * statistics are refreshed (store_refresh_statistics). */
 #define JOBS_ANALYZE_MIN_CHUNKS 10000
+
+/* ANALYZE chunks and documents when more than min_changes rows of chunks
+ * changed since they were last analysed (pg_stat_user_tables); *ran says
+ * whether it did. Cheap when there is nothing to do. */
+bool store_refresh_statistics(PGconn *c, int64_t min_changes, bool *ran, char *err,
+                              size_t errlen) SVC_MUSTCHECK;
 
 /* Chunk every document and store job, documents and chunks in one
  * transaction (the streaming ingest below, fed from an array); writes the new

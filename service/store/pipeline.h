@@ -101,6 +101,11 @@ bool pipe_claim(PGconn *c, const struct pipe_claim_opts *o, struct pipe_batch *o
  * reads (no parameters; job id, cursor, limit), exposed so that tests can
  * check their plans. */
 extern const char *const pipe_claim_begin_sql;
+/* The same for a store of results (their rows by primary key), and its main
+ * statement (job id, batch id, seqs int4[], vectors bytea[], tokens int4[],
+ * in a collection: binary arrays). */
+extern const char *const pipe_store_begin_sql;
+extern const char *const pipe_store_vectors_sql;
 extern const char *const pipe_claim_job_sql;
 extern const char *const pipe_claim_chunks_sql;
 

@@ -27,6 +27,7 @@ struct worker {
     struct gem_client *gem;
     uint64_t rng;
     int64_t janitor_at; /* monotonic ms of the next look for orphaned files (worker 0) */
+    int64_t stats_at;   /* monotonic ms of the next look at the tables' statistics (worker 0) */
 };
 
 struct worker_pool {

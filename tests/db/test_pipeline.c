@@ -5,6 +5,7 @@
 #include "store/keys.h"
 #include "store/migrate.h"
 #include "store/pipeline.h"
+#include "util/buf.h"
 
 #include <criterion/criterion.h>
 
@@ -678,4 +679,43 @@ Test(pipeline, file_bookkeeping)
     cr_assert_str_eq(due.output_file, "files/batch-bk");
     pipe_batch_free(&due);
     pipe_batch_free(&b);
+}
+
+/* A store of results touches the batch's rows by primary key, whatever the
+ * planner believes: 60,000 chunks stored and never analysed. */
+Test(pipeline, store_plans_cost_the_batch)
+{
+    char id[JOB_ID_LEN + 1];
+    /* statistics of empty tables, as before a first large job */
+    PQclear(PQexec(db.conn, "ANALYZE chunks, documents"));
+    make_job(60000, 0, id);
+    PQclear(PQexec(db.conn, pipe_store_begin_sql));
+    char sql[4096];
+    snprintf(sql, sizeof(sql), "EXPLAIN %s", pipe_store_vectors_sql);
+    /* a batch of 1,000 results */
+    struct buf seqs, vecs, toks;
+    buf_init(&seqs, 1 << 20);
+    buf_init(&vecs, 1 << 20);
+    buf_init(&toks, 1 << 20);
+    for (int i = 0; i < 1000; i++)
+        cr_assert(buf_printf(&seqs, "%s%d", i ? "," : "{", i) &&
+                  buf_printf(&vecs, "%s\\\\x00", i ? "," : "{") &&
+                  buf_printf(&toks, "%s-1", i ? "," : "{"));
+    cr_assert(buf_putc(&seqs, '}') && buf_putc(&vecs, '}') && buf_putc(&toks, '}'));
+    const char *v[6] = {id, "1", seqs.data, vecs.data, toks.data, "t"};
+    PGresult *r = PQexecParams(db.conn, sql, 6, NULL, v, NULL, NULL, 0);
+    buf_cleanup(&seqs);
+    buf_cleanup(&vecs);
+    buf_cleanup(&toks);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(db.conn));
+    char plan[8192] = "";
+    for (int k = 0; k < PQntuples(r); k++) {
+        strncat(plan, PQgetvalue(r, k, 0), sizeof(plan) - strlen(plan) - 2);
+        strncat(plan, "\n", sizeof(plan) - strlen(plan) - 1);
+    }
+    PQclear(r);
+    PQclear(PQexec(db.conn, "ROLLBACK"));
+    cr_assert_null(strstr(plan, "Seq Scan on chunks"), "%s", plan);
+    cr_assert_null(strstr(plan, "Seq Scan on documents"), "%s", plan);
+    cr_assert_null(strstr(plan, "Hash Join"), "%s", plan);
 }
