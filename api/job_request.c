@@ -2,6 +2,7 @@
 #include "job_request.h"
 
 #include "json_strict.h"
+#include "jsonv.h"
 
 #include "chunker/chunker.h"
 
@@ -11,85 +12,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool fail(struct job_req_error *e, int status, const char *code, const char *pointer,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static bool fail(struct job_req_error *e, int status, const char *code, const char *pointer,
-                 const char *fmt, ...)
-{
-    va_list ap;
-    e->status = status;
-    snprintf(e->code, sizeof(e->code), "%s", code);
-    snprintf(e->pointer, sizeof(e->pointer), "%s", pointer);
-    va_start(ap, fmt);
-    vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-static const char *type_name(enum json_type t)
-{
-    switch (t) {
-    case json_type_null:
-        return "null";
-    case json_type_boolean:
-        return "a boolean";
-    case json_type_double:
-        return "a fractional number";
-    case json_type_int:
-        return "an integer";
-    case json_type_object:
-        return "an object";
-    case json_type_array:
-        return "an array";
-    case json_type_string:
-        return "a string";
-    }
-    return "something else";
-}
-
-static bool want_type(json_object *v, enum json_type t, const char *what, const char *ptr,
-                      struct job_req_error *e)
-{
-    if (json_object_is_type(v, t))
-        return true;
-    return job_request_err_type(e, ptr, what, json_object_get_type(v));
-}
-
 bool job_request_err_type(struct job_req_error *e, const char *ptr, const char *what,
                           enum json_type have)
 {
-    return fail(e, 400, "invalid_type", ptr, "%s must be %s, not %s", ptr, what, type_name(have));
+    return jsonv_fail(e, 400, "invalid_type", ptr, "%s must be %s, not %s", ptr, what,
+                      jsonv_type_word(have));
 }
 
 bool job_request_err_oom(struct job_req_error *e)
 {
-    return fail(e, 503, "out_of_memory", "", "the server is out of memory");
+    return jsonv_fail(e, 503, "out_of_memory", "", "the server is out of memory");
 }
 
 bool job_request_err_utf8(struct job_req_error *e)
 {
-    return fail(e, 400, "invalid_json", "", "the body is not valid UTF-8");
+    return jsonv_fail(e, 400, "invalid_json", "", "the body is not valid UTF-8");
 }
 
 bool job_request_err_syntax(struct job_req_error *e, const char *why)
 {
-    return fail(e, 400, "invalid_json", "", "the body is not valid JSON: %s", why);
+    return jsonv_fail(e, 400, "invalid_json", "", "the body is not valid JSON: %s", why);
 }
 
 bool job_request_err_no_documents(struct job_req_error *e)
 {
-    return fail(e, 400, "missing_field", "/documents", "/documents is required");
+    return jsonv_fail(e, 400, "missing_field", "/documents", "/documents is required");
 }
 
 bool job_request_check_count(size_t n, struct job_req_error *e)
 {
     if (n == 0)
-        return fail(e, 422, "no_documents", "/documents", "/documents must not be empty");
+        return jsonv_fail(e, 422, "no_documents", "/documents", "/documents must not be empty");
     if (n > JOB_MAX_DOCUMENTS)
-        return fail(e, 422, "too_many_documents", "/documents",
-                    "/documents has %zu entries; at most %d are accepted per job", n,
-                    JOB_MAX_DOCUMENTS);
+        return jsonv_fail(e, 422, "too_many_documents", "/documents",
+                          "/documents has %zu entries; at most %d are accepted per job", n,
+                          JOB_MAX_DOCUMENTS);
     return true;
 }
 
@@ -98,119 +55,89 @@ bool job_request_err_duplicate(struct job_req_error *e, const char *id, size_t i
 {
     char p[64];
     snprintf(p, sizeof(p), "/documents/%zu/id", index);
-    return fail(e, 422, "duplicate_id", p, "document id \"%.*s\" is also used by /documents/%zu",
-                (int)(id_len > 60 ? 60 : id_len), id, first);
+    return jsonv_fail(e, 422, "duplicate_id", p,
+                      "document id \"%.*s\" is also used by /documents/%zu",
+                      (int)(id_len > 60 ? 60 : id_len), id, first);
 }
 
-/* Only the listed members may appear in o. */
-static bool only_known(json_object *o, const char *const *names, const char *base,
-                       struct job_req_error *e)
+/* "collection": a collection id; "delete": document ids it removes. */
+static bool parse_collection(json_object *root, struct job_request *r, struct job_req_error *e)
 {
-    json_object_object_foreach(o, key, val)
-    {
-        (void)val;
-        bool ok = false;
-        for (size_t i = 0; names[i] && !ok; i++)
-            ok = strcmp(key, names[i]) == 0;
-        if (!ok) {
-            char ptr[96];
-            snprintf(ptr, sizeof(ptr), "%s/%.60s", base, key);
-            return fail(e, 400, "unknown_field", ptr, "unrecognized field \"%.60s\"", key);
-        }
+    size_t len = 0;
+    if (!jsonv_string(root, "collection", "/collection", 64, &r->collection, &len, e))
+        return false;
+    json_object *v;
+    if (!json_object_object_get_ex(root, "delete", &v) || json_object_is_type(v, json_type_null))
+        return true;
+    if (!jsonv_want(v, json_type_array, "an array of document ids", "/delete", e))
+        return false;
+    if (!r->collection)
+        return jsonv_fail(e, 422, "delete_without_collection", "/delete",
+                          "/delete removes documents of a collection: name one with /collection");
+    size_t n = json_object_array_length(v);
+    if (n > JOB_MAX_DELETES)
+        return jsonv_fail(e, 422, "out_of_range", "/delete", "/delete holds more than %d ids",
+                          JOB_MAX_DELETES);
+    r->deletes = calloc(n ? n : 1, sizeof(*r->deletes));
+    if (!r->deletes)
+        return job_request_err_oom(e);
+    for (size_t i = 0; i < n; i++) {
+        json_object *id = json_object_array_get_idx(v, i);
+        char p[48];
+        snprintf(p, sizeof(p), "/delete/%zu", i);
+        if (!jsonv_want(id, json_type_string, "a document id (a string)", p, e))
+            return false;
+        size_t l = (size_t)json_object_get_string_len(id);
+        const char *s = json_object_get_string(id);
+        if (l == 0 || l > JOB_MAX_ID_BYTES || memchr(s, '\0', l))
+            return jsonv_fail(e, 422, "invalid_id", p,
+                              "%s must be a document id of 1 to %d bytes without NUL", p,
+                              JOB_MAX_ID_BYTES);
+        r->deletes[r->n_deletes++] = s;
     }
     return true;
-}
-
-/* An optional integer member within [lo, hi]; *out keeps its default when absent. */
-static bool opt_int(json_object *o, const char *name, const char *ptr, int lo, int hi, int *out,
-                    struct job_req_error *e)
-{
-    json_object *v;
-    if (!json_object_object_get_ex(o, name, &v) || json_object_is_type(v, json_type_null))
-        return true;
-    if (!want_type(v, json_type_int, "an integer", ptr, e))
-        return false;
-    int64_t x = json_object_get_int64(v);
-    if (x < lo || x > hi)
-        return fail(e, 422, "out_of_range", ptr, "%s must be between %d and %d, got %lld", ptr, lo,
-                    hi, (long long)x);
-    *out = (int)x;
-    return true;
-}
-
-static bool opt_string(json_object *o, const char *name, const char *ptr, size_t max,
-                       const char **out, size_t *len, struct job_req_error *e)
-{
-    json_object *v;
-    if (!json_object_object_get_ex(o, name, &v) || json_object_is_type(v, json_type_null))
-        return true;
-    if (!want_type(v, json_type_string, "a string", ptr, e))
-        return false;
-    size_t n = (size_t)json_object_get_string_len(v);
-    const char *s = json_object_get_string(v);
-    if (n > max)
-        return fail(e, 422, "too_long", ptr, "%s is longer than %zu bytes", ptr, max);
-    if (memchr(s, '\0', n))
-        return fail(e, 422, "invalid_text", ptr, "%s contains a NUL character", ptr);
-    *out = s;
-    if (len)
-        *len = n;
-    return true;
-}
-
-static bool one_of(const char *s, const char *const *allowed)
-{
-    for (size_t i = 0; allowed[i]; i++)
-        if (strcmp(s, allowed[i]) == 0)
-            return true;
-    return false;
 }
 
 static bool parse_options(json_object *root, struct job_request *r, struct job_req_error *e)
 {
-    static const char *const models[] = {"gemini-embedding-001", NULL};
-    static const char *const sync_only[] = {"text-embedding-004", "embedding-001", NULL};
-    static const char *const tasks[] = {
-        "RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY",      "SEMANTIC_SIMILARITY",
-        "CLASSIFICATION",     "CLUSTERING",           "QUESTION_ANSWERING",
-        "FACT_VERIFICATION",  "CODE_RETRIEVAL_QUERY", NULL};
-    static const char *const chunk_keys[] = {"max_chars", "overlap_chars", NULL};
-    if (!opt_string(root, "display_name", "/display_name", JOB_MAX_NAME_BYTES, &r->display_name,
-                    NULL, e) ||
-        !opt_string(root, "model", "/model", 100, &r->model, NULL, e) ||
-        !opt_string(root, "task_type", "/task_type", 100, &r->task_type, NULL, e) ||
-        !opt_int(root, "output_dimensionality", "/output_dimensionality", 128, 3072,
-                 &r->output_dimensionality, e) ||
-        !opt_int(root, "priority", "/priority", -1000, 1000, &r->priority, e))
+    if (!jsonv_string(root, "display_name", "/display_name", JOB_MAX_NAME_BYTES, &r->display_name,
+                      NULL, e) ||
+        !jsonv_int(root, "priority", "/priority", -1000, 1000, &r->priority, e))
         return false;
-    if (one_of(r->model, sync_only))
-        return fail(e, 422, "model_not_supported", "/model",
-                    "model \"%s\" has no batch support; use gemini-embedding-001", r->model);
-    if (!one_of(r->model, models))
-        return fail(e, 422, "unknown_model", "/model", "unknown model \"%.60s\"", r->model);
-    if (!one_of(r->task_type, tasks))
-        return fail(e, 422, "unknown_task_type", "/task_type", "unknown task type \"%.60s\"",
-                    r->task_type);
+    /* the embedding space, checked against the model table (api/jsonv.c) */
+    struct space sp;
+    space_defaults(&sp);
+    if (!space_parse(root, &sp, false, e))
+        return false;
+    r->model = sp.model;
+    r->task_type = sp.task_type;
+    r->output_dimensionality = sp.output_dimensionality;
+    r->normalize = sp.normalize;
+    r->max_chars = sp.max_chars;
+    r->overlap_chars = sp.overlap_chars;
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } given[] = {{"model", JOB_GIVEN_MODEL},
+                 {"output_dimensionality", JOB_GIVEN_DIMS},
+                 {"task_type", JOB_GIVEN_TASK},
+                 {"normalize", JOB_GIVEN_NORMALIZE}};
     json_object *v;
-    if (json_object_object_get_ex(root, "normalize", &v) &&
-        !json_object_is_type(v, json_type_null)) {
-        if (!want_type(v, json_type_boolean, "a boolean", "/normalize", e))
-            return false;
-        r->normalize = json_object_get_boolean(v);
-    }
+    for (size_t i = 0; i < sizeof(given) / sizeof(given[0]); i++)
+        if (json_object_object_get_ex(root, given[i].name, &v) &&
+            !json_object_is_type(v, json_type_null))
+            r->given |= given[i].bit;
     if (json_object_object_get_ex(root, "chunking", &v) &&
-        !json_object_is_type(v, json_type_null)) {
-        if (!want_type(v, json_type_object, "an object", "/chunking", e) ||
-            !only_known(v, chunk_keys, "/chunking", e) ||
-            !opt_int(v, "max_chars", "/chunking/max_chars", 100, 8000, &r->max_chars, e) ||
-            !opt_int(v, "overlap_chars", "/chunking/overlap_chars", 0, 4000, &r->overlap_chars, e))
-            return false;
-        if (r->overlap_chars * 2 > r->max_chars)
-            return fail(e, 422, "out_of_range", "/chunking/overlap_chars",
-                        "overlap_chars (%d) must be at most half of max_chars (%d)",
-                        r->overlap_chars, r->max_chars);
+        json_object_is_type(v, json_type_object)) {
+        json_object *w;
+        if (json_object_object_get_ex(v, "max_chars", &w) &&
+            !json_object_is_type(w, json_type_null))
+            r->given |= JOB_GIVEN_MAX_CHARS;
+        if (json_object_object_get_ex(v, "overlap_chars", &w) &&
+            !json_object_is_type(w, json_type_null))
+            r->given |= JOB_GIVEN_OVERLAP;
     }
-    return true;
+    return parse_collection(root, r, e);
 }
 
 /* Strings inside metadata must not hold NUL (kept out of the database's text, as for texts). */
@@ -249,33 +176,34 @@ static bool parse_doc(json_object *d, size_t i, struct job_doc *out, struct job_
     static const char *const keys[] = {"id", "text", "title", "metadata", NULL};
     char base[48], p[96];
     snprintf(base, sizeof(base), "/documents/%zu", i);
-    if (!want_type(d, json_type_object, "an object", base, e) || !only_known(d, keys, base, e))
+    if (!jsonv_want(d, json_type_object, "an object", base, e) ||
+        !jsonv_only_known(d, keys, base, e))
         return false;
     snprintf(p, sizeof(p), "%s/id", base);
-    if (!opt_string(d, "id", p, JOB_MAX_ID_BYTES, &out->id, &out->id_len, e))
+    if (!jsonv_string(d, "id", p, JOB_MAX_ID_BYTES, &out->id, &out->id_len, e))
         return false;
     if (!out->id || out->id_len == 0)
-        return fail(e, 422, "missing_field", p, "%s is required and must not be empty", p);
+        return jsonv_fail(e, 422, "missing_field", p, "%s is required and must not be empty", p);
     snprintf(p, sizeof(p), "%s/text", base);
-    if (!opt_string(d, "text", p, SIZE_MAX, &out->text, &out->text_len, e))
+    if (!jsonv_string(d, "text", p, SIZE_MAX, &out->text, &out->text_len, e))
         return false;
     if (!out->text || blank(out->text, out->text_len))
-        return fail(e, 422, "empty_text", p, "%s is required and must not be empty", p);
+        return jsonv_fail(e, 422, "empty_text", p, "%s is required and must not be empty", p);
     snprintf(p, sizeof(p), "%s/title", base);
-    if (!opt_string(d, "title", p, JOB_MAX_TITLE_BYTES, &out->title, &out->title_len, e))
+    if (!jsonv_string(d, "title", p, JOB_MAX_TITLE_BYTES, &out->title, &out->title_len, e))
         return false;
     json_object *md;
     snprintf(p, sizeof(p), "%s/metadata", base);
     if (json_object_object_get_ex(d, "metadata", &md) && !json_object_is_type(md, json_type_null)) {
-        if (!want_type(md, json_type_object, "an object", p, e))
+        if (!jsonv_want(md, json_type_object, "an object", p, e))
             return false;
         if (!metadata_ok(md, 0))
-            return fail(e, 422, "invalid_metadata", p, "%s holds a NUL character", p);
+            return jsonv_fail(e, 422, "invalid_metadata", p, "%s holds a NUL character", p);
         out->metadata_json = json_object_to_json_string_ext(md, JSON_C_TO_STRING_PLAIN |
                                                                     JSON_C_TO_STRING_NOSLASHESCAPE);
         if (strlen(out->metadata_json) > JOB_MAX_METADATA_JSON)
-            return fail(e, 422, "too_long", p, "%s is larger than %d bytes as JSON", p,
-                        JOB_MAX_METADATA_JSON);
+            return jsonv_fail(e, 422, "too_long", p, "%s is larger than %d bytes as JSON", p,
+                              JOB_MAX_METADATA_JSON);
     }
     return true;
 }
@@ -374,7 +302,7 @@ static bool parse_json(const char *body, size_t len, bool trusted, json_object *
     if (end != len) {
         json_object_put(*root);
         *root = NULL;
-        return fail(e, 400, "invalid_json", "", "the body has data after the JSON value");
+        return jsonv_fail(e, 400, "invalid_json", "", "the body has data after the JSON value");
     }
     return true;
 }
@@ -382,18 +310,19 @@ static bool parse_json(const char *body, size_t len, bool trusted, json_object *
 bool job_request_parse(const char *body, size_t len, struct job_request *r, struct job_req_error *e)
 {
     static const char *const keys[] = {
-        "documents", "display_name", "model",    "task_type", "output_dimensionality",
-        "priority",  "normalize",    "chunking", NULL};
+        "documents", "display_name", "model",    "task_type",  "output_dimensionality",
+        "priority",  "normalize",    "chunking", "collection", "delete",
+        NULL};
     set_defaults(r, e);
     if (!parse_json(body, len, false, &r->root, e))
         return false;
-    bool ok = want_type(r->root, json_type_object, "an object", "", e) &&
-              only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
+    bool ok = jsonv_want(r->root, json_type_object, "an object", "", e) &&
+              jsonv_only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
     json_object *docs = NULL;
     if (ok && !json_object_object_get_ex(r->root, "documents", &docs))
         ok = job_request_err_no_documents(e);
     if (ok)
-        ok = want_type(docs, json_type_array, "an array", "/documents", e);
+        ok = jsonv_want(docs, json_type_array, "an array", "/documents", e);
     size_t n = ok ? json_object_array_length(docs) : 0;
     if (ok)
         ok = job_request_check_count(n, e);
@@ -414,12 +343,13 @@ bool job_request_parse_options(const char *line, size_t len, struct job_request 
 {
     static const char *const keys[] = {
         "display_name", "model",     "task_type", "output_dimensionality",
-        "priority",     "normalize", "chunking",  NULL};
+        "priority",     "normalize", "chunking",  "collection",
+        "delete",       NULL};
     set_defaults(r, e);
     if (!parse_json(line, len, false, &r->root, e))
         return false;
-    bool ok = want_type(r->root, json_type_object, "an object", "", e) &&
-              only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
+    bool ok = jsonv_want(r->root, json_type_object, "an object", "", e) &&
+              jsonv_only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
     if (!ok)
         job_request_free(r);
     return ok;
@@ -464,6 +394,7 @@ void job_doc_line_free(struct job_doc_line *d)
 void job_request_free(struct job_request *r)
 {
     free(r->docs);
+    free(r->deletes);
     json_object_put(r->root);
     memset(r, 0, sizeof(*r));
 }

@@ -30,6 +30,19 @@ struct job_doc {
     const char *metadata_json; /* compact JSON text of the object; NULL if absent */
 };
 
+/* Which space settings a request named (the others keep embedd's defaults,
+ * or take its collection's). */
+enum {
+    JOB_GIVEN_MODEL = 1,
+    JOB_GIVEN_DIMS = 2,
+    JOB_GIVEN_TASK = 4,
+    JOB_GIVEN_NORMALIZE = 8,
+    JOB_GIVEN_MAX_CHARS = 16,
+    JOB_GIVEN_OVERLAP = 32,
+};
+
+#define JOB_MAX_DELETES 100000
+
 struct job_request {
     json_object *root;        /* owns every borrowed pointer */
     const char *display_name; /* NULL if absent */
@@ -40,6 +53,10 @@ struct job_request {
     bool normalize;
     int max_chars;
     int overlap_chars;
+    unsigned given;         /* JOB_GIVEN_* */
+    const char *collection; /* NULL: a job outside collections */
+    const char **deletes;   /* owned array of borrowed ids ("delete"), n_deletes */
+    size_t n_deletes;
     struct job_doc *docs; /* owned array */
     size_t n_docs;
 };

@@ -66,7 +66,12 @@ bool jsonv_parse(const char *body, size_t len, int max_depth, json_object **root
 
 const char *jsonv_type_name(json_object *v)
 {
-    switch (json_object_get_type(v)) {
+    return jsonv_type_word(json_object_get_type(v));
+}
+
+const char *jsonv_type_word(enum json_type t)
+{
+    switch (t) {
     case json_type_null:
         return "null";
     case json_type_boolean:

@@ -21,8 +21,9 @@ bool jsonv_fail(struct job_req_error *e, int status, const char *code, const cha
  * first, at most max_depth deep; else 400 invalid_json. */
 bool jsonv_parse(const char *body, size_t len, int max_depth, json_object **root,
                  struct job_req_error *e);
-/* "a string", "an integer", ... for error messages. */
+/* "a string", "an integer", ... for error messages: of a value, of a type. */
 const char *jsonv_type_name(json_object *v);
+const char *jsonv_type_word(enum json_type t);
 /* v is of type t, else 400 invalid_type naming what (e.g. "an integer"). */
 bool jsonv_want(json_object *v, enum json_type t, const char *what, const char *ptr,
                 struct job_req_error *e);
