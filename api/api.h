@@ -9,7 +9,10 @@
 #include "app.h"
 #include "http.h"
 #include "job_request.h"
+#include "store/idempotency.h"
 #include "store/jobs.h"
+#include "store/jobs_ingest.h"
+#include "util/crypto.h"
 #include "util/buf.h"
 #include "util/compiler.h"
 
@@ -47,7 +50,47 @@ extern const struct http_body_stream api_jobs_create_ndjson;
 struct job_spec api_job_spec(int64_t key_id, const struct job_request *r);
 /* A job was created: log it and answer 202 with its representation and Location. */
 void api_job_created(struct http_req *req, struct http_resp *resp, const struct job_row *row,
-                     const char *how);
+                     const char *how, int status);
+
+/* Begin the ingest of a job with options r on c: a job into a collection
+ * takes the collection's space for the settings r did not name (409
+ * space_mismatch for those that differ) and checks its deletes (422
+ * document_not_found). NULL with e filled; e->status 0: a database failure
+ * (e->detail: the log message). */
+struct jobs_ingest *api_job_begin(PGconn *c, int64_t key_id, const struct job_request *r,
+                                  struct job_req_error *e);
+/* The error of jobs_ingest_add's result r for document index (first: the
+ * earlier document with its id): duplicate_id, deleted_and_upserted, or a
+ * database failure (status 0, detail err). Returns false. */
+bool api_job_add_error(enum jobs_result r, size_t index, const struct ingest_doc *d, size_t first,
+                       const char *err, struct job_req_error *e);
+
+/* Idempotency-Key of a creating request: the header, and the body's SHA-256
+ * as it arrives. */
+struct api_idem {
+    bool on, claimed;
+    char key[IDEM_KEY_MAX + 1];
+    struct sha256_ctx sha;
+    unsigned char body_sha[SHA256_LEN];
+    char replay_id[64]; /* a replay: what the first request created, and its status */
+    int replay_status;
+};
+/* Read the header; false with a 400 in resp when it is malformed. */
+bool api_idem_begin(struct api_idem *im, struct http_req *req, struct http_resp *resp);
+void api_idem_update(struct api_idem *im, const void *data, size_t len);
+void api_idem_cleanup(struct api_idem *im);
+/* At the end of the body, in the transaction that creates the resource on
+ * c: take the key. true: go on and create (then api_idem_record). false
+ * with resp filled (409 in progress, 422 reused, 503), or with
+ * *replay_done and im->replay_id set: answer with that resource. */
+bool api_idem_take(struct api_idem *im, PGconn *c, struct http_req *req, struct http_resp *resp,
+                   const char *path, bool *replay_done);
+/* Record what was created (status, id) under the key, before the commit. */
+bool api_idem_record(struct api_idem *im, PGconn *c, struct http_req *req, const char *path,
+                     int status, const char *id, char *err, size_t errlen);
+/* Commit a job's ingest (or replay the key's first job) and answer. */
+void api_job_commit(struct app *app, PGconn *c, struct jobs_ingest *in, struct api_idem *im,
+                    struct http_req *req, struct http_resp *resp, const char *how);
 /* GET /v1/jobs, GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel, DELETE /v1/jobs/{id}. */
 void api_jobs_list(void *app, struct http_req *req, struct http_resp *resp);
 void api_jobs_get(void *app, struct http_req *req, struct http_resp *resp);

@@ -39,8 +39,10 @@ bool job_request_err_no_documents(struct job_req_error *e)
     return jsonv_fail(e, 400, "missing_field", "/documents", "/documents is required");
 }
 
-bool job_request_check_count(size_t n, struct job_req_error *e)
+bool job_request_check_count(size_t n, const struct job_request *r, struct job_req_error *e)
 {
+    if (n == 0 && r->n_deletes > 0)
+        return true; /* a collection job that only removes documents */
     if (n == 0)
         return jsonv_fail(e, 422, "no_documents", "/documents", "/documents must not be empty");
     if (n > JOB_MAX_DOCUMENTS)
@@ -319,13 +321,14 @@ bool job_request_parse(const char *body, size_t len, struct job_request *r, stru
     bool ok = jsonv_want(r->root, json_type_object, "an object", "", e) &&
               jsonv_only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
     json_object *docs = NULL;
-    if (ok && !json_object_object_get_ex(r->root, "documents", &docs))
+    bool have = ok && json_object_object_get_ex(r->root, "documents", &docs);
+    if (ok && !have && r->n_deletes == 0) /* a job that only deletes may leave it out */
         ok = job_request_err_no_documents(e);
-    if (ok)
+    if (ok && have)
         ok = jsonv_want(docs, json_type_array, "an array", "/documents", e);
-    size_t n = ok ? json_object_array_length(docs) : 0;
+    size_t n = ok && have ? json_object_array_length(docs) : 0;
     if (ok)
-        ok = job_request_check_count(n, e);
+        ok = job_request_check_count(n, r, e);
     if (ok && !(r->docs = calloc(n, sizeof(*r->docs))))
         ok = job_request_err_oom(e);
     for (size_t i = 0; ok && i < n; i++)

@@ -117,7 +117,8 @@ bool job_request_err_no_documents(struct job_req_error *e);
 /* Document index repeats the id of document first. */
 bool job_request_err_duplicate(struct job_req_error *e, const char *id, size_t id_len, size_t index,
                                size_t first);
-/* true if n documents are acceptable; else no_documents or too_many_documents. */
-bool job_request_check_count(size_t n, struct job_req_error *e);
+/* true if n documents are acceptable for a job with options r (none only
+ * when it deletes documents); else no_documents or too_many_documents. */
+bool job_request_check_count(size_t n, const struct job_request *r, struct job_req_error *e);
 
 #endif

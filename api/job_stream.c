@@ -229,12 +229,14 @@ static bool verdict(struct job_stream *js, struct job_request *out, struct job_r
                                     json_type_of(js->root_kind, js->root_fraction));
     if (!gathered_options(js, out, e))
         return js->oom ? job_request_err_oom(e) : false;
+    if (!js->have_docs && out->n_deletes > 0) /* a job that only deletes */
+        return true;
     if (!js->have_docs)
         return job_request_err_no_documents(e);
     if (js->docs_kind != JSON_STREAM_ARRAY)
         return job_request_err_type(e, "/documents", "an array",
                                     json_type_of(js->docs_kind, js->docs_fraction));
-    if (!job_request_check_count(js->n_docs, e))
+    if (!job_request_check_count(js->n_docs, out, e))
         return false;
     if (js->doc_failed || js->dup_failed) {
         *e = js->doc_failed ? js->doc_err : js->dup_err;

@@ -104,14 +104,14 @@ struct job_spec api_job_spec(int64_t key_id, const struct job_request *r)
 }
 
 void api_job_created(struct http_req *req, struct http_resp *resp, const struct job_row *row,
-                     const char *how)
+                     const char *how, int status)
 {
     log_info("request %s: job %s created from %s: %lld documents, %lld chunks", req->id, row->id,
              how, (long long)row->documents, (long long)row->chunks_total);
     char loc[64];
     snprintf(loc, sizeof(loc), "/v1/jobs/%s", row->id);
     http_resp_header(resp, "Location", loc);
-    reply_job(req, resp, 202, row);
+    reply_job(req, resp, status, row);
 }
 
 /* ---- POST /v1/jobs with an NDJSON body, streamed ---- */
@@ -134,6 +134,7 @@ struct ndjson {
     struct job_request opts;
     PGconn *c;
     struct jobs_ingest *in;
+    struct api_idem idem;
     /* the failure, once there is one */
     bool failed;
     int status; /* 0: database failure (err) */
@@ -188,10 +189,11 @@ static bool nd_options(struct ndjson *nd, struct http_req *req, const char *p, s
         return nd_fail(nd, 503, "database_unavailable", NULL,
                        "the database is unreachable; retry later");
     }
-    struct job_spec spec = api_job_spec(req->key_id, &nd->opts);
-    nd->in = jobs_ingest_begin(nd->c, &spec, nd->err, sizeof(nd->err));
+    nd->in = api_job_begin(nd->c, req->key_id, &nd->opts, &e);
     if (!nd->in)
-        return nd_fail(nd, 0, "", NULL, "%s", nd->err);
+        return e.status ? nd_fail(nd, e.status, e.code, e.pointer[0] ? e.pointer : NULL,
+                                  "%s (line 1)", e.detail)
+                        : nd_fail(nd, 0, "", NULL, "%s", e.detail);
     return true;
 }
 
@@ -213,14 +215,12 @@ static bool nd_document(struct ndjson *nd, const char *p, size_t n)
     size_t first = 0;
     char err[512];
     enum jobs_result r = jobs_ingest_add(nd->in, &doc, &first, err, sizeof(err));
-    if (r == JOBS_CONFLICT) {
-        char ptr[64];
-        snprintf(ptr, sizeof(ptr), "/documents/%zu/id", i);
-        nd_fail(nd, 422, "duplicate_id", ptr,
-                "document id \"%.*s\" is also used by /documents/%zu (line %zu)",
-                (int)(d->id_len > 60 ? 60 : d->id_len), d->id, first, nd->line_no);
-    } else if (r != JOBS_OK) {
-        nd_fail(nd, 0, "", NULL, "%s", err);
+    if (r != JOBS_OK) {
+        (void)api_job_add_error(r, i, &doc, first, err, &e);
+        if (e.status)
+            nd_fail(nd, e.status, e.code, e.pointer, "%s (line %zu)", e.detail, nd->line_no);
+        else
+            nd_fail(nd, 0, "", NULL, "%s", e.detail);
     }
     job_doc_line_free(&dl);
     return r == JOBS_OK;
@@ -254,6 +254,10 @@ static void *nd_begin(void *appv, struct http_req *req, struct http_resp *resp)
         return NULL;
     }
     nd->app = app;
+    if (!api_idem_begin(&nd->idem, req, resp)) {
+        free(nd);
+        return NULL;
+    }
     /* one line (one document) may be as large as a whole JSON body */
     buf_init(&nd->line, (size_t)app->cfg->max_body_bytes);
     return nd;
@@ -263,6 +267,7 @@ static bool nd_data(void *state, struct http_req *req, const char *data, size_t 
 {
     struct ndjson *nd = state;
     nd->bytes += len;
+    api_idem_update(&nd->idem, data, len);
     if (nd->bytes > (uint64_t)nd->app->cfg->max_stream_bytes)
         return nd_fail(nd, 413, "body_too_large", NULL,
                        "the request body is larger than the limit of %lld bytes",
@@ -290,6 +295,7 @@ static void nd_free(void *state)
 {
     struct ndjson *nd = state;
     nd_release(nd);
+    api_idem_cleanup(&nd->idem);
     if (nd->have_options)
         job_request_free(&nd->opts);
     buf_cleanup(&nd->line);
@@ -305,25 +311,18 @@ static void nd_end(void *state, struct http_req *req, struct http_resp *resp)
     if (!nd->failed && !nd->have_options)
         nd_fail(nd, 400, "invalid_json", NULL,
                 "the body is empty; its first line must hold the job options");
-    if (!nd->failed && jobs_ingest_documents(nd->in) == 0)
+    if (!nd->failed && jobs_ingest_documents(nd->in) == 0 && nd->opts.n_deletes == 0)
         nd_fail(nd, 422, "no_documents", "/documents",
                 "/documents must not be empty: the body has no document line after the options");
-    char id[JOB_ID_LEN + 1];
-    struct job_row row;
-    if (!nd->failed) {
-        struct jobs_ingest *in = nd->in;
-        nd->in = NULL;
-        if (!jobs_ingest_finish(in, id, nd->err, sizeof(nd->err)) ||
-            jobs_get(nd->c, req->key_id, id, &row, nd->err, sizeof(nd->err)) != JOBS_OK)
-            nd_fail(nd, 0, "", NULL, "%s", nd->err);
-    }
     if (nd->failed && nd->status == 0) {
         api_db_failed(req, resp, nd->detail);
     } else if (nd->failed) {
         http_problem(resp, req, nd->status, nd->code, nd->pointer[0] ? nd->pointer : NULL, "%s",
                      nd->detail);
     } else {
-        api_job_created(req, resp, &row, "NDJSON");
+        struct jobs_ingest *in = nd->in;
+        nd->in = NULL;
+        api_job_commit(nd->app, nd->c, in, &nd->idem, req, resp, "NDJSON");
     }
     nd_free(nd);
 }

@@ -49,6 +49,7 @@ struct json_job {
     bool spool_ok;          /* every document since documents() is in the spool */
     PGconn *c;              /* held while documents go into in */
     struct jobs_ingest *in; /* the direct ingest, or NULL */
+    struct api_idem idem;
 };
 
 static void release_db(struct json_job *j)
@@ -93,10 +94,11 @@ static void on_documents(void *cls, const struct job_request *opts)
         log_debug("request %s: %s; the documents are spooled", j->req_id, err);
         return;
     }
-    struct job_spec spec = api_job_spec(j->key_id, opts);
-    j->in = jobs_ingest_begin(j->c, &spec, err, sizeof(err));
-    if (!j->in) { /* tried again from the spool at the end */
-        log_warn("request %s: %s", j->req_id, err);
+    struct job_req_error e;
+    j->in = api_job_begin(j->c, j->key_id, opts, &e);
+    if (!j->in) { /* tried again from the spool at the end, which answers the error */
+        if (!e.status)
+            log_warn("request %s: %s", j->req_id, e.detail);
         release_db(j);
     }
 }
@@ -118,8 +120,9 @@ static enum job_stream_take on_document(void *cls, size_t index, const struct jo
         enum jobs_result r = jobs_ingest_add(j->in, &doc, dup_of, err, sizeof(err));
         if (r == JOBS_CONFLICT)
             return JOB_STREAM_DUPLICATE;
-        if (r != JOBS_OK) { /* tried again from the spool at the end */
-            log_warn("request %s: %s", j->req_id, err);
+        if (r != JOBS_OK) { /* tried again from the spool at the end, which answers it */
+            if (r != JOBS_IN_USE)
+                log_warn("request %s: %s", j->req_id, err);
             release_db(j);
         }
     }
@@ -157,6 +160,10 @@ static void *json_begin(void *appv, struct http_req *req, struct http_resp *resp
     snprintf(j->req_id, sizeof(j->req_id), "%s", req->id);
     j->max = max;
     j->spool.fd = -1;
+    if (!api_idem_begin(&j->idem, req, resp)) {
+        free(j);
+        return NULL;
+    }
     job_stream_init(&j->js, (size_t)max, &json_job_ops, j);
     return j;
 }
@@ -171,6 +178,7 @@ static bool json_data(void *state, struct http_req *req, const char *data, size_
         on_discard(j);
         return false;
     }
+    api_idem_update(&j->idem, data, len);
     job_stream_feed(&j->js, data, len);
     return true;
 }
@@ -180,6 +188,7 @@ static void json_free(void *state)
     struct json_job *j = state;
     release_db(j);
     doc_spool_close(&j->spool);
+    api_idem_cleanup(&j->idem);
     job_stream_cleanup(&j->js);
     bool large = j->bytes >= TRIM_AFTER_BYTES;
     free(j);
@@ -196,7 +205,8 @@ static bool replay(struct json_job *j, struct http_req *req, struct http_resp *r
                    const struct job_request *opts)
 {
     char err[512];
-    if (!j->spool_ok || !doc_spool_rewind(&j->spool)) {
+    bool no_docs = !j->js.have_docs; /* a job that only deletes */
+    if (!no_docs && (!j->spool_ok || !doc_spool_rewind(&j->spool))) {
         log_warn("request %s: the spool file is not usable (errno %d)", req->id, j->spool.err_no);
         http_problem(resp, req, 503, "spool_unavailable", NULL,
                      "the documents could not be kept until the options after them were read;"
@@ -205,25 +215,27 @@ static bool replay(struct json_job *j, struct http_req *req, struct http_resp *r
     }
     if (!j->c && !(j->c = api_db_or_503(j->app, req, resp)))
         return false;
-    struct job_spec spec = api_job_spec(j->key_id, opts);
-    j->in = jobs_ingest_begin(j->c, &spec, err, sizeof(err));
+    struct job_req_error e;
+    j->in = api_job_begin(j->c, j->key_id, opts, &e);
     if (!j->in) {
-        api_db_failed(req, resp, err);
+        if (e.status)
+            http_problem(resp, req, e.status, e.code, e.pointer[0] ? e.pointer : NULL, "%s",
+                         e.detail);
+        else
+            api_db_failed(req, resp, e.detail);
         return false;
     }
     struct ingest_doc d;
-    int got;
-    while ((got = doc_spool_next(&j->spool, &d)) > 0) {
+    int got = 0;
+    while (!no_docs && (got = doc_spool_next(&j->spool, &d)) > 0) {
         size_t first = 0, index = jobs_ingest_documents(j->in);
         enum jobs_result r = jobs_ingest_add(j->in, &d, &first, err, sizeof(err));
-        if (r == JOBS_CONFLICT) {
-            struct job_req_error e;
-            (void)job_request_err_duplicate(&e, d.id, d.id_len, index, first);
-            http_problem(resp, req, e.status, e.code, e.pointer, "%s", e.detail);
-            return false;
-        }
         if (r != JOBS_OK) {
-            api_db_failed(req, resp, err);
+            (void)api_job_add_error(r, index, &d, first, err, &e);
+            if (e.status)
+                http_problem(resp, req, e.status, e.code, e.pointer, "%s", e.detail);
+            else
+                api_db_failed(req, resp, e.detail);
             return false;
         }
     }
@@ -240,7 +252,6 @@ static bool replay(struct json_job *j, struct http_req *req, struct http_resp *r
 static void store(struct json_job *j, struct http_req *req, struct http_resp *resp,
                   const struct job_request *opts, bool options_after)
 {
-    char id[JOB_ID_LEN + 1], err[512];
     if (options_after || !j->in) {
         jobs_ingest_abort(j->in);
         j->in = NULL;
@@ -250,14 +261,8 @@ static void store(struct json_job *j, struct http_req *req, struct http_resp *re
     doc_spool_close(&j->spool);
     struct jobs_ingest *in = j->in;
     j->in = NULL;
-    struct job_row row;
-    if (!jobs_ingest_finish(in, id, err, sizeof(err)) ||
-        jobs_get(j->c, j->key_id, id, &row, err, sizeof(err)) != JOBS_OK) {
-        api_db_failed(req, resp, err);
-        return;
-    }
+    api_job_commit(j->app, j->c, in, &j->idem, req, resp, "JSON");
     release_db(j);
-    api_job_created(req, resp, &row, "JSON");
 }
 
 static void json_end(void *state, struct http_req *req, struct http_resp *resp)

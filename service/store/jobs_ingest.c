@@ -171,6 +171,8 @@ struct jobs_ingest {
     size_t n_md;
     struct buf del; /* ids to delete (a text-array literal) */
     size_t n_del;
+    char **del_sorted; /* the same ids, sorted, to refuse a document the job also deletes */
+    size_t n_del_sorted;
     int64_t docs_new, docs_updated, docs_unchanged, docs_metadata;
 };
 
@@ -343,6 +345,9 @@ static void ingest_free(struct jobs_ingest *in)
                           &in->md_ids, &in->md_meta, &in->del};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         buf_cleanup(bufs[i]);
+    for (size_t i = 0; i < in->n_del_sorted; i++)
+        free(in->del_sorted[i]);
+    free(in->del_sorted);
     free(in->seen);
     free(in);
 }
@@ -469,6 +474,11 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
 size_t jobs_ingest_documents(const struct jobs_ingest *in)
 {
     return in->n_docs;
+}
+
+const char *jobs_ingest_id(const struct jobs_ingest *in)
+{
+    return in->id;
 }
 
 /* ---- collections: compare, then store what changed ---- */
@@ -635,14 +645,27 @@ static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen)
     return ok && ingest_flush(in, err, errlen) && upserts_send(in, err, errlen);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *ids, size_t n,
                                     size_t *missing, char *err, size_t errlen)
 {
     if (!in->coll[0] || !n)
         return JOBS_OK;
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++)
-        ok = arr_add(&in->del, in->n_del++, ids[i]);
+    char **grown = realloc(in->del_sorted, (in->n_del_sorted + n) * sizeof(*grown));
+    bool ok = grown != NULL;
+    if (ok)
+        in->del_sorted = grown;
+    for (size_t i = 0; i < n && ok; i++) {
+        ok = arr_add(&in->del, in->n_del++, ids[i]) &&
+             (in->del_sorted[in->n_del_sorted] = strdup(ids[i])) != NULL;
+        in->n_del_sorted += ok;
+    }
+    if (ok)
+        qsort(in->del_sorted, in->n_del_sorted, sizeof(*in->del_sorted), cmp_str);
     struct buf lit;
     buf_init(&lit, SIZE_MAX / 4);
     ok = ok && buf_puts(&lit, in->del.data) && buf_putc(&lit, '}');
@@ -682,6 +705,16 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
     size_t i = in->n_docs;
     bool ok;
     if (in->coll[0]) {
+        if (in->n_del_sorted) {
+            char *id = strndup(d->id, d->id_len);
+            bool both = id && bsearch(&id, in->del_sorted, in->n_del_sorted,
+                                      sizeof(*in->del_sorted), cmp_str) != NULL;
+            free(id);
+            if (both) {
+                snprintf(err, errlen, "document %zu is also deleted by the job", i);
+                return JOBS_IN_USE;
+            }
+        }
         ok = queue_doc(in, i, d);
         in->n_docs++;
         if (ok && (in->nq == QUEUE_DOCS || in->qbytes >= QUEUE_BYTES))

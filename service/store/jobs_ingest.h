@@ -62,8 +62,9 @@ struct jobs_ingest;
 struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, char *err,
                                       size_t errlen) SVC_MUSTCHECK;
 /* Add document number jobs_ingest_documents(in). JOBS_CONFLICT: its id is
- * the id of an earlier document, whose index goes to *dup_of (the ingest can
- * only be aborted then, as after JOBS_ERROR). d is not kept. */
+ * the id of an earlier document, whose index goes to *dup_of; JOBS_IN_USE:
+ * the job also deletes that id (the ingest can only be aborted then, as
+ * after JOBS_ERROR). d is not kept. */
 enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc *d, size_t *dup_of,
                                  char *err, size_t errlen) SVC_MUSTCHECK;
 /* A collection job also removes documents ids[0..n) (kept until finish).
@@ -73,6 +74,8 @@ enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *i
                                     size_t *missing, char *err, size_t errlen) SVC_MUSTCHECK;
 /* Documents added so far. */
 size_t jobs_ingest_documents(const struct jobs_ingest *in);
+/* The new job's id (committed by jobs_ingest_finish). */
+const char *jobs_ingest_id(const struct jobs_ingest *in);
 /* Store the totals and commit; in is freed either way (rolled back on failure). */
 bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], char *err,
                         size_t errlen) SVC_MUSTCHECK;
