@@ -118,6 +118,9 @@ void api_collections_delete(void *app, struct http_req *req, struct http_resp *r
 void api_collection_docs_list(void *app, struct http_req *req, struct http_resp *resp);
 void api_collection_doc_get(void *app, struct http_req *req, struct http_resp *resp);
 void api_collection_doc_delete(void *app, struct http_req *req, struct http_resp *resp);
+/* GET /v1/collections/{id}/vectors: the current vectors, paged JSON or NDJSON,
+ * float or base64, as job results. */
+void api_collection_vectors(void *app, struct http_req *req, struct http_resp *resp);
 
 /* POST /v1/collections/{id}/query: the top_k chunks nearest to each query
  * (texts embedded with the collection's query task type, or a vector), by

@@ -7,6 +7,7 @@
  */
 #include "api.h"
 
+#include "store/collections.h"
 #include "store/jobs.h"
 #include "log.h"
 #include "store/results.h"
@@ -48,6 +49,26 @@ static bool put_row(struct buf *b, const struct result_row *r, bool base64)
            buf_putc(b, '}');
 }
 
+/* A collection's current vector (GET /v1/collections/{id}/vectors). */
+static bool put_vector_row(struct buf *b, const struct result_row *r, bool base64)
+{
+    bool ok = buf_puts(b, "{\"document_id\":") && jsonw_cstr(b, r->doc_id) &&
+              buf_printf(b,
+                         ",\"version\":%d,\"chunk_index\":%d,\"char_start\":%d,\"char_end\":%d,"
+                         "\"text\":",
+                         r->version, r->chunk_index, r->char_start, r->char_end) &&
+              jsonw_str(b, r->text, r->text_len) &&
+              buf_printf(b, ",\"token_estimate\":%d,\"title\":", r->tokens) &&
+              jsonw_cstr(b, r->title) && buf_puts(b, ",\"metadata\":") &&
+              buf_puts(b, r->metadata ? r->metadata : "null") && buf_puts(b, ",\"embedding\":");
+    if (ok && r->embedding)
+        ok = base64 ? jsonw_f32le_base64(b, r->embedding, r->dims)
+                    : jsonw_f32le_array(b, r->embedding, r->dims);
+    else if (ok)
+        ok = buf_puts(b, "null");
+    return ok && buf_putc(b, '}');
+}
+
 static bool parse_bounded(const char *s, long long lo, long long hi, long long *out)
 {
     char *end;
@@ -81,6 +102,11 @@ struct export
     struct buf row; /* the formatted row being sent */
     size_t off;     /* bytes of row already sent */
     bool base64;    /* vectors as base64 strings */
+    /* a collection's vectors instead of a job's results */
+    bool collection;
+    char coll_id[JOB_ID_LEN + 1];
+    char next_doc[260];
+    int next_chunk;
 };
 
 static long export_read(void *cls, char *out, size_t max)
@@ -106,11 +132,15 @@ static long export_read(void *cls, char *out, size_t max)
             if (got == 0) {
                 x->open = false;
                 x->next = x->st.next_seq;
+                snprintf(x->next_doc, sizeof(x->next_doc), "%s", x->st.next_doc);
+                x->next_chunk = x->st.next_chunk;
                 continue;
             }
             buf_reset(&x->row);
             x->off = 0;
-            if (!put_row(&x->row, &r, x->base64) || !buf_putc(&x->row, '\n')) {
+            bool ok = x->collection ? put_vector_row(&x->row, &r, x->base64)
+                                    : put_row(&x->row, &r, x->base64);
+            if (!ok || !buf_putc(&x->row, '\n')) {
                 log_error("request %s: a result row could not be formatted", x->req_id);
                 return -1;
             }
@@ -118,8 +148,12 @@ static long export_read(void *cls, char *out, size_t max)
         }
         if (x->next < 0)
             break;
-        if (!results_stream_begin(&x->st, x->c, x->job_id, x->next, STREAM_PAGE, err,
-                                  sizeof(err))) {
+        bool begun = x->collection ? results_stream_begin_collection(&x->st, x->c, x->coll_id,
+                                                                     x->next_doc, x->next_chunk,
+                                                                     STREAM_PAGE, err, sizeof(err))
+                                   : results_stream_begin(&x->st, x->c, x->job_id, x->next,
+                                                          STREAM_PAGE, err, sizeof(err));
+        if (!begun) {
             log_error("request %s: %s", x->req_id, err);
             return -1;
         }
@@ -227,6 +261,143 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
         w = buf_printf(b, "],\"next_cursor\":\"%lld\"}", (long long)st.next_seq);
     else if (w)
         w = buf_puts(b, "],\"next_cursor\":null}");
+    if (!w) {
+        http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
+}
+
+/* A collection cursor: "<chunk index>.<hex of the document id>"; false if malformed. */
+static bool parse_vector_cursor(const char *s, char *doc, size_t doclen, int *chunk)
+{
+    const char *dot = strchr(s, '.');
+    long long ci;
+    char num[16];
+    if (!dot || (size_t)(dot - s) >= sizeof(num))
+        return false;
+    memcpy(num, s, (size_t)(dot - s));
+    num[dot - s] = '\0';
+    if (!parse_bounded(num, 0, INT32_MAX, &ci))
+        return false;
+    size_t n = strlen(dot + 1);
+    if (n % 2 || n / 2 >= doclen || n == 0)
+        return false;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = dot[1 + 2 * i + k];
+            int h = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (h < 0)
+                return false;
+            v = v << 4 | (unsigned)h;
+        }
+        if (v == 0)
+            return false;
+        doc[i] = (char)v;
+    }
+    doc[n / 2] = '\0';
+    *chunk = (int)ci;
+    return true;
+}
+
+static bool put_vector_cursor(struct buf *b, const char *doc, int chunk)
+{
+    static const char hex[] = "0123456789abcdef";
+    bool ok = buf_printf(b, "\"%d.", chunk);
+    for (const unsigned char *p = (const unsigned char *)doc; ok && *p; p++)
+        ok = buf_putc(b, hex[*p >> 4]) && buf_putc(b, hex[*p & 15]);
+    return ok && buf_putc(b, '"');
+}
+
+void api_collection_vectors(void *appv, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = appv;
+    const char *cur = http_req_query(req, "cursor"), *lim = http_req_query(req, "limit");
+    const char *enc = http_req_query(req, "encoding");
+    long long limit = RESULTS_DEFAULT;
+    char from_doc[260] = "";
+    int from_chunk = 0;
+    bool base64 = enc && strcmp(enc, "base64") == 0;
+    if (enc && !base64 && strcmp(enc, "float") != 0) {
+        http_problem(resp, req, 400, "invalid_parameter", NULL,
+                     "encoding must be float (arrays of numbers, the default) or base64");
+        return;
+    }
+    if (cur && !parse_vector_cursor(cur, from_doc, sizeof(from_doc), &from_chunk)) {
+        http_problem(resp, req, 400, "invalid_parameter", NULL, "cursor is not valid");
+        return;
+    }
+    if (lim && !parse_bounded(lim, 1, RESULTS_MAX, &limit)) {
+        http_problem(resp, req, 400, "invalid_parameter", NULL,
+                     "limit must be an integer between 1 and %d", RESULTS_MAX);
+        return;
+    }
+    char err[512];
+    PGconn *c = api_db_or_503(app, req, resp);
+    if (!c)
+        return;
+    struct coll_row coll;
+    enum jobs_result jr = coll_get(c, req->key_id, req->params[0], &coll, err, sizeof(err));
+    if (jr != JOBS_OK) {
+        db_pool_release(app->db, c);
+        if (jr == JOBS_NOT_FOUND)
+            http_problem(resp, req, 404, "collection_not_found", NULL, "no collection %.40s",
+                         req->params[0]);
+        else
+            api_db_failed(req, resp, err);
+        return;
+    }
+    if (wants_ndjson(req)) { /* every vector from the cursor on; limit does not apply */
+        struct export *x = calloc(1, sizeof(*x));
+        if (!x) {
+            db_pool_release(app->db, c);
+            http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
+            return;
+        }
+        x->app = app;
+        x->c = c;
+        x->next = 0;
+        x->base64 = base64;
+        x->collection = true;
+        snprintf(x->coll_id, sizeof(x->coll_id), "%s", coll.id);
+        snprintf(x->next_doc, sizeof(x->next_doc), "%s", from_doc);
+        x->next_chunk = from_chunk;
+        snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
+        buf_init(&x->row, SIZE_MAX / 4);
+        http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
+        return;
+    }
+    struct result_stream st = {0};
+    if (!results_stream_begin_collection(&st, c, coll.id, from_doc, from_chunk, (int)limit, err,
+                                         sizeof(err))) {
+        db_pool_release(app->db, c);
+        api_db_failed(req, resp, err);
+        return;
+    }
+    struct buf *b = &resp->body;
+    bool w = buf_puts(b, "{\"collection_id\":") && jsonw_cstr(b, coll.id) &&
+             buf_printf(b, ",\"version\":%lld,\"model\":", (long long)coll.version) &&
+             jsonw_cstr(b, coll.model) &&
+             buf_printf(b, ",\"output_dimensionality\":%d,\"normalized\":%s,\"vectors\":[",
+                        coll.output_dimensionality,
+                        coll.normalize || coll.output_dimensionality == 3072 ? "true" : "false");
+    struct result_row r;
+    int got = 0;
+    for (size_t i = 0; w && (got = results_stream_next(&st, &r, err, sizeof(err))) > 0; i++)
+        w = (!i || buf_putc(b, ',')) && put_vector_row(b, &r, base64);
+    results_stream_end(&st);
+    db_pool_release(app->db, c);
+    if (got < 0) {
+        buf_reset(b);
+        api_db_failed(req, resp, err);
+        return;
+    }
+    w = w && buf_puts(b, "],\"next_cursor\":") &&
+        (st.next_seq >= 0 ? put_vector_cursor(b, st.next_doc, st.next_chunk)
+                          : buf_puts(b, "null")) &&
+        buf_putc(b, '}');
     if (!w) {
         http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
         return;

@@ -20,6 +20,7 @@ const struct http_route api_routes[] = {
     {"GET", "/v1/collections/{id}", api_collections_get, HTTP_ROUTE_AUTH, NULL},
     {"DELETE", "/v1/collections/{id}", api_collections_delete, HTTP_ROUTE_AUTH, NULL},
     {"GET", "/v1/collections/{id}/documents", api_collection_docs_list, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/v1/collections/{id}/vectors", api_collection_vectors, HTTP_ROUTE_AUTH, NULL},
     {"GET", "/v1/collections/{id}/documents/{doc_id}", api_collection_doc_get, HTTP_ROUTE_AUTH,
      NULL},
     {"DELETE", "/v1/collections/{id}/documents/{doc_id}", api_collection_doc_delete,

@@ -16,6 +16,22 @@ static const char results_sql[] = "SELECT c.seq::int8, c.doc_index, c.chunk_inde
                                   " WHERE c.job_id = $1 AND c.seq >= $2::int8"
                                   " ORDER BY c.seq LIMIT $3::int4";
 
+/* A collection's current vectors: each document's current version, its
+ * chunks in order, documents by id, from (doc id $2, chunk index $3) on. The
+ * same columns as results_sql, then the version. Nested index lookups only
+ * (the settings come with the statement in results_stream_begin_collection). */
+static const char collection_sql[] =
+    "SELECT c.seq::int8, c.doc_index, c.chunk_index, c.char_start, c.char_end, c.tokens,"
+    " c.state::int4, cd.doc_id, d.title, cd.metadata::text, c.text, c.embedding, c.error,"
+    " cd.version"
+    " FROM collection_documents cd"
+    " JOIN documents d ON d.job_id = cd.job_id AND d.doc_index = cd.doc_index"
+    " JOIN chunks c ON c.job_id = cd.job_id AND c.seq >= d.first_seq"
+    "   AND c.seq < d.first_seq + d.n_chunks"
+    " WHERE cd.collection_id = $1 AND cd.version > 0"
+    " AND (cd.doc_id > $2 OR (cd.doc_id = $2 AND c.chunk_index >= $3::int4))"
+    " ORDER BY cd.doc_id, c.chunk_index LIMIT $4::int4";
+
 static const char *get_text(const PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
@@ -39,6 +55,7 @@ static void row_from(const PGresult *res, int row, struct result_row *r)
         PQgetisnull(res, row, 11) ? NULL : (const unsigned char *)PQgetvalue(res, row, 11);
     r->dims = r->embedding ? PQgetlength(res, row, 11) / 4 : 0;
     r->error = get_text(res, row, 12);
+    r->version = PQnfields(res) > 13 ? (int)db_bin_int(res, row, 13) : 0;
 }
 
 float results_value(const unsigned char *e, int k)
@@ -57,6 +74,10 @@ static void stream_drain(struct result_stream *s)
     while (s->active && (res = PQgetResult(s->c)) != NULL)
         PQclear(res);
     s->active = false;
+    if (s->in_tx) {
+        PQclear(PQexec(s->c, "COMMIT"));
+        s->in_tx = false;
+    }
 }
 
 bool results_stream_begin(struct result_stream *s, PGconn *c, const char *job_id, int64_t from,
@@ -83,6 +104,41 @@ bool results_stream_begin(struct result_stream *s, PGconn *c, const char *job_id
     return true;
 }
 
+bool results_stream_begin_collection(struct result_stream *s, PGconn *c, const char *coll_id,
+                                     const char *from_doc, int from_chunk, int limit, char *err,
+                                     size_t errlen)
+{
+    char f[16], l[16];
+    snprintf(f, sizeof(f), "%d", from_chunk);
+    snprintf(l, sizeof(l), "%d", limit + 1);
+    const char *vals[4] = {coll_id, from_doc, f, l};
+    memset(s, 0, sizeof(*s));
+    s->c = c;
+    s->limit = limit;
+    s->next_seq = -1;
+    s->collection = true;
+    /* planner settings for this statement only: a transaction of its own
+     * (ended in stream_drain once the rows are read) */
+    if (!db_exec(c,
+                 "BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off;"
+                 " SET LOCAL enable_mergejoin = off",
+                 err, errlen))
+        return false;
+    if (!PQsendQueryParams(c, collection_sql, 4, NULL, vals, NULL, NULL, 1)) {
+        db_error(NULL, c, "could not read vectors", err, errlen);
+        PQclear(PQexec(c, "ROLLBACK"));
+        return false;
+    }
+    s->active = true;
+    s->in_tx = true;
+    if (!PQsetSingleRowMode(c)) {
+        stream_drain(s);
+        snprintf(err, errlen, "could not read vectors: single-row mode refused");
+        return false;
+    }
+    return true;
+}
+
 int results_stream_next(struct result_stream *s, struct result_row *r, char *err, size_t errlen)
 {
     PQclear(s->row);
@@ -102,6 +158,10 @@ int results_stream_next(struct result_stream *s, struct result_row *r, char *err
         struct result_row extra;
         row_from(res, 0, &extra);
         s->next_seq = extra.seq;
+        if (s->collection) {
+            snprintf(s->next_doc, sizeof(s->next_doc), "%s", extra.doc_id);
+            s->next_chunk = extra.chunk_index;
+        }
     } else if (st != PGRES_TUPLES_OK) {
         db_error(res, s->c, "could not read results", err, errlen);
         ret = -1;

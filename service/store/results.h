@@ -29,6 +29,7 @@ struct result_row {
     const unsigned char *embedding; /* float32 LE; NULL unless succeeded */
     int dims;
     const char *error; /* NULL unless failed */
+    int version;       /* a collection's rows: the document's current version (else 0) */
 };
 
 /*
@@ -44,6 +45,10 @@ struct result_stream {
     int given;        /* rows handed out so far */
     int64_t next_seq; /* once the rows ended: seq of the next page, -1 if none */
     bool active;      /* the query still has results to read */
+    bool collection;  /* a collection's rows: the next page starts at next_doc, next_chunk */
+    bool in_tx;       /* a transaction of the stream's own to end with it */
+    char next_doc[260];
+    int next_chunk;
 };
 
 /* Send the query for up to limit chunks of job_id starting at seq from.
@@ -51,6 +56,14 @@ struct result_stream {
  * err says why and nothing is left to read. */
 bool results_stream_begin(struct result_stream *s, PGconn *c, const char *job_id, int64_t from,
                           int limit, char *err, size_t errlen) SVC_MUSTCHECK;
+/* The same for a collection's current vectors (the caller has checked the
+ * collection is its key's): each document's current version, documents by
+ * id, chunks in order, from (from_doc, from_chunk) on ("" and 0 from the
+ * start). Once the rows ended, next_seq >= 0 says there is a next page,
+ * which starts at (next_doc, next_chunk). */
+bool results_stream_begin_collection(struct result_stream *s, PGconn *c, const char *coll_id,
+                                     const char *from_doc, int from_chunk, int limit, char *err,
+                                     size_t errlen) SVC_MUSTCHECK;
 /* The next row: 1 with *r filled (borrowed; valid until the next call),
  * 0 after the last one (s->next_seq set), -1 on failure (err says why).
  * After 0 or -1 the connection is idle again. */
