@@ -46,6 +46,7 @@ struct config {
     int64_t shutdown_deadline_ms;
     int64_t key_cache_ms;
     char prices[512];         /* per-model price overrides (models.h) */
+    char default_model[64];   /* the model of jobs and collections that name none (models.h) */
     int64_t search_memory_mb; /* collections held in memory for search, at most */
     int64_t search_threads;   /* threads sharing a large scan */
     int64_t query_timeout_ms; /* the interactive Google call that embeds a query */
