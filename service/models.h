@@ -33,11 +33,11 @@ struct model_facts {
     double batch_per_mtok;       /* USD per 1M input tokens, batch API */
     bool confirmed;              /* every fact above from Google's own documentation */
     /* added with gemini-embedding-2 */
-    int native_dims;          /* what Google returns when no outputDimensionality is sent */
-    bool unit_all_dims;       /* every outputDimensionality comes back unit length */
-    enum model_task_via task; /* how task type and title are sent */
-    const char *prompt_scheme;  /* MODEL_TASK_PROMPT: names the templates (vector identity) */
-    const char *unconfirmed;    /* which facts are not from Google's own documentation, or NULL */
+    int native_dims;           /* what Google returns when no outputDimensionality is sent */
+    bool unit_all_dims;        /* every outputDimensionality comes back unit length */
+    enum model_task_via task;  /* how task type and title are sent */
+    const char *prompt_scheme; /* MODEL_TASK_PROMPT: names the templates (vector identity) */
+    const char *unconfirmed;   /* which facts are not from Google's own documentation, or NULL */
 };
 
 /* The model called name, or NULL when embedd does not know it. */
@@ -84,8 +84,8 @@ bool models_task_valid(const char *task);
  * or "") nothing is added. False when m sends tasks as fields (or m is
  * NULL): the text goes as it is.
  */
-#define MODEL_PROMPT_TITLE_END  " | text: "
-#define MODEL_PROMPT_NO_TITLE   "none"
+#define MODEL_PROMPT_TITLE_END " | text: "
+#define MODEL_PROMPT_NO_TITLE  "none"
 struct model_prompt {
     const char *lead;
     bool titled;

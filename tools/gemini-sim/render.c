@@ -60,8 +60,7 @@ bool sim_put_usage(struct buf *out, const struct sim_model *m, int64_t tokens)
      * (a live capture, docs/gemini-embedding-2.md §5.2); 001: "tokenCount":"1",
      * a string (shared/gemini-batch-api.md §3.5) */
     if (m->usage_metadata)
-        return buf_printf(out, "\"usageMetadata\":{\"promptTokenCount\":%lld}",
-                          (long long)tokens);
+        return buf_printf(out, "\"usageMetadata\":{\"promptTokenCount\":%lld}", (long long)tokens);
     return buf_printf(out, "\"tokenCount\":\"%lld\"", (long long)tokens);
 }
 

@@ -40,13 +40,13 @@ extern const char *const sim_task_names[SIM_TASK_COUNT];
 
 /* A model the simulator knows (facts: docs/gemini-embedding-2.md §8). */
 struct sim_model {
-    const char *id;  /* bare id, e.g. "gemini-embedding-001" */
-    int native_dims; /* length of the full (unit) vector */
-    bool batch;      /* supports asyncBatchEmbedContent */
-    int max_tokens;  /* input token limit per text */
-    bool prompt_task;   /* takes the task inside the text: taskType and title are ignored */
-    bool unit_all_dims; /* truncated vectors are re-normalised to unit length */
-    bool truncates;     /* over-long input is cut to max_tokens, not refused */
+    const char *id;      /* bare id, e.g. "gemini-embedding-001" */
+    int native_dims;     /* length of the full (unit) vector */
+    bool batch;          /* supports asyncBatchEmbedContent */
+    int max_tokens;      /* input token limit per text */
+    bool prompt_task;    /* takes the task inside the text: taskType and title are ignored */
+    bool unit_all_dims;  /* truncated vectors are re-normalised to unit length */
+    bool truncates;      /* over-long input is cut to max_tokens, not refused */
     bool usage_metadata; /* reports usageMetadata.promptTokenCount, not tokenCount */
 };
 /* Look up a bare model id; NULL if unknown. */
@@ -109,13 +109,13 @@ struct sim_config {
 struct sim_item {
     char *text; /* concatenated parts[].text; owned */
     size_t text_len;
-    char *title;    /* owned; NULL if absent */
-    char *key;      /* file input: the line's key; owned; NULL if absent */
-    char *metadata; /* inline input: metadata object as JSON text; owned; NULL if absent */
-    int task;       /* enum sim_task */
+    char *title;      /* owned; NULL if absent */
+    char *key;        /* file input: the line's key; owned; NULL if absent */
+    char *metadata;   /* inline input: metadata object as JSON text; owned; NULL if absent */
+    int task;         /* enum sim_task */
     bool task_fields; /* the request carried taskType or title */
-    int dims;       /* outputDimensionality; 0 = model's native size */
-    int error_code; /* decided at creation; 0 = succeeds */
+    int dims;         /* outputDimensionality; 0 = model's native size */
+    int error_code;   /* decided at creation; 0 = succeeds */
     const char *error_msg;
     int64_t tokens;
 };
@@ -179,16 +179,16 @@ struct sim_file {
 /* Introspection counters (guarded by sim->lock). */
 struct sim_stats {
     uint64_t requests;
-    uint64_t creates;          /* asyncBatchEmbedContent calls that reached the handler */
-    uint64_t creates_accepted; /* batches created */
-    uint64_t file_batches;     /* of those, batches with file input */
-    uint64_t texts_received;   /* items in created batches, inline or file (once per batch) */
-    uint64_t texts_in_files;   /* of those, items that came from an input file */
-    uint64_t texts_unique;     /* distinct (model, task, dims, title, text) seen in batches */
-    uint64_t texts_duplicate;  /* texts sent again in a later batch (counted once per batch) */
-    uint64_t texts_truncated;  /* over-long texts cut to the model's limit (batches and sync) */
+    uint64_t creates;             /* asyncBatchEmbedContent calls that reached the handler */
+    uint64_t creates_accepted;    /* batches created */
+    uint64_t file_batches;        /* of those, batches with file input */
+    uint64_t texts_received;      /* items in created batches, inline or file (once per batch) */
+    uint64_t texts_in_files;      /* of those, items that came from an input file */
+    uint64_t texts_unique;        /* distinct (model, task, dims, title, text) seen in batches */
+    uint64_t texts_duplicate;     /* texts sent again in a later batch (counted once per batch) */
+    uint64_t texts_truncated;     /* over-long texts cut to the model's limit (batches and sync) */
     uint64_t task_fields_ignored; /* texts whose taskType/title the model ignored */
-    uint64_t gets;             /* GET batches/{id} */
+    uint64_t gets;                /* GET batches/{id} */
     uint64_t lists;
     uint64_t cancels;
     uint64_t deletes;

@@ -95,8 +95,8 @@ double sim_unit(uint64_t h)
 }
 
 /* The unnormalised values v of the model's vector for (task, text). */
-static void raw_vector(const struct sim_model *model, int task, const char *text,
-                       size_t text_len, double *v)
+static void raw_vector(const struct sim_model *model, int task, const char *text, size_t text_len,
+                       double *v)
 {
     static const unsigned char zero = 0;
     if (model->prompt_task)
@@ -196,8 +196,8 @@ size_t sim_token_prefix(const char *text, size_t len, int64_t max)
             if (c >= 0x80)
                 while (next < len && (s[next] & 0xC0) == 0x80)
                     next++;
-            if (c >= 0x80 || (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\f' &&
-                              c != '\v'))
+            if (c >= 0x80 ||
+                (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v'))
                 done++;
         }
         if (done + add > max)
