@@ -123,8 +123,8 @@ static void create_coll(const char *name, const char *model, int dims, const cha
 {
     char body[512];
     snprintf(body, sizeof(body),
-             "{\"name\":\"%s\",\"model\":\"%s\",\"output_dimensionality\":%d%s}", name, model,
-             dims, extra ? extra : "");
+             "{\"name\":\"%s\",\"model\":\"%s\",\"output_dimensionality\":%d%s}", name, model, dims,
+             extra ? extra : "");
     json_object *o = api("POST", "/v1/collections", body, 201);
     cr_assert_str_eq(simh_str(o, "model"), model);
     snprintf(id, 64, "%s", simh_str(o, "id"));
@@ -163,8 +163,8 @@ static void expected(const char *model, const char *task, const char *title, con
 {
     if (strcmp(model, M2) == 0) {
         char head[256];
-        size_t n = models_prompt_head(models_find(M2), task, title, title ? strlen(title) : 0,
-                                      head, sizeof(head));
+        size_t n = models_prompt_head(models_find(M2), task, title, title ? strlen(title) : 0, head,
+                                      sizeof(head));
         cr_assert_neq(n, SIZE_MAX);
         char *p = malloc(n + strlen(text) + 1);
         memcpy(p, head, n);
@@ -421,8 +421,8 @@ Test(models, estimate_bad_input)
     est_path(c1, path, sizeof(path));
     static const char *const mm[] = {"gemini-embedding-2", "gemini-embedding-001", NULL};
     problem("POST", path, NULL,
-            "{\"model\":\"gemini-embedding-2\",\"documents\":[{\"id\":\"a\",\"text\":\"x\"}]}",
-            409, "space_mismatch", mm);
+            "{\"model\":\"gemini-embedding-2\",\"documents\":[{\"id\":\"a\",\"text\":\"x\"}]}", 409,
+            "space_mismatch", mm);
     problem("POST", path, "text/plain", ok, 415, "unsupported_media_type", NULL);
     problem("POST", path, NULL, "{\"documents\":[{\"id\":\"a\"}]}", 422, "empty_text", NULL);
     problem("POST", path, NULL,
@@ -441,8 +441,8 @@ Test(models, bad_input_names_the_allowed_values)
 {
     start(NULL);
     static const char *const names[] = {"gemini-embedding-001, gemini-embedding-2", NULL};
-    static const char *const batch[] = {"no batch support", "gemini-embedding-001, gemini-embedding-2",
-                                        NULL};
+    static const char *const batch[] = {"no batch support",
+                                        "gemini-embedding-001, gemini-embedding-2", NULL};
     static const char *const range[] = {"between 128 and 3072", "gemini-embedding-2", NULL};
     static const char *const chars[] = {"8000", NULL};
     const char *paths[2] = {"/v1/jobs", "/v1/collections"};
@@ -487,8 +487,8 @@ Test(models, default_model_setting)
     cr_assert_str_eq(simh_str(c, "model"), M2);
     cr_assert_eq(json_object_get_int(simh_get(c, "output_dimensionality")), 768);
     json_object_put(c);
-    json_object *j = api("POST", "/v1/jobs", "{\"documents\":[{\"id\":\"a\",\"text\":\"hello\"}]}",
-                         202);
+    json_object *j =
+        api("POST", "/v1/jobs", "{\"documents\":[{\"id\":\"a\",\"text\":\"hello\"}]}", 202);
     cr_assert_str_eq(simh_str(j, "settings.model"), M2);
     char id[64];
     snprintf(id, sizeof(id), "%s", simh_str(j, "id"));

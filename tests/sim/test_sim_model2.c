@@ -75,8 +75,8 @@ Test(model2, own_vector_space_and_unit_length)
     json_object_put(a);
     json_object_put(b);
     /* no outputDimensionality: the native 3072 values */
-    a = simh_call(&sim, "POST", EMBED2,
-                  "{\"content\":{\"parts\":[{\"text\":\"the same text\"}]}}", 200);
+    a = simh_call(&sim, "POST", EMBED2, "{\"content\":{\"parts\":[{\"text\":\"the same text\"}]}}",
+                  200);
     simh_expected_vector_renormalised(M2, 3072, "the same text", 13, 3072, full);
     simh_assert_vector(simh_get(a, "embedding.values"), full, 3072);
     json_object_put(a);
@@ -98,10 +98,10 @@ Test(model2, task_fields_ignored_and_counted)
     json_object_put(plain);
     json_object_put(task);
     json_object_put(prefixed);
-    json_object *q = embed(EMBED1, M1, "what is a cat?", ",\"taskType\":\"RETRIEVAL_QUERY\"", 64,
-                           200);
-    json_object *d = embed(EMBED1, M1, "what is a cat?", ",\"taskType\":\"RETRIEVAL_DOCUMENT\"",
-                           64, 200);
+    json_object *q =
+        embed(EMBED1, M1, "what is a cat?", ",\"taskType\":\"RETRIEVAL_QUERY\"", 64, 200);
+    json_object *d =
+        embed(EMBED1, M1, "what is a cat?", ",\"taskType\":\"RETRIEVAL_DOCUMENT\"", 64, 200);
     cr_assert_str_neq(json_object_to_json_string(simh_get(q, "embedding.values")),
                       json_object_to_json_string(simh_get(d, "embedding.values")));
     cr_assert_eq(simh_stat(&sim, "task_fields_ignored"), 1, "001 uses its fields");
@@ -195,8 +195,8 @@ static char *words(int n)
 Test(model2, token_limit_and_truncation)
 {
     char *ok = words(8192), *over = words(8193), *body = malloc(64 * 1024);
-    snprintf(body, 64 * 1024, "{\"content\":{\"parts\":[{\"text\":\"%s\"}]},\"outputDimensionality\":8}",
-             ok);
+    snprintf(body, 64 * 1024,
+             "{\"content\":{\"parts\":[{\"text\":\"%s\"}]},\"outputDimensionality\":8}", ok);
     json_object *o = simh_call(&sim, "POST", EMBED2, body, 200);
     cr_assert_eq(json_object_get_int(simh_get(o, "usageMetadata.promptTokenCount")), 8192);
     json_object_put(o);

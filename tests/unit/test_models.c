@@ -106,9 +106,9 @@ Test(models, prompt_heads)
     const struct model_facts *b = models_find(M2);
     char out[128];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        size_t n = models_prompt_head(b, cases[i].task, cases[i].title,
-                                      cases[i].title ? strlen(cases[i].title) : 0, out,
-                                      sizeof(out));
+        size_t n =
+            models_prompt_head(b, cases[i].task, cases[i].title,
+                               cases[i].title ? strlen(cases[i].title) : 0, out, sizeof(out));
         cr_assert_str_eq(out, cases[i].head, "case %zu", i);
         cr_assert_eq(n, strlen(cases[i].head));
     }
