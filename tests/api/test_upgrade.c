@@ -42,15 +42,18 @@ static void old_vector(int seq, float v[DIMS])
         v[k] = (float)((k % 7) - 3) / (float)(seq + 2) + (float)k * 0.0001f;
 }
 
+/* The vector as an SQL bytea literal; out holds at least 2 * DIMS * 4 + 8 bytes. */
 static void hex_vector(int seq, char *out)
 {
     float v[DIMS];
     old_vector(seq, v);
     const unsigned char *b = (const unsigned char *)v;
-    char *p = out + sprintf(out, "'\\x");
+    static const char hx[] = "0123456789abcdef";
+    size_t n = 0;
+    out[n++] = '\'', out[n++] = '\\', out[n++] = 'x';
     for (size_t i = 0; i < sizeof(v); i++)
-        p += sprintf(p, "%02x", b[i]);
-    strcpy(p, "'");
+        out[n++] = hx[b[i] >> 4], out[n++] = hx[b[i] & 15];
+    out[n++] = '\'', out[n] = '\0';
 }
 
 /* Schema 3 from migrations/, then rows as the version of schema 3 wrote them. */
@@ -58,8 +61,8 @@ static void old_database(struct dbh *db)
 {
     const char *src = getenv("EMBEDD_SOURCE_DIR");
     cr_assert(src, "EMBEDD_SOURCE_DIR is not set");
-    static const char *const files[OLD_SCHEMA] = {
-        "0001_api_keys.sql", "0002_jobs.sql", "0003_claims_and_files.sql"};
+    static const char *const files[OLD_SCHEMA] = {"0001_api_keys.sql", "0002_jobs.sql",
+                                                  "0003_claims_and_files.sql"};
     sql(db, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())");
     for (int i = 0; i < OLD_SCHEMA; i++) {
@@ -133,8 +136,8 @@ static void start(void)
     static char flags[2][256];
     snprintf(flags[0], sizeof(flags[0]), "--gemini-base-url=%s", sim.base);
     snprintf(flags[1], sizeof(flags[1]), "--gemini-api-key=%s", SIMH_KEY);
-    const char *argv[] = {flags[0],           flags[1],           "--poll-min-ms=20",
-                          "--poll-max-ms=200", "--sync-max-texts=0", NULL};
+    const char *argv[] = {
+        flags[0], flags[1], "--poll-min-ms=20", "--poll-max-ms=200", "--sync-max-texts=0", NULL};
     svch_start_prepared(&svc, argv, old_database);
 }
 
@@ -216,8 +219,8 @@ Test(upgrade, work_from_before_the_upgrade_goes_on)
     res = simh_get(j, "results");
     cr_assert_eq(json_object_array_length(res), 5);
     for (size_t i = 0; i < 5; i++)
-        cr_assert_eq(json_object_array_length(json_object_object_get(
-                         json_object_array_get_idx(res, i), "embedding")),
+        cr_assert_eq(json_object_array_length(
+                         json_object_object_get(json_object_array_get_idx(res, i), "embedding")),
                      DIMS);
     json_object_put(j);
 
