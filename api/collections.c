@@ -8,6 +8,7 @@
 #include "jsonv.h"
 #include "log.h"
 #include "store/collections.h"
+#include "search/search.h"
 #include "store/db.h"
 #include "util/jsonw.h"
 
@@ -278,6 +279,7 @@ void api_collections_delete(void *appv, struct http_req *req, struct http_resp *
     } else if (r != JOBS_OK) {
         api_db_failed(req, resp, err);
     } else {
+        search_forget(app->search, req->params[0]);
         resp->status = 204;
         resp->content_type = "application/json";
     }
