@@ -280,14 +280,16 @@ Test(upsert_crash, kill9_during_upserts_leaves_one_complete_version_each)
     long chunks = 0;
     for (int r = 0; r < PQntuples(res); r++) {
         const char *doc = PQgetvalue(res, r, 0);
-        int slot = atoi(doc + 1);
+        int slot = (int)strtol(doc + 1, NULL, 10);
         cr_assert(slot >= 0 && slot < c.used && c.rev[slot] > 0, "%s should not exist", doc);
         cr_assert_str_eq(PQgetvalue(res, r, 2), "t", "%s: a next version left over", doc);
         cr_assert_str_eq(PQgetvalue(res, r, 3), "t", "%s: an error left", doc);
-        cr_assert_eq(atoi(PQgetvalue(res, r, 4)), c.rev[slot], "%s: the latest revision", doc);
+        cr_assert_eq((int)strtol(PQgetvalue(res, r, 4), NULL, 10), c.rev[slot],
+                     "%s: the latest revision", doc);
         cr_assert_str_eq(PQgetvalue(res, r, 5), "t", "%s: incomplete current version", doc);
-        int n = atoi(PQgetvalue(res, r, 6));
-        cr_assert_eq(atoi(PQgetvalue(res, r, 7)), n, "%s: a chunk without its vector", doc);
+        int n = (int)strtol(PQgetvalue(res, r, 6), NULL, 10);
+        cr_assert_eq((int)strtol(PQgetvalue(res, r, 7), NULL, 10), n,
+                     "%s: a chunk without its vector", doc);
         char want[64];
         snprintf(want, sizeof(want), "U%d-%d-0", c.rev[slot], slot);
         cr_assert(strncmp(PQgetvalue(res, r, 8), want, strlen(want)) == 0,
