@@ -302,7 +302,7 @@ Test(upsert_crash, kill9_during_upserts_leaves_one_complete_version_each)
                  0, "no half-switched or never-current document row");
 
     /* the collection's vectors are its current documents' chunks */
-    char path[160];
+    char path[256];
     snprintf(path, sizeof(path), "/v1/collections/%s", coll);
     json_object *cj = rel_api(&R, 0, "GET", path, NULL, 200, NULL);
     cr_assert_eq(json_object_get_int(simh_get(cj, "documents.current")), present);
