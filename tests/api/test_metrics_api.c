@@ -5,7 +5,9 @@
  * (chunks sent, results, tokens and dollars, reuse, Google calls, claims,
  * HTTP requests by route and status), histograms are well formed, and
  * `promtool check metrics` accepts a scrape (a missing promtool fails the
- * test: scripts/deps.sh installs it).
+ * test: scripts/deps.sh installs it). And the ETA of GET /v1/jobs/{id}:
+ * null before anything finished and once the job has, present and sane while
+ * batches are in flight, from the job's own batches or from recent jobs.
  */
 #include "harness.h"
 #include "svch.h"
@@ -391,4 +393,129 @@ Test(metrics, values_move_with_the_work_and_match_the_database, .init = start_me
     cr_assert_geq(check_histograms(m), 8);
     promtool_check(m);
     free(m);
+}
+
+/* ---- ETA ---- */
+
+static void start_eta(void)
+{
+    /* each batch takes 1.6 s at the simulator: windows to look at the ETA */
+    static const char *const f[] = {"--pending-ms=800", "--running-ms=800", NULL};
+    start_both(f, NULL);
+}
+
+static time_t parse_utc(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    char z = 0;
+    cr_assert(strlen(s) == 20 &&
+                  sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                         &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z) == 7 &&
+                  z == 'Z',
+              "at is not an RFC 3339 UTC time: %s", s);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return timegm(&tm);
+}
+
+/* eta of a job representation: null, or sane; returns its source or NULL. */
+static const char *check_eta(json_object *job)
+{
+    json_object *eta = NULL;
+    cr_assert(json_object_object_get_ex(job, "eta", &eta), "no eta member");
+    const char *state = simh_str(job, "state");
+    int done = json_object_get_int(simh_get(job, "stats.batches.succeeded"));
+    if (strcmp(state, "pending") && strcmp(state, "running")) {
+        cr_assert_null(eta, "a finished job has no ETA");
+        return NULL;
+    }
+    if (!eta)
+        return NULL;
+    time_t now = time(NULL);
+    int64_t secs = json_object_get_int64(simh_get(eta, "seconds"));
+    cr_assert(secs > 0 && secs < 600, "eta.seconds %lld", (long long)secs);
+    time_t at = parse_utc(simh_str(eta, "at"));
+    cr_assert(llabs((long long)(at - (now + secs))) <= 3, "at %s is not now + %lld s",
+              simh_str(eta, "at"), (long long)secs);
+    json_object *c = simh_get(job, "stats.chunks");
+    int remaining =
+        json_object_get_int(simh_get(c, "pending")) + json_object_get_int(simh_get(c, "in_flight"));
+    cr_assert_eq(json_object_get_int(simh_get(eta, "basis.remaining_chunks")), remaining);
+    cr_assert_gt(json_object_get_double(simh_get(eta, "basis.batch_seconds")), 0);
+    const char *source = simh_str(eta, "basis.source");
+    /* the estimate's inputs are read just after the job's row: they may be a
+     * batch newer than its stats */
+    if (strcmp(source, "job") == 0)
+        cr_assert_geq(json_object_get_int(simh_get(eta, "basis.batches_observed")),
+                      done > 0 ? done : 1);
+    else
+        cr_assert_str_eq(source, "recent_jobs");
+    return source;
+}
+
+/* Run a job to its end, checking its ETA all along; counts the sources seen. */
+static void watch_job(const char *tag, bool first, int *own, int *recent)
+{
+    char *body = job_body(12, tag);
+    json_object *o = api("POST", "/v1/jobs", body, 202);
+    free(body);
+    cr_assert_null(check_eta(o), "nothing to estimate at creation");
+    char id[64], path[96];
+    snprintf(id, sizeof(id), "%s", simh_str(o, "id"));
+    json_object_put(o);
+    snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+    bool listed = false;
+    int64_t deadline = simh_ms() + 90000;
+    for (;;) {
+        json_object *job = api("GET", path, NULL, 200);
+        const char *source = check_eta(job);
+        int done = json_object_get_int(simh_get(job, "stats.batches.succeeded"));
+        if (first && done == 0 && source) /* unless a batch came back since the row was read */
+            cr_assert_str_eq(source, "job", "no batch finished anywhere yet: no ETA");
+        if (source && strcmp(source, "job") == 0)
+            (*own)++;
+        if (source && strcmp(source, "recent_jobs") == 0)
+            (*recent)++;
+        if (source && !listed) { /* the list shows it too */
+            json_object *l = api("GET", "/v1/jobs?state=running", NULL, 200);
+            json_object *jobs = simh_get(l, "jobs");
+            for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+                json_object *j = json_object_array_get_idx(jobs, i);
+                if (strcmp(simh_str(j, "id"), id) == 0 &&
+                    strcmp(simh_str(j, "state"), "running") == 0) {
+                    cr_assert(check_eta(j), "a running job's ETA in the list");
+                    listed = true;
+                }
+            }
+            json_object_put(l);
+        }
+        bool over =
+            strcmp(simh_str(job, "state"), "running") && strcmp(simh_str(job, "state"), "pending");
+        if (over)
+            cr_assert_str_eq(simh_str(job, "state"), "succeeded");
+        json_object_put(job);
+        if (over)
+            break;
+        cr_assert(simh_ms() < deadline, "job %s did not finish in time", id);
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(listed, "the list showed the job's ETA");
+}
+
+Test(metrics, eta_while_batches_are_in_flight, .init = start_eta)
+{
+    int own = 0, recent = 0;
+    /* three batches one after the other: the first has nothing to go on until
+     * its first batch is back, then its own batches */
+    watch_job("first", true, &own, &recent);
+    cr_assert_gt(own, 0, "the ETA came from the job's own batches");
+    cr_assert_eq(recent, 0, "no recent job to go by");
+    /* the next job of the same key and model goes by the first one until its
+     * own first batch is back */
+    own = recent = 0;
+    watch_job("second", false, &own, &recent);
+    cr_assert_gt(recent, 0, "the ETA came from the recent job");
+    cr_assert_gt(own, 0, "then from the job's own batches");
 }
