@@ -22,6 +22,17 @@
 
 extern const struct http_route api_routes[];
 extern const size_t api_routes_count;
+/* The routes of the metrics listener (--metrics-listen): GET /metrics. */
+extern const struct http_route api_metrics_routes[];
+extern const size_t api_metrics_routes_count;
+
+/* GET /metrics: Prometheus text (metrics.c). */
+void api_metrics(void *app, struct http_req *req, struct http_resp *resp);
+/* Name both route tables for the HTTP request metrics; once, before a server
+ * starts. */
+void api_metrics_init(void);
+/* http_server_opts.observe: count a request by route and status, and its time. */
+void api_metrics_observe(void *app, const struct http_route *rt, int status, double seconds);
 
 /* Borrow a database connection; when none can be had, log why and answer
  * 503 database_unavailable with Retry-After, and return NULL. */

@@ -30,3 +30,11 @@ const struct http_route api_routes[] = {
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
+
+/* The metrics listener's own table (--metrics-listen): no authentication; it
+ * is meant for an address only the scraper reaches (README, Metrics). */
+const struct http_route api_metrics_routes[] = {
+    {"GET", "/metrics", api_metrics, 0, NULL},
+};
+
+const size_t api_metrics_routes_count = sizeof(api_metrics_routes) / sizeof(api_metrics_routes[0]);

@@ -63,6 +63,8 @@ struct req_state {
     bool sfailed;              /* data returned false: drop the rest of the body */
     bool begun;                /* on_access has seen the head */
     char *raw_path;            /* owned: the path as sent (see http_req.raw_path) */
+    int status;                /* of the response queued; 0 until then */
+    const struct http_route *route; /* the request's route, for observe (NULL: none) */
 };
 
 /* MHD_OPTION_URI_LOG_CALLBACK: the first sight of a request, before
@@ -411,6 +413,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             /* answered before the body, which is not read: the connection closes */
             http_resp_header(&bad, MHD_HTTP_HEADER_CONNECTION, "close");
             log_debug("request %s %s %s -> %d (bad head)", st->req.id, method, url, bad.status);
+            st->status = bad.status;
             enum MHD_Result ret = send_resp(s, c, &st->req, &bad);
             buf_cleanup(&bad.body);
             return ret;
@@ -445,6 +448,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     dispatch(s, st, &resp);
     log_context_request(NULL);
     int status = resp.status;
+    st->status = status;
+    if (s->o.observe)
+        st->route = http_route_of(s->o.routes, s->o.n_routes, method,
+                                  st->req.raw_path ? st->req.raw_path : url);
     enum MHD_Result ret = send_resp(s, c, &st->req, &resp);
     buf_cleanup(&resp.body);
     free_refusal(st);
@@ -561,6 +568,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                   mono_ms() +
                       ((int64_t)s->o.connection_timeout_s + (int64_t)s->o.header_timeout_s) * 1000);
     if (st) {
+        if (st->status && s->o.observe)
+            s->o.observe(s->o.app, st->route, st->status, (double)(now_ns() - st->start_ns) / 1e9);
         if (st->sstate) /* the client went away before the end of its body */
             st->sops->abort(st->sstate);
         free_refusal(st);

@@ -175,7 +175,8 @@ static int cmd_keys(const struct config *cfg, int argc, char **argv)
     return 0;
 }
 
-static bool write_port_file(const char *path, int port)
+/* The HTTP port, and the metrics port on a second line when there is one. */
+static bool write_port_file(const char *path, int port, int metrics_port)
 {
     char tmp[600];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -183,6 +184,8 @@ static bool write_port_file(const char *path, int port)
     if (!f)
         return false;
     fprintf(f, "%d\n", port);
+    if (metrics_port > 0)
+        fprintf(f, "%d\n", metrics_port);
     return fclose(f) == 0 && rename(tmp, path) == 0;
 }
 
@@ -284,10 +287,32 @@ static int cmd_serve(const struct config *cfg)
         .auth = api_authenticate,
         .auth_prefix = "/v1/",
         .app = &app,
+        .observe = api_metrics_observe,
     };
+    api_metrics_init();
+    /* GET /metrics on an address of its own, without authentication (README,
+     * Metrics): one thread, a few connections, never behind the API's limits */
+    struct http_server_opts mo = o;
+    mo.listen = cfg->metrics_listen;
+    mo.threads = 1;
+    mo.connection_limit = 16;
+    mo.per_ip_connection_limit = 0;
+    mo.routes = api_metrics_routes;
+    mo.n_routes = api_metrics_routes_count;
+    mo.auth = NULL;
+    mo.auth_prefix = NULL;
+    struct http_server *msrv = NULL;
+    if (cfg->metrics_listen[0] && !(msrv = http_server_start(&mo, err, sizeof(err)))) {
+        log_error("metrics: %s", err);
+        search_engine_free(app.search);
+        db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
     struct http_server *srv = http_server_start(&o, err, sizeof(err));
     if (!srv) {
         log_error("%s", err);
+        http_server_stop(msrv);
         search_engine_free(app.search);
         db_pool_free(app.db);
         gem_global_cleanup();
@@ -299,6 +324,7 @@ static int cmd_serve(const struct config *cfg)
     } else if (!(workers = worker_pool_start(cfg, app.db, err, sizeof(err)))) {
         log_error("%s", err);
         http_server_stop(srv);
+        http_server_stop(msrv);
         search_engine_free(app.search);
         db_pool_free(app.db);
         gem_global_cleanup();
@@ -306,8 +332,12 @@ static int cmd_serve(const struct config *cfg)
     }
     int port = http_server_port(srv);
     log_info("listening on %.*s:%d", (int)strcspn(cfg->listen, ":"), cfg->listen, port);
+    int metrics_port = msrv ? http_server_port(msrv) : 0;
+    if (msrv)
+        log_info("metrics on %.*s:%d/metrics", (int)strcspn(cfg->metrics_listen, ":"),
+                 cfg->metrics_listen, metrics_port);
     int rc = 0;
-    if (cfg->port_file[0] && !write_port_file(cfg->port_file, port)) {
+    if (cfg->port_file[0] && !write_port_file(cfg->port_file, port, metrics_port)) {
         log_error("could not write port file \"%s\" (errno %d)", cfg->port_file, errno);
         rc = 1;
     }
@@ -332,6 +362,7 @@ static int cmd_serve(const struct config *cfg)
     int64_t spent = mono_ms() - t0;
     int handed = worker_pool_stop(workers, cfg->shutdown_deadline_ms - spent);
     http_server_stop(srv);
+    http_server_stop(msrv); /* scrapes see the drain to its end */
     search_engine_free(app.search);
     db_pool_free(app.db);
     gem_global_cleanup();

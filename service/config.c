@@ -35,6 +35,10 @@ static const struct setting settings[] = {
     {"gemini-api-version", "GEMINI_API_VERSION", STR(gemini_api_version), "v1beta", false,
      "Gemini API version path segment (v1beta or v1)"},
     {"listen", "EMBEDD_LISTEN", STR(listen), "127.0.0.1:8080", false, "HTTP listen address"},
+    {"metrics-listen", "EMBEDD_METRICS_LISTEN", STR(metrics_listen), "", false,
+     "serve GET /metrics (Prometheus text, no authentication) on this host:port, apart from the "
+     "API, for an address only the scraper reaches (empty: not served; port 0 picks one, written "
+     "on the port file's second line)"},
     {"workers", "EMBEDD_WORKERS", INT(workers), 1, 256, "4", false, "worker threads"},
     {"http-threads", "EMBEDD_HTTP_THREADS", INT(http_threads), 1, 256, "2", false,
      "HTTP server threads"},
@@ -122,7 +126,8 @@ static const struct setting settings[] = {
     {"log-format", "EMBEDD_LOG_FORMAT", STR(log_format), "text", false,
      "text, or json: one object per line with time, level, message, request_id and job_id"},
     {"port-file", "EMBEDD_PORT_FILE", STR(port_file), "", false,
-     "write the bound HTTP port to this file once listening (for port 0)"},
+     "write the bound HTTP port to this file once listening (for port 0); with metrics-listen, "
+     "the metrics port follows on a second line"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

@@ -18,7 +18,8 @@ struct config {
     char gemini_api_key[256];
     char gemini_base_url[512];
     char gemini_api_version[16];
-    char listen[128]; /* host:port */
+    char listen[128];         /* host:port */
+    char metrics_listen[128]; /* host:port of GET /metrics; "" none */
     int64_t workers;
     int64_t http_threads;
     int64_t db_pool_size;

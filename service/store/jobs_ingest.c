@@ -4,6 +4,7 @@
 
 #include "chunker/chunker.h"
 #include "store/collections.h"
+#include "store/counters.h"
 #include "store/db.h"
 #include "store/identity.h"
 #include "store/pgarray.h"
@@ -856,6 +857,7 @@ bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], cha
         jobs_ingest_abort(in);
         return false;
     }
+    store_count_reused(in->model, reused, reused_tokens);
     memcpy(id_out, in->id, JOB_ID_LEN + 1);
     ingest_free(in);
     return true;
