@@ -186,7 +186,7 @@ static void read_row(const PGresult *r, int i, struct job_row *j, int64_t *creat
     "         coalesce(sum(n_chunks) FILTER (WHERE gemini_name IS NOT NULL"                        \
     "           OR state = 'succeeded'), 0) AS t"                                                  \
     "         FROM batches WHERE batches.job_id = jobs.id GROUP BY state) x)"
-#define BATCH_SUMMARY_COL 32
+#define BATCH_SUMMARY_COL 33 /* after JOB_COLUMNS */
 
 /* The next space- or comma-terminated decimal number of s, advancing s. */
 static long long summary_num(const char **s)

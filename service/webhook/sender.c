@@ -15,6 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+/* How long an attempt waits for a connection to record itself; the claim's
+ * lease covers it (past it the delivery is due again: at least once). */
+#define RECORD_WAIT_MS 4000
+
 struct wh_thread {
     struct wh_sender *s;
     pthread_t thread;
@@ -133,7 +137,7 @@ static void attempt(struct wh_thread *t, struct wh_delivery *d)
     }
     memset(sig, 0, sizeof(sig));
     char err[512];
-    PGconn *c = db_pool_acquire(s->db, 5000, err, sizeof(err));
+    PGconn *c = db_pool_acquire(s->db, RECORD_WAIT_MS, err, sizeof(err));
     if (!c) {
         log_warn("webhook %s: could not record the attempt (%s); it is tried again later",
                  d->msg_id, err);
@@ -182,8 +186,9 @@ static bool step(struct wh_thread *t)
         return false;
     struct wh_delivery d;
     bool found = false;
-    /* the lease: the attempt's timeout, and room to record it */
-    bool ok = wh_claim(c, s->cfg->webhook_timeout_ms + 10000, &d, &found, err, sizeof(err));
+    /* the lease: the attempt's timeout, and room to record it (RECORD_WAIT_MS) */
+    bool ok = wh_claim(c, s->cfg->webhook_timeout_ms + RECORD_WAIT_MS + 1000, &d, &found, err,
+                       sizeof(err));
     db_pool_release(s->db, c);
     if (!ok) {
         log_warn("webhook sender: %s", err);
