@@ -66,10 +66,12 @@ void api_job_created(struct http_req *req, struct http_resp *resp, const struct 
 /* Begin the ingest of a job with options r on c: a job into a collection
  * takes the collection's space for the settings r did not name (409
  * space_mismatch for those that differ) and checks its deletes (422
- * document_not_found). NULL with e filled; e->status 0: a database failure
- * (e->detail: the log message). */
-struct jobs_ingest *api_job_begin(PGconn *c, int64_t key_id, const struct job_request *r,
-                                  struct job_req_error *e);
+ * document_not_found); a webhook_url must pass the address settings (422
+ * webhook_url_refused) and the key must have a webhook secret (422
+ * webhook_secret_missing). NULL with e filled; e->status 0: a database
+ * failure (e->detail: the log message). */
+struct jobs_ingest *api_job_begin(const struct config *cfg, PGconn *c, int64_t key_id,
+                                  const struct job_request *r, struct job_req_error *e);
 /* The error of jobs_ingest_add's result r for document index (first: the
  * earlier document with its id): duplicate_id, deleted_and_upserted, or a
  * database failure (status 0, detail err). Returns false. */
@@ -110,6 +112,9 @@ void api_jobs_delete(void *app, struct http_req *req, struct http_resp *resp);
 /* GET /v1/jobs/{id}/results: paged JSON, or every result streamed as NDJSON
  * (Accept: application/x-ndjson). */
 void api_jobs_results(void *app, struct http_req *req, struct http_resp *resp);
+
+/* GET /v1/jobs/{id}/webhooks: the job's webhook deliveries with their attempts. */
+void api_jobs_webhooks(void *app, struct http_req *req, struct http_resp *resp);
 
 /* Token counts behind a cost report. */
 struct api_tokens {

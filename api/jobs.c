@@ -101,7 +101,9 @@ static bool put_job(struct buf *b, const struct job_row *j, const struct job_eta
                     (long long)j->google_batches, (long long)j->texts_sent) &&
          buf_printf(b, "\"token_estimate\":%lld}", (long long)j->token_estimate) &&
          buf_puts(b, ",\"collection\":") &&
-         jsonw_cstr(b, j->collection_id[0] ? j->collection_id : NULL);
+         jsonw_cstr(b, j->collection_id[0] ? j->collection_id : NULL) &&
+         buf_puts(b, ",\"webhook_url\":") &&
+         jsonw_cstr(b, j->webhook_url[0] ? j->webhook_url : NULL);
     /* what a collection job did with its documents */
     if (ok && j->collection_id[0])
         ok = buf_printf(b,
@@ -227,7 +229,7 @@ static bool nd_options(struct ndjson *nd, struct http_req *req, const char *p, s
         return nd_fail(nd, 503, "database_unavailable", NULL,
                        "the database is unreachable; retry later");
     }
-    nd->in = api_job_begin(nd->c, req->key_id, &nd->opts, &e);
+    nd->in = api_job_begin(nd->app->cfg, nd->c, req->key_id, &nd->opts, &e);
     if (!nd->in)
         return e.status ? nd_fail(nd, e.status, e.code, e.pointer[0] ? e.pointer : NULL,
                                   "%s (line 1)", e.detail)

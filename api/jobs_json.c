@@ -95,7 +95,7 @@ static void on_documents(void *cls, const struct job_request *opts)
         return;
     }
     struct job_req_error e;
-    j->in = api_job_begin(j->c, j->key_id, opts, &e);
+    j->in = api_job_begin(j->app->cfg, j->c, j->key_id, opts, &e);
     if (!j->in) { /* tried again from the spool at the end, which answers the error */
         if (!e.status)
             log_warn("request %s: %s", j->req_id, e.detail);
@@ -216,7 +216,7 @@ static bool replay(struct json_job *j, struct http_req *req, struct http_resp *r
     if (!j->c && !(j->c = api_db_or_503(j->app, req, resp)))
         return false;
     struct job_req_error e;
-    j->in = api_job_begin(j->c, j->key_id, opts, &e);
+    j->in = api_job_begin(j->app->cfg, j->c, j->key_id, opts, &e);
     if (!j->in) {
         if (e.status)
             http_problem(resp, req, e.status, e.code, e.pointer[0] ? e.pointer : NULL, "%s",

@@ -10,11 +10,13 @@
 #include "store/db.h"
 #include "gemini/client.h"
 #include "healthcheck.h"
+#include "keys_webhook.h"
 #include "server.h"
 #include "store/keys.h"
 #include "log.h"
 #include "models.h"
 #include "store/migrate.h"
+#include "webhook/sender.h"
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -40,9 +42,16 @@ static void usage(FILE *f)
             "commands:\n"
             "  migrate                  apply the database migrations (idempotent; safe when\n"
             "                           several replicas run it at once)\n"
-            "  keys create --name NAME  create an API key; prints it once (stored hashed)\n"
+            "  keys create --name NAME  create an API key; prints it once (stored hashed), then\n"
+            "                           its webhook signing secret (whsec_...) on a second line\n"
             "  keys list                every key: id, prefix, created, last used, revoked\n"
             "  keys revoke ID           revoke a key (replicas refuse it within --key-cache-ms)\n"
+            "  keys webhook ID [URL | --clear]\n"
+            "                           show, set or clear the key's default webhook URL (for\n"
+            "                           jobs without their own webhook_url)\n"
+            "  keys rotate-webhook-secret ID\n"
+            "                           a new webhook secret, printed once; the old one signs\n"
+            "                           too for --webhook-secret-grace-s\n"
             "  serve                    migrate, then serve HTTP until SIGTERM or SIGINT\n"
             "  healthcheck [--ready] [--path PATH] [--timeout-ms N]\n"
             "                           GET /healthz (--ready: /readyz) on the listen\n"
@@ -137,9 +146,14 @@ static int cmd_keys(const struct config *cfg, int argc, char **argv)
         return keys_list_cmd(cfg);
     if (argc == 2 && strcmp(argv[0], "revoke") == 0)
         return keys_revoke_cmd(cfg, argv[1]);
+    if (argc >= 1 && strcmp(argv[0], "webhook") == 0)
+        return keys_webhook_cmd(cfg, argc - 1, argv + 1);
+    if (argc == 2 && strcmp(argv[0], "rotate-webhook-secret") == 0)
+        return keys_rotate_cmd(cfg, argv[1]);
     if (argc < 1 || strcmp(argv[0], "create") != 0) {
         fprintf(stderr, "embedd: usage: embedd keys create --name NAME | keys list |"
-                        " keys revoke ID\n");
+                        " keys revoke ID | keys webhook ID [URL | --clear] |"
+                        " keys rotate-webhook-secret ID\n");
         return 2;
     }
     for (int i = 1; i < argc; i++) {
@@ -156,22 +170,31 @@ static int cmd_keys(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "embedd: keys create needs --name NAME (1 to 200 characters)\n");
         return 2;
     }
-    char err[768], key[KEY_LEN + 1];
+    char err[768], key[KEY_LEN + 1], secret[WH_SECRET_TEXT_LEN];
     int64_t id = 0;
     PGconn *c = db_connect(cfg->database_url, err, sizeof(err));
     if (!c) {
         log_error("%s", err);
         return 1;
     }
-    bool ok = keys_create(c, name, key, &id, err, sizeof(err));
+    /* the key and its webhook signing secret, both or neither */
+    bool ok =
+        db_exec(c, "BEGIN", err, sizeof(err)) && keys_create(c, name, key, &id, err, sizeof(err));
+    if (ok && !keys_webhook_new_secret(cfg, c, id, secret)) {
+        snprintf(err, sizeof(err), "the key was not created");
+        ok = false;
+    }
+    ok = ok && db_exec(c, "COMMIT", err, sizeof(err));
     PQfinish(c);
     if (!ok) {
         log_error("%s", err);
         return 1;
     }
-    log_info("created API key %lld (\"%s\"); it is shown once", (long long)id, name);
-    printf("%s\n", key);
+    log_info("created API key %lld (\"%s\") and its webhook signing secret; each is shown once",
+             (long long)id, name);
+    printf("%s\n%s\n", key, secret);
     memset(key, 0, sizeof(key));
+    memset(secret, 0, sizeof(secret));
     return 0;
 }
 
@@ -250,8 +273,9 @@ static int cmd_serve(const struct config *cfg)
         log_error("could not initialise libcurl");
         return 1;
     }
-    size_t pool = cfg->db_pool_size ? (size_t)cfg->db_pool_size
-                                    : (size_t)(cfg->http_threads + cfg->workers + 2);
+    size_t pool = cfg->db_pool_size
+                      ? (size_t)cfg->db_pool_size
+                      : (size_t)(cfg->http_threads + cfg->workers + cfg->webhook_threads + 2);
     raise_file_limit(cfg, pool);
     struct app app = {
         .cfg = cfg, .db = db_pool_new(cfg->database_url, pool), .db_timeout_ms = 5000};
@@ -330,6 +354,17 @@ static int cmd_serve(const struct config *cfg)
         gem_global_cleanup();
         return 1;
     }
+    /* webhooks are delivered with or without Google: a cancelled job is announced too */
+    struct wh_sender *hooks = wh_sender_start(cfg, app.db, err, sizeof(err));
+    if (!hooks) {
+        log_error("%s", err);
+        worker_pool_stop(workers, cfg->shutdown_deadline_ms);
+        http_server_stop(srv);
+        search_engine_free(app.search);
+        db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
     int port = http_server_port(srv);
     log_info("listening on %.*s:%d", (int)strcspn(cfg->listen, ":"), cfg->listen, port);
     int metrics_port = msrv ? http_server_port(msrv) : 0;
@@ -354,6 +389,7 @@ static int cmd_serve(const struct config *cfg)
     int64_t t0 = mono_ms();
     atomic_store(&app.stopping, true);
     worker_pool_request_stop(workers); /* no new work is claimed from here on */
+    wh_sender_request_stop(hooks);
     /* stop accepting and answer what is in flight, while the workers finish
      * their steps at the same time */
     int left = http_server_drain(srv, cfg->shutdown_deadline_ms * 3 / 5);
@@ -361,6 +397,7 @@ static int cmd_serve(const struct config *cfg)
         log_warn("shutdown: %d request(s) still in flight", left);
     int64_t spent = mono_ms() - t0;
     int handed = worker_pool_stop(workers, cfg->shutdown_deadline_ms - spent);
+    wh_sender_stop(hooks, cfg->shutdown_deadline_ms - (mono_ms() - t0));
     http_server_stop(srv);
     http_server_stop(msrv); /* scrapes see the drain to its end */
     search_engine_free(app.search);

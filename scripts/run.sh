@@ -57,7 +57,7 @@ rm -f .run/embedd.port
 pids+=($!)
 wait_file .run/embedd.port || { tail -20 .run/embedd.log >&2; exit 1; }
 base="http://127.0.0.1:$(cat .run/embedd.port)"
-key=$("$embedd" keys create --name demo 2>>.run/embedd.log)
+key=$("$embedd" keys create --name demo 2>>.run/embedd.log | head -n1)  # line 2: its webhook secret
 echo "==> embedd serving at $base (log: .run/embedd.log)"
 
 api() { curl -sS -H "Authorization: Bearer $key" -H 'Content-Type: application/json' "$@"; }

@@ -472,6 +472,21 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
     return in;
 }
 
+bool jobs_ingest_webhook(struct jobs_ingest *in, const char *url, int degraded_below,
+                         int degraded_min, char *err, size_t errlen)
+{
+    if (!url && degraded_below <= 0)
+        return true;
+    char below[16], dmin[16];
+    snprintf(below, sizeof(below), "%d", degraded_below);
+    snprintf(dmin, sizeof(dmin), "%d", degraded_min);
+    const char *v[4] = {in->id, url, degraded_below > 0 ? below : NULL, dmin};
+    return exec_params(in->c,
+                       "UPDATE jobs SET webhook_url = $2, webhook_degraded_below = $3,"
+                       " webhook_degraded_min = $4 WHERE id = $1",
+                       4, v, "could not store the job's webhook", err, errlen);
+}
+
 size_t jobs_ingest_documents(const struct jobs_ingest *in)
 {
     return in->n_docs;

@@ -72,6 +72,12 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
  * can only be aborted then). A no-op for a job outside collections. */
 enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *ids, size_t n,
                                     size_t *missing, char *err, size_t errlen) SVC_MUSTCHECK;
+/* The job's webhook (before finish): its own URL (NULL: its key's default
+ * when an event happens) and the job.degraded threshold, percent of
+ * finished chunks succeeded (0: never), with the finished chunks needed
+ * first. */
+bool jobs_ingest_webhook(struct jobs_ingest *in, const char *url, int degraded_below,
+                         int degraded_min, char *err, size_t errlen) SVC_MUSTCHECK;
 /* Documents added so far. */
 size_t jobs_ingest_documents(const struct jobs_ingest *in);
 /* The new job's id (committed by jobs_ingest_finish). */
