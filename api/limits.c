@@ -32,8 +32,7 @@ bool api_key_admit(struct app *app, struct http_req *req, struct http_resp *resp
     if (burst <= 0)
         burst = rps;
     int64_t retry_ms = 0;
-    if (ratelimit_take(app->limiter, req->key_id, (double)rps, (double)burst, mono_ns(),
-                       &retry_ms))
+    if (ratelimit_take(app->limiter, req->key_id, (double)rps, (double)burst, mono_ns(), &retry_ms))
         return true;
     char ra[24];
     snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000)); /* whole seconds */

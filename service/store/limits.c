@@ -42,10 +42,9 @@ bool limits_pending_locked(PGconn *c, int64_t key_id, int64_t adding, int64_t ma
     const char *v[1] = {key};
     /* a statement of its own: the sum below then reads a snapshot taken
      * after the lock, which sees the jobs committed by its last holder */
-    PGresult *r = PQexecParams(c,
-                               "SELECT pg_advisory_xact_lock(" LIMITS_LOCK_CLASS
-                               ", ($1::bigint & 2147483647)::int)",
-                               1, NULL, v, NULL, NULL, 0);
+    PGresult *r = PQexecParams(
+        c, "SELECT pg_advisory_xact_lock(" LIMITS_LOCK_CLASS ", ($1::bigint & 2147483647)::int)", 1,
+        NULL, v, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
         db_error(r, c, "could not take the key's limit lock", err, errlen);

@@ -164,8 +164,9 @@ Test(limits, revoked_key_refused_within_key_cache_time, .init = start_revoke)
         if (!refused_at)
             nap_ms(20);
     }
-    cr_assert(refused_at, "the revoked key was still accepted %lld ms after its revocation"
-                          " (--key-cache-ms=%lld)",
+    cr_assert(refused_at,
+              "the revoked key was still accepted %lld ms after its revocation"
+              " (--key-cache-ms=%lld)",
               (long long)(simh_ms() - revoked), (long long)cache_ms);
     fprintf(stderr, "revoked key refused %lld ms after the revocation (key cache %lld ms)\n",
             (long long)(refused_at - revoked), (long long)cache_ms);
@@ -336,7 +337,8 @@ static char *job_ndjson(const char *tag, int n)
     buf_init(&b, 1 << 20);
     cr_assert(buf_puts(&b, "{\"display_name\":\"nd\"}\n"));
     for (int i = 0; i < n; i++)
-        cr_assert(buf_printf(&b, "{\"id\":\"%s%d\",\"text\":\"short text %s %d\"}\n", tag, i, tag, i));
+        cr_assert(
+            buf_printf(&b, "{\"id\":\"%s%d\",\"text\":\"short text %s %d\"}\n", tag, i, tag, i));
     return b.data;
 }
 

@@ -30,9 +30,20 @@ nothing_left() {
   pg=$(sed -n 's/^==> starting PostgreSQL (private cluster in \(.*\))$/\1/p' "$work/$2.out")
   [ -n "$pg" ] || fail "$2: no PostgreSQL folder in the output"
   [ ! -e "$pg" ] || fail "$2: $pg was not removed"
-  if pgrep -f -- "$dir/" >/dev/null || pgrep -f -- "$pg" >/dev/null; then
-    fail "$2: processes left: $(pgrep -af -- "$dir/|$pg" || true)"
-  fi
+  local left
+  left=$(procs_with "$dir/" "$pg")
+  [ -z "$left" ] || fail "$2: processes left: $left"
+}
+# the processes whose command line holds one of the strings (from /proc:
+# procps may be missing on a minimal Debian)
+procs_with() {
+  local f cmd s
+  for f in /proc/[0-9]*/cmdline; do
+    cmd=$({ tr '\0' ' ' <"$f"; } 2>/dev/null) || continue
+    for s in "$@"; do
+      case "$cmd" in *"$s"*) echo "${f%/cmdline}: $cmd" ;; esac
+    done
+  done
 }
 check_demo() {
   local out="$work/$1.out"
