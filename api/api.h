@@ -12,6 +12,7 @@
 #include "store/idempotency.h"
 #include "store/jobs.h"
 #include "store/jobs_ingest.h"
+#include "store/keys.h"
 #include "util/crypto.h"
 #include "util/buf.h"
 #include "util/compiler.h"
@@ -43,6 +44,20 @@ void api_db_failed(struct http_req *req, struct http_resp *resp, const char *err
 /* http_auth_fn: "Authorization: Bearer <key>" → req->key_id, else 401 (503
  * when the database cannot be reached). */
 bool api_authenticate(void *app, struct http_req *req, struct http_resp *resp);
+
+/* Per-key limits (limits.c). After authentication: the key's effective
+ * limits (its own, else the settings'); sets req->key_max_pending; false with
+ * a 429 rate_limited and Retry-After in resp when the key is over its
+ * requests per second in this process. */
+bool api_key_admit(struct app *app, struct http_req *req, struct http_resp *resp,
+                   const struct key_limits *lim);
+/* Before a job's body is read: false with a 429 too_many_pending_chunks when
+ * the key already has req->key_max_pending chunks or more waiting (then no
+ * job of it could be stored). Skipped when no connection is free at once. */
+bool api_pending_precheck(struct app *app, struct http_req *req, struct http_resp *resp);
+/* The 429 of a job that jobs_ingest_finish refused at the limit (lim->over). */
+void api_pending_refused(struct http_req *req, struct http_resp *resp,
+                         const struct ingest_limit *lim);
 
 /* GET /healthz: liveness; never touches the database. */
 void api_healthz(void *app, struct http_req *req, struct http_resp *resp);

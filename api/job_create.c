@@ -293,8 +293,17 @@ void api_job_commit(struct app *app, PGconn *c, struct jobs_ingest *in, struct a
         api_db_failed(req, resp, err);
         return;
     }
-    if (!jobs_ingest_finish(in, id, err, sizeof(err)) ||
-        jobs_get(c, req->key_id, id, &row, err, sizeof(err)) != JOBS_OK) {
+    /* the key's pending-chunk limit, checked last inside the transaction */
+    struct ingest_limit lim = {.max = req->key_max_pending};
+    jobs_ingest_limit(in, &lim);
+    if (!jobs_ingest_finish(in, id, err, sizeof(err))) {
+        if (lim.over)
+            api_pending_refused(req, resp, &lim);
+        else
+            api_db_failed(req, resp, err);
+        return;
+    }
+    if (jobs_get(c, req->key_id, id, &row, err, sizeof(err)) != JOBS_OK) {
         api_db_failed(req, resp, err);
         return;
     }

@@ -288,6 +288,8 @@ static void *nd_begin(void *appv, struct http_req *req, struct http_resp *resp)
                      (unsigned long long)max);
         return NULL;
     }
+    if (!api_pending_precheck(app, req, resp))
+        return NULL;
     struct ndjson *nd = calloc(1, sizeof(*nd));
     if (!nd) {
         http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");

@@ -150,6 +150,8 @@ static void *json_begin(void *appv, struct http_req *req, struct http_resp *resp
                      (unsigned long long)max);
         return NULL;
     }
+    if (!api_pending_precheck(app, req, resp))
+        return NULL;
     struct json_job *j = calloc(1, sizeof(*j));
     if (!j) {
         http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");

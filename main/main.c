@@ -11,10 +11,12 @@
 #include "gemini/client.h"
 #include "healthcheck.h"
 #include "keys_webhook.h"
+#include "keys_limits.h"
 #include "server.h"
 #include "store/keys.h"
 #include "log.h"
 #include "models.h"
+#include "ratelimit.h"
 #include "store/migrate.h"
 #include "webhook/sender.h"
 #include "worker/worker.h"
@@ -52,6 +54,10 @@ static void usage(FILE *f)
             "  keys rotate-webhook-secret ID\n"
             "                           a new webhook secret, printed once; the old one signs\n"
             "                           too for --webhook-secret-grace-s\n"
+            "  keys limits ID [--rps N] [--burst N] [--max-pending-chunks N]\n"
+            "                           a key's own limits, overriding --key-rps, --key-burst,\n"
+            "                           --key-max-pending-chunks (0: none; \"default\": the\n"
+            "                           setting's); applied within --key-cache-ms\n"
             "  serve                    migrate, then serve HTTP until SIGTERM or SIGINT\n"
             "  healthcheck [--ready] [--path PATH] [--timeout-ms N]\n"
             "                           GET /healthz (--ready: /readyz) on the listen\n"
@@ -97,12 +103,24 @@ static int keys_list_cmd(const struct config *cfg)
         log_error("%s", err);
         return 1;
     }
-    printf("%-6s %-12s %-20s %-20s %-20s %s\n", "ID", "PREFIX", "CREATED", "LAST USED", "REVOKED",
-           "NAME");
-    for (size_t i = 0; i < n; i++)
-        printf("%-6lld %-12s %-20s %-20s %-20s %s\n", (long long)rows[i].id, rows[i].prefix,
-               rows[i].created_at, rows[i].last_used_at[0] ? rows[i].last_used_at : "-",
-               rows[i].revoked_at[0] ? rows[i].revoked_at : "-", rows[i].name);
+    printf("%-6s %-12s %-20s %-20s %-20s %-9s %-9s %-12s %s\n", "ID", "PREFIX", "CREATED",
+           "LAST USED", "REVOKED", "RPS", "BURST", "MAX PENDING", "NAME");
+    for (size_t i = 0; i < n; i++) {
+        char rps[24], burst[24], pending[24];
+        keys_limit_show(rows[i].limits.rps, cfg->key_rps, rps, sizeof(rps));
+        keys_limit_show(rows[i].limits.burst, cfg->key_burst ? cfg->key_burst : cfg->key_rps, burst,
+                        sizeof(burst));
+        if (rows[i].limits.burst == 0) /* a key's own burst 0: as many as its rps */
+            snprintf(burst, sizeof(burst), "=rps");
+        keys_limit_show(rows[i].limits.max_pending_chunks, cfg->key_max_pending_chunks, pending,
+                        sizeof(pending));
+        printf("%-6lld %-12s %-20s %-20s %-20s %-9s %-9s %-12s %s\n", (long long)rows[i].id,
+               rows[i].prefix, rows[i].created_at,
+               rows[i].last_used_at[0] ? rows[i].last_used_at : "-",
+               rows[i].revoked_at[0] ? rows[i].revoked_at : "-", rps, burst, pending, rows[i].name);
+    }
+    if (n)
+        printf("(limits in parentheses: the settings', for keys without their own)\n");
     free(rows);
     return 0;
 }
@@ -150,10 +168,13 @@ static int cmd_keys(const struct config *cfg, int argc, char **argv)
         return keys_webhook_cmd(cfg, argc - 1, argv + 1);
     if (argc == 2 && strcmp(argv[0], "rotate-webhook-secret") == 0)
         return keys_rotate_cmd(cfg, argv[1]);
+    if (argc >= 1 && strcmp(argv[0], "limits") == 0)
+        return keys_limits_cmd(cfg, argc, argv);
     if (argc < 1 || strcmp(argv[0], "create") != 0) {
         fprintf(stderr, "embedd: usage: embedd keys create --name NAME | keys list |"
                         " keys revoke ID | keys webhook ID [URL | --clear] |"
-                        " keys rotate-webhook-secret ID\n");
+                        " keys rotate-webhook-secret ID | keys limits ID [--rps N]"
+                        " [--burst N] [--max-pending-chunks N]\n");
         return 2;
     }
     for (int i = 1; i < argc; i++) {
@@ -277,11 +298,15 @@ static int cmd_serve(const struct config *cfg)
                       ? (size_t)cfg->db_pool_size
                       : (size_t)(cfg->http_threads + cfg->workers + cfg->webhook_threads + 2);
     raise_file_limit(cfg, pool);
-    struct app app = {
-        .cfg = cfg, .db = db_pool_new(cfg->database_url, pool), .db_timeout_ms = 5000};
+    struct app app = {.cfg = cfg,
+                      .db = db_pool_new(cfg->database_url, pool),
+                      .db_timeout_ms = 5000,
+                      .limiter = ratelimit_new()};
     atomic_init(&app.stopping, false);
-    if (!app.db) {
+    if (!app.db || !app.limiter) {
         log_error("out of memory");
+        ratelimit_free(app.limiter);
+        db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
     }
@@ -294,6 +319,7 @@ static int cmd_serve(const struct config *cfg)
                              .query_timeout_ms = (long)cfg->query_timeout_ms};
     if (!(app.search = search_engine_new(&so, err, sizeof(err)))) {
         log_error("%s", err);
+        ratelimit_free(app.limiter);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
@@ -338,6 +364,7 @@ static int cmd_serve(const struct config *cfg)
         log_error("%s", err);
         http_server_stop(msrv);
         search_engine_free(app.search);
+        ratelimit_free(app.limiter);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
@@ -350,6 +377,7 @@ static int cmd_serve(const struct config *cfg)
         http_server_stop(srv);
         http_server_stop(msrv);
         search_engine_free(app.search);
+        ratelimit_free(app.limiter);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
@@ -360,7 +388,9 @@ static int cmd_serve(const struct config *cfg)
         log_error("%s", err);
         worker_pool_stop(workers, cfg->shutdown_deadline_ms);
         http_server_stop(srv);
+        http_server_stop(msrv);
         search_engine_free(app.search);
+        ratelimit_free(app.limiter);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
@@ -401,6 +431,7 @@ static int cmd_serve(const struct config *cfg)
     http_server_stop(srv);
     http_server_stop(msrv); /* scrapes see the drain to its end */
     search_engine_free(app.search);
+    ratelimit_free(app.limiter);
     db_pool_free(app.db);
     gem_global_cleanup();
     log_info("stopped in %lld ms (%d lease(s) handed back)", (long long)(mono_ms() - t0), handed);

@@ -112,6 +112,17 @@ static const struct setting settings[] = {
     {"key-cache-ms", "EMBEDD_KEY_CACHE_MS", INT(key_cache_ms), 0, 3600000, "5000", false,
      "remember a verified API key this long (a revoked key works at most this much longer; 0: "
      "check every request)"},
+    {"key-rps", "EMBEDD_KEY_RPS", INT(key_rps), 0, 1000000, "0", false,
+     "requests per second each API key may make to this replica (a token bucket per key in each "
+     "process: N replicas admit up to N times this); over it: 429 with Retry-After, before the "
+     "body is read. `embedd keys limits` overrides it per key (0: no limit)"},
+    {"key-burst", "EMBEDD_KEY_BURST", INT(key_burst), 0, 1000000, "0", false,
+     "requests a key may make at once before key-rps paces it (the bucket's size; 0: key-rps)"},
+    {"key-max-pending-chunks", "EMBEDD_KEY_MAX_PENDING_CHUNKS", INT(key_max_pending_chunks), 0, BIG,
+     "0", false,
+     "most chunks an API key may have waiting for a vector (pending or in flight, over all "
+     "replicas); a job that would pass it is refused with 429 and nothing is stored. `embedd "
+     "keys limits` overrides it per key (0: no limit)"},
     {"prices", "EMBEDD_PRICES", STR(prices), "", false,
      "prices for the cost reports, USD per 1M input tokens: model=interactive/batch[,...] (default:"
      " the table in service/models.c, e.g. gemini-embedding-001=0.15/0.075)"},

@@ -46,6 +46,11 @@ struct config {
     int64_t header_timeout_s;
     int64_t shutdown_deadline_ms;
     int64_t key_cache_ms;
+
+    int64_t key_rps;                /* requests per second per key and replica; 0: no limit */
+    int64_t key_burst;              /* the bucket's size; 0: key_rps */
+    int64_t key_max_pending_chunks; /* chunks without a vector per key; 0: no limit */
+
     char prices[512];         /* per-model price overrides (models.h) */
     int64_t search_memory_mb; /* collections held in memory for search, at most */
     int64_t search_threads;   /* threads sharing a large scan */
