@@ -79,6 +79,11 @@ static bool put_job(struct buf *b, const struct job_row *j)
     return ok;
 }
 
+bool api_put_job(struct buf *b, const struct job_row *j)
+{
+    return put_job(b, j);
+}
+
 static void reply_job(struct http_req *req, struct http_resp *resp, int status,
                       const struct job_row *j)
 {

@@ -6,6 +6,7 @@
  */
 #include "api.h"
 #include "app.h"
+#include "events.h"
 #include "config.h"
 #include "store/db.h"
 #include "gemini/client.h"
@@ -271,6 +272,16 @@ static int cmd_serve(const struct config *cfg)
         gem_global_cleanup();
         return 1;
     }
+    struct events_opts eo = {.max_clients = (int)cfg->sse_max_clients,
+                             .interval_ms = cfg->sse_interval_ms,
+                             .heartbeat_ms = cfg->sse_heartbeat_s * 1000};
+    if (!(app.events = events_hub_start(&app, &eo, err, sizeof(err)))) {
+        log_error("%s", err);
+        search_engine_free(app.search);
+        db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
     struct http_server_opts o = {
         .listen = cfg->listen,
         .threads = (unsigned)cfg->http_threads,
@@ -288,6 +299,7 @@ static int cmd_serve(const struct config *cfg)
     struct http_server *srv = http_server_start(&o, err, sizeof(err));
     if (!srv) {
         log_error("%s", err);
+        events_hub_free(app.events);
         search_engine_free(app.search);
         db_pool_free(app.db);
         gem_global_cleanup();
@@ -299,6 +311,7 @@ static int cmd_serve(const struct config *cfg)
     } else if (!(workers = worker_pool_start(cfg, app.db, err, sizeof(err)))) {
         log_error("%s", err);
         http_server_stop(srv);
+        events_hub_free(app.events);
         search_engine_free(app.search);
         db_pool_free(app.db);
         gem_global_cleanup();
@@ -331,7 +344,9 @@ static int cmd_serve(const struct config *cfg)
         log_warn("shutdown: %d request(s) still in flight", left);
     int64_t spent = mono_ms() - t0;
     int handed = worker_pool_stop(workers, cfg->shutdown_deadline_ms - spent);
+    events_hub_stop(app.events); /* no stream is woken any more; the server closes them */
     http_server_stop(srv);
+    events_hub_free(app.events);
     search_engine_free(app.search);
     db_pool_free(app.db);
     gem_global_cleanup();

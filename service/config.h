@@ -45,6 +45,9 @@ struct config {
     int64_t header_timeout_s;
     int64_t shutdown_deadline_ms;
     int64_t key_cache_ms;
+    int64_t sse_max_clients;  /* job event streams open at once (0: none) */
+    int64_t sse_interval_ms;  /* watched jobs read this often; least time between events */
+    int64_t sse_heartbeat_s;  /* a comment line after this much silence */
     char prices[512];         /* per-model price overrides (models.h) */
     int64_t search_memory_mb; /* collections held in memory for search, at most */
     int64_t search_threads;   /* threads sharing a large scan */
