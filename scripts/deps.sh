@@ -7,6 +7,8 @@ PACKAGES=(
   build-essential cmake pkg-config git ca-certificates curl jq clang-format clang
   libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev libpq-dev libcriterion-dev libssl-dev
   postgresql postgresql-contrib
+  # the dashboard's browser test (tests/ui/run.sh drives it with playwright-core)
+  chromium
 )
 
 missing=()
