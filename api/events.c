@@ -3,8 +3,9 @@
  * and the hub that feeds every such stream of this replica.
  *
  * Changes are seen by reading the job rows, whichever replica made them: one
- * thread (the hub) reads, every --sse-interval-ms, the versions of all jobs
- * watched by this replica's streams in one query (jobs_versions: PostgreSQL's
+ * thread (the hub), on a connection of its own (not the pool's, which a busy
+ * server runs short of), reads, every --sse-interval-ms, the versions of all
+ * jobs watched by this replica's streams in one query (jobs_versions: PostgreSQL's
  * xmin of each row, which every update changes), then the changed jobs whole
  * in a second query (jobs_get_many), renders each changed job's
  * representation once (api_put_job, the same as GET /v1/jobs/{id}) and
@@ -41,6 +42,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "store/db.h"
 #include "util/buf.h"
 
 #include <errno.h>
@@ -86,6 +88,11 @@ struct events_hub {
     bool running, stop, kick;
     struct ev_job *jobs;
     int clients;
+    /* the hub's own connection (made when first needed, remade after a
+     * failure): pool connections are what a busy server runs short of, and
+     * the hub must not wait behind the requests for its two queries */
+    PGconn *conn;
+    PGcancel *cancel; /* of conn while a query runs (lock): stop cancels it */
     int64_t last_db_warn_ms;
 };
 
@@ -257,23 +264,57 @@ struct rendered {
     bool terminal;
 };
 
+static void db_warn(struct events_hub *hub, const char *err)
+{
+    int64_t now = mono_ms();
+    if (now - hub->last_db_warn_ms > 60000) {
+        hub->last_db_warn_ms = now;
+        log_warn("job events: %s; streams get heartbeats until the database answers", err);
+    }
+}
+
+/* The hub's connection, connected if need be; NULL (logged) when it cannot be. */
+static PGconn *hub_conn(struct events_hub *hub)
+{
+    char err[768];
+    if (hub->conn && PQstatus(hub->conn) != CONNECTION_OK) {
+        PQfinish(hub->conn);
+        hub->conn = NULL;
+    }
+    if (!hub->conn && !(hub->conn = db_connect(hub->app->cfg->database_url, err, sizeof(err))))
+        db_warn(hub, err);
+    if (hub->conn) {
+        PGcancel *cancel = PQgetCancel(hub->conn);
+        pthread_mutex_lock(&hub->lock);
+        hub->cancel = cancel;
+        pthread_mutex_unlock(&hub->lock);
+    }
+    return hub->conn;
+}
+
+static void hub_conn_done(struct events_hub *hub, bool ok)
+{
+    pthread_mutex_lock(&hub->lock);
+    PGcancel *cancel = hub->cancel;
+    hub->cancel = NULL;
+    pthread_mutex_unlock(&hub->lock);
+    PQfreeCancel(cancel);
+    if (!ok && hub->conn && PQstatus(hub->conn) != CONNECTION_OK) {
+        PQfinish(hub->conn);
+        hub->conn = NULL;
+    }
+}
+
 /* Read what changed among ids[0..n) (versions, then the changed jobs whole)
  * and render it into out[i] (json NULL: unchanged or unreadable). False when
  * the database could not be read. */
 static bool read_changes(struct events_hub *hub, char (*ids)[JOB_ID_LEN + 1], const int64_t *cached,
                          size_t n, struct rendered *out)
 {
-    char err[512];
-    PGconn *c = db_pool_acquire(hub->app->db, (int)hub->o.interval_ms, err, sizeof(err));
-    if (!c) {
-        int64_t now = mono_ms();
-        if (now - hub->last_db_warn_ms > 60000) {
-            hub->last_db_warn_ms = now;
-            log_warn("job events: %s; streams get heartbeats until it is back", err);
-        }
+    char err[512] = "";
+    PGconn *c = hub_conn(hub);
+    if (!c)
         return false;
-    }
-    err[0] = '\0';
     const char **idp = malloc(n * sizeof(*idp));
     int64_t *vers = malloc(n * sizeof(*vers));
     const char **changed = malloc(n * sizeof(*changed));
@@ -298,7 +339,7 @@ static bool read_changes(struct events_hub *hub, char (*ids)[JOB_ID_LEN + 1], co
         ok =
             rows && rvers && jobs_get_many(c, changed, m, rows, rvers, err, sizeof(err)) == JOBS_OK;
     }
-    db_pool_release(hub->app->db, c);
+    hub_conn_done(hub, ok);
     struct buf b;
     buf_init(&b, EVENT_MAX_BYTES);
     for (size_t k = 0; ok && k < m; k++) {
@@ -313,8 +354,8 @@ static bool read_changes(struct events_hub *hub, char (*ids)[JOB_ID_LEN + 1], co
         r->terminal = is_terminal(rows[k].state);
     }
     buf_cleanup(&b);
-    if (!ok && err[0])
-        log_warn("job events: %s", err);
+    if (!ok)
+        db_warn(hub, err[0] ? err : "out of memory");
     free(idp);
     free(vers);
     free(changed);
@@ -432,9 +473,16 @@ void events_hub_stop(struct events_hub *hub)
     pthread_mutex_lock(&hub->lock);
     hub->stop = true;
     pthread_cond_signal(&hub->cond);
+    if (hub->cancel) { /* a query that hangs must not hold the shutdown */
+        char err[256];
+        (void)PQcancel(hub->cancel, err, sizeof(err));
+    }
     pthread_mutex_unlock(&hub->lock);
     pthread_join(hub->th, NULL);
     hub->running = false;
+    if (hub->conn)
+        PQfinish(hub->conn);
+    hub->conn = NULL;
 }
 
 void events_hub_free(struct events_hub *hub)

@@ -19,7 +19,8 @@ struct events_opts {
     int64_t heartbeat_ms; /* a comment line after this much silence */
 };
 
-/* Start the hub's thread; it uses app->db. NULL with err set on failure. */
+/* Start the hub's thread; it reads the jobs on a connection of its own to
+ * app->cfg->database_url. NULL with err set on failure. */
 struct events_hub *events_hub_start(struct app *app, const struct events_opts *o, char *err,
                                     size_t errlen);
 /* Stop the thread (no event is queued or woken after this). NULL is a no-op. */
