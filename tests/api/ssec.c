@@ -148,8 +148,7 @@ static bool wait_readable(struct ssec *c, int64_t deadline)
     return poll(&p, 1, (int)left) > 0;
 }
 
-bool ssec_open(struct ssec *c, int port, const char *path, const char *key, const char *last_id,
-               int timeout_ms)
+bool ssec_start(struct ssec *c, int port, const char *path, const char *key, const char *last_id)
 {
     memset(c, 0, sizeof(*c));
     c->content_length = -1;
@@ -167,7 +166,13 @@ bool ssec_open(struct ssec *c, int port, const char *path, const char *key, cons
                  "%s%s%s\r\n",
                  path, key ? "Authorization: Bearer " : "", key ? key : "", key ? "\r\n" : "",
                  last_id ? "Last-Event-ID: " : "", last_id ? last_id : "", last_id ? "\r\n" : "");
-    if (send(c->fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+    return send(c->fd, req, (size_t)n, MSG_NOSIGNAL) == n;
+}
+
+bool ssec_open(struct ssec *c, int port, const char *path, const char *key, const char *last_id,
+               int timeout_ms)
+{
+    if (!ssec_start(c, port, path, key, last_id))
         return false;
     int64_t deadline = now_ms() + timeout_ms;
     while (!c->status) {

@@ -40,6 +40,9 @@ struct ssec_event {
  */
 bool ssec_open(struct ssec *c, int port, const char *path, const char *key, const char *last_id,
                int timeout_ms);
+/* The same without waiting for the head: status stays 0 until ssec_pump
+ * (or ssec_next) has read it. */
+bool ssec_start(struct ssec *c, int port, const char *path, const char *key, const char *last_id);
 /* The next event within timeout_ms: 1 with ev filled, 0 when the body ended,
  * -1 on timeout (or a broken stream). Comments are counted, not returned. */
 int ssec_next(struct ssec *c, struct ssec_event *ev, int timeout_ms);
