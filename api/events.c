@@ -574,6 +574,7 @@ void api_jobs_events(void *appv, struct http_req *req, struct http_resp *resp)
     }
     s->hub = hub;
     s->sent_version = -1;
+    s->last_write_ms = mono_ms(); /* the first heartbeat after a silence, not at once */
     buf_init(&s->out, EVENT_MAX_BYTES + 256);
     uint64_t seq;
     int64_t ver;
