@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 struct events_hub;
+struct ratelimit;
 
 struct app {
     const struct config *cfg;
@@ -22,6 +23,7 @@ struct app {
     atomic_bool stopping;         /* SIGTERM received: /readyz says not ready */
     struct search_engine *search; /* queries into collections (NULL: 503) */
     struct events_hub *events;    /* job event streams (NULL: 503) */
+    struct ratelimit *limiter;    /* requests per second per key (NULL: none) */
 };
 
 #endif

@@ -8,10 +8,11 @@
  * jobs watched by this replica's streams in one query (jobs_versions: PostgreSQL's
  * xmin of each row, which every update changes), then the changed jobs whole
  * in a second query (jobs_get_many), renders each changed job's
- * representation once (api_put_job, the same as GET /v1/jobs/{id}) and
- * queues an event on each of its streams. So the database cost is at most
- * two indexed queries per interval per replica, whatever the number of
- * streams, and nothing at all when no one watches. LISTEN/NOTIFY was the
+ * representation once (api_put_job with its ETA, the same as GET
+ * /v1/jobs/{id}) and queues an event on each of its streams. So the database
+ * cost is two indexed queries per interval per replica (and an ETA read per
+ * changed running job), whatever the number of streams, and nothing at all
+ * when no one watches. LISTEN/NOTIFY was the
  * other way: it needs a trigger and a NOTIFY in every transaction that moves
  * a job (NOTIFY serialises commits on a global lock), a connection held per
  * replica, and a poll anyway after each reconnection, since notifications
@@ -43,6 +44,7 @@
 #include "api.h"
 #include "log.h"
 #include "store/db.h"
+#include "store/eta.h"
 #include "util/buf.h"
 
 #include <errno.h>
@@ -59,6 +61,7 @@ struct ev_stream;
 struct ev_job {
     struct ev_job *next;
     char id[JOB_ID_LEN + 1];
+    int64_t key_id;  /* its API key (the ETA reads that key's recent jobs) */
     int64_t version; /* of json; -1: not read yet */
     bool terminal, gone;
     char *json; /* the representation at version (malloc'd) */
@@ -234,25 +237,30 @@ static struct ev_job *find_job(struct events_hub *hub, const char *id)
     return NULL;
 }
 
-/* The watched jobs' ids and cached versions; hub->lock held. */
-static size_t snapshot(struct events_hub *hub, char (**ids)[JOB_ID_LEN + 1], int64_t **cached)
+/* The watched jobs' ids, cached versions and keys; hub->lock held. */
+static size_t snapshot(struct events_hub *hub, char (**ids)[JOB_ID_LEN + 1], int64_t **cached,
+                       int64_t **keys)
 {
     size_t n = 0;
     for (struct ev_job *j = hub->jobs; j; j = j->next)
         n++;
     *ids = n ? malloc(n * sizeof(**ids)) : NULL;
     *cached = n ? malloc(n * sizeof(**cached)) : NULL;
-    if (!*ids || !*cached) {
+    *keys = n ? malloc(n * sizeof(**keys)) : NULL;
+    if (!*ids || !*cached || !*keys) {
         free(*ids);
         free(*cached);
+        free(*keys);
         *ids = NULL;
         *cached = NULL;
+        *keys = NULL;
         return 0;
     }
     size_t i = 0;
     for (struct ev_job *j = hub->jobs; j; j = j->next, i++) {
         memcpy((*ids)[i], j->id, sizeof((*ids)[i]));
         (*cached)[i] = j->version;
+        (*keys)[i] = j->key_id;
     }
     return n;
 }
@@ -309,7 +317,7 @@ static void hub_conn_done(struct events_hub *hub, bool ok)
  * and render it into out[i] (json NULL: unchanged or unreadable). False when
  * the database could not be read. */
 static bool read_changes(struct events_hub *hub, char (*ids)[JOB_ID_LEN + 1], const int64_t *cached,
-                         size_t n, struct rendered *out)
+                         const int64_t *keys, size_t n, struct rendered *out)
 {
     char err[512] = "";
     PGconn *c = hub_conn(hub);
@@ -320,6 +328,7 @@ static bool read_changes(struct events_hub *hub, char (*ids)[JOB_ID_LEN + 1], co
     const char **changed = malloc(n * sizeof(*changed));
     size_t *where = malloc(n * sizeof(*where));
     struct job_row *rows = NULL;
+    struct job_eta *etas = NULL;
     int64_t *rvers = NULL;
     bool ok = idp && vers && changed && where;
     size_t m = 0;
@@ -336,8 +345,21 @@ static bool read_changes(struct events_hub *hub, char (*ids)[JOB_ID_LEN + 1], co
     if (ok && m) {
         rows = malloc(m * sizeof(*rows));
         rvers = malloc(m * sizeof(*rvers));
-        ok =
-            rows && rvers && jobs_get_many(c, changed, m, rows, rvers, err, sizeof(err)) == JOBS_OK;
+        etas = calloc(m, sizeof(*etas));
+        ok = rows && rvers && etas &&
+             jobs_get_many(c, changed, m, rows, rvers, err, sizeof(err)) == JOBS_OK;
+    }
+    /* the ETA as GET /v1/jobs/{id} gives it, computed once per change */
+    for (size_t k = 0; ok && k < m; k++) {
+        char eerr[512];
+        if (rvers[k] >= 0 && !is_terminal(rows[k].state) &&
+            !jobs_eta(c, keys[where[k]], &rows[k], &etas[k], eerr, sizeof(eerr))) {
+            memset(&etas[k], 0, sizeof(etas[k])); /* null, as GET says when it cannot tell */
+            if (PQstatus(c) != CONNECTION_OK) {
+                snprintf(err, sizeof(err), "%s", eerr);
+                ok = false;
+            }
+        }
     }
     hub_conn_done(hub, ok);
     struct buf b;
@@ -348,7 +370,7 @@ static bool read_changes(struct events_hub *hub, char (*ids)[JOB_ID_LEN + 1], co
         if (rvers[k] < 0)
             continue; /* deleted in between */
         buf_reset(&b);
-        if (!api_put_job(&b, &rows[k]))
+        if (!api_put_job(&b, &rows[k], &etas[k]))
             continue;
         r->json = buf_steal(&b, &r->len);
         r->terminal = is_terminal(rows[k].state);
@@ -361,6 +383,7 @@ static bool read_changes(struct events_hub *hub, char (*ids)[JOB_ID_LEN + 1], co
     free(changed);
     free(where);
     free(rows);
+    free(etas);
     free(rvers);
     return ok;
 }
@@ -369,12 +392,12 @@ static bool read_changes(struct events_hub *hub, char (*ids)[JOB_ID_LEN + 1], co
 static void tick(struct events_hub *hub, int64_t at)
 {
     char(*ids)[JOB_ID_LEN + 1] = NULL;
-    int64_t *cached = NULL;
+    int64_t *cached = NULL, *keys = NULL;
     pthread_mutex_lock(&hub->lock);
-    size_t n = snapshot(hub, &ids, &cached);
+    size_t n = snapshot(hub, &ids, &cached, &keys);
     pthread_mutex_unlock(&hub->lock);
     struct rendered *r = n ? calloc(n, sizeof(*r)) : NULL;
-    bool read = r && read_changes(hub, ids, cached, n, r);
+    bool read = r && read_changes(hub, ids, cached, keys, n, r);
     pthread_mutex_lock(&hub->lock);
     for (size_t i = 0; read && i < n; i++) {
         struct ev_job *j = find_job(hub, ids[i]);
@@ -398,6 +421,7 @@ static void tick(struct events_hub *hub, int64_t at)
     free(r);
     free(ids);
     free(cached);
+    free(keys);
 }
 
 static void *hub_main(void *arg)
@@ -588,6 +612,7 @@ void api_jobs_events(void *appv, struct http_req *req, struct http_resp *resp)
     bool full = hub->clients >= hub->o.max_clients;
     if (!full && !j && (j = calloc(1, sizeof(*j)))) {
         memcpy(j->id, row.id, sizeof(j->id));
+        j->key_id = req->key_id;
         j->version = -1;
         j->next = hub->jobs;
         hub->jobs = j;

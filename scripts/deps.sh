@@ -9,6 +9,10 @@ PACKAGES=(
   postgresql postgresql-contrib
   # the dashboard's browser test (tests/ui/run.sh drives it with playwright-core)
   chromium
+  # promtool, which tests/api/test_metrics_api.c runs on a scrape of GET /metrics
+  # (Debian has no smaller package with it; on a host run by systemd this also
+  # installs an enabled prometheus service)
+  prometheus
 )
 
 missing=()

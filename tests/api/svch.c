@@ -77,8 +77,15 @@ static void build_argv(struct svch *s, const char *const *flags)
 
 void svch_start(struct svch *s, const char *const *flags)
 {
+    svch_start_prepared(s, flags, NULL);
+}
+
+void svch_start_prepared(struct svch *s, const char *const *flags, void (*prepare)(struct dbh *))
+{
     memset(s, 0, sizeof(*s));
     dbh_create(&s->db);
+    if (prepare)
+        prepare(&s->db);
     build_argv(s, flags);
     spawn(s);
     svch_new_key(s, "test", s->key);

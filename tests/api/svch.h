@@ -25,6 +25,9 @@ struct svch {
 
 /* Create a database, start embedd serve on it with extra flags (NULL-terminated). */
 void svch_start(struct svch *s, const char *const *flags);
+/* The same, calling prepare on the new database before the service starts
+ * (which migrates it): a database as an earlier version left it. */
+void svch_start_prepared(struct svch *s, const char *const *flags, void (*prepare)(struct dbh *));
 /* Start another `embedd serve` on the database of s (a second replica), with
  * its own flags (NULL-terminated) and the same API key. Stop it with
  * svch_stop before s. */

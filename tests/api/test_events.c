@@ -161,7 +161,7 @@ Test(events, stream_on_one_replica_follows_a_job_run_by_another)
     /* now another replica, with workers, runs it */
     int64_t t0 = simh_ms();
     start_runner();
-    int progress = 1, got;
+    int progress = 1, got, etas = 0;
     long long last_done = 0;
     bool done = false;
     while ((got = ssec_next(&c, &ev, 60000)) == 1) {
@@ -177,6 +177,13 @@ Test(events, stream_on_one_replica_follows_a_job_run_by_another)
         long long ok = json_object_get_int64(simh_get(o, "stats.chunks.succeeded"));
         cr_assert_geq(ok, last_done, "progress never goes back");
         last_done = ok;
+        /* the ETA, as GET /v1/jobs/{id} gives it: known once a batch came back */
+        json_object *eta = NULL;
+        cr_assert(json_object_object_get_ex(o, "eta", &eta), "the job has an eta member");
+        if (eta) {
+            cr_assert(simh_get(o, "eta.seconds") && simh_get(o, "eta.basis.source"), "%s", ev.data);
+            etas++;
+        }
         if (strcmp(ev.event, "done") == 0) {
             done = true;
             cr_assert(terminal(st), "done carries the terminal job (%s)", st);
@@ -193,6 +200,7 @@ Test(events, stream_on_one_replica_follows_a_job_run_by_another)
     int64_t span = simh_ms() - t0;
     cr_assert_eq(got, 0, "the server ends the body after done (got %d)", got);
     cr_assert(done, "a done event");
+    cr_assert_gt(etas, 0, "an event with the ETA while the job ran");
     /* coalesced: at most one progress event per interval (150 ms), plus the first two */
     cr_assert_leq(progress, 2 + span / 150 + 1, "%d progress events in %lld ms", progress,
                   (long long)span);

@@ -46,6 +46,7 @@ pids+=($!)
 wait_port sim.port gemini-sim sim.log
 "$embedd" --database-url="$db_url" migrate 2>migrate.log
 key=$("$embedd" --database-url="$db_url" keys create --name ui 2>>migrate.log)
+key=${key%%$'\n'*} # the first line; the second is the key's webhook secret
 "$embedd" --database-url="$db_url" --listen=127.0.0.1:0 --port-file=svc.port \
   --gemini-base-url="http://127.0.0.1:$(cat sim.port)" --gemini-api-key=ui-key \
   --poll-min-ms=100 --poll-max-ms=300 --sync-max-texts=0 --file-batch-max-requests=0 \
