@@ -253,7 +253,8 @@ Test(metrics, values_move_with_the_work_and_match_the_database, .init = start_me
     assert_series(m, "embedd_chunks{state=\"pending\"}", 0);
     assert_series(m, "embedd_oldest_pending_chunk_age_seconds", 0);
     assert_series(m, "embedd_chunks_sent_total{transport=\"inline\"}", 0);
-    assert_series(m, "embedd_db_pool_max_connections", 2 + 2 + 2);
+    /* http threads + workers + webhook sender threads + 2 (the harness: 2, 2, default 2) */
+    assert_series(m, "embedd_db_pool_max_connections", 2 + 2 + 2 + 2);
     free(m);
 
     /* the API's own port has no /metrics; the metrics port has nothing else */
