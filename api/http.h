@@ -74,6 +74,15 @@ void http_resp_json(struct http_resp *r, int status, const char *json);
 void http_problem(struct http_resp *r, const struct http_req *req, int status, const char *code,
                   const char *pointer, const char *fmt, ...) SVC_PRINTF(6, 7);
 
+/* Whether req is on the OpenAI-compatible surface (/openai/...): its errors,
+ * http_problem's included, take OpenAI's shape. */
+bool http_is_openai(const struct http_req *req);
+/* OpenAI's error reply: {"error": {"message", "type" (from the status),
+ * "param", "code"}} (param and code: NULL or "" for null), with
+ * x-should-retry: false on a final 4xx so that its SDKs do not retry. */
+void http_openai_error(struct http_resp *r, int status, const char *code, const char *param,
+                       const char *message);
+
 /* Answer with a body produced piece by piece (chunked transfer encoding),
  * never held whole in memory. content_type: a static string. The server
  * owns cls from here on and hands it to done (also if the reply cannot be

@@ -14,6 +14,7 @@
 #include "store/keys.h"
 #include "log.h"
 #include "models.h"
+#include "openai/driver.h"
 #include "store/migrate.h"
 #include "worker/worker.h"
 
@@ -293,11 +294,26 @@ static int cmd_serve(const struct config *cfg)
         gem_global_cleanup();
         return 1;
     }
+    struct oai_driver_opts oo = {.db = app.db,
+                                 .lease_ms = cfg->lease_ms,
+                                 .idle_ms = 250,
+                                 .max_requests = cfg->openai_batch_max_requests,
+                                 .db_timeout_ms = 5000};
+    struct oai_driver *oai = oai_driver_start(&oo, err, sizeof(err));
+    if (!oai) {
+        log_error("%s", err);
+        http_server_stop(srv);
+        search_engine_free(app.search);
+        db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
     struct worker_pool *workers = NULL;
     if (!cfg->gemini_api_key[0]) {
         log_warn("GEMINI_API_KEY is not set: no workers start; jobs stay pending");
     } else if (!(workers = worker_pool_start(cfg, app.db, err, sizeof(err)))) {
         log_error("%s", err);
+        oai_driver_stop(oai);
         http_server_stop(srv);
         search_engine_free(app.search);
         db_pool_free(app.db);
@@ -331,6 +347,7 @@ static int cmd_serve(const struct config *cfg)
         log_warn("shutdown: %d request(s) still in flight", left);
     int64_t spent = mono_ms() - t0;
     int handed = worker_pool_stop(workers, cfg->shutdown_deadline_ms - spent);
+    oai_driver_stop(oai); /* abandons a step in progress (its lease is handed back) */
     http_server_stop(srv);
     search_engine_free(app.search);
     db_pool_free(app.db);
