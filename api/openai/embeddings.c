@@ -151,6 +151,16 @@ void api_oai_embeddings(void *appv, struct http_req *req, struct http_resp *resp
     c = NULL;
     if (!embed_rest(app, req, resp, &sp, &r, &v))
         goto out;
+    /* what Google embedded is kept for reuse (and for usage); the answer
+     * stands whether or not that succeeds */
+    if (v.sent) {
+        c = db_pool_acquire(app->db, app->db_timeout_ms, err, sizeof(err));
+        if (!c || !oai_vectors_record(c, req->key_id, &sp, r.texts, r.lens, &v, err, sizeof(err)))
+            log_warn("request %s: embeddings not kept for reuse: %s", req->id, err);
+        if (c)
+            db_pool_release(app->db, c);
+        c = NULL;
+    }
     buf_reset(&resp->body);
     if (!render(&resp->body, &r, &v)) {
         http_openai_error(resp, 500, "internal_error", NULL, "the response could not be built");

@@ -4,7 +4,10 @@
  * (by their identity, store/identity.h: model, dimensions, task type,
  * normalisation and text); the rest go to Google's interactive
  * batchEmbedContents, at most 100 texts per call (search_embed), a text
- * repeated within the request sent once.
+ * repeated within the request sent once. What Google embedded is then
+ * recorded as a succeeded job of the key (one verbatim document per text,
+ * interactive tokens), so that the next request with those texts reuses it
+ * and its cost shows in /v1/usage.
  */
 #ifndef SVC_OPENAI_EMBED_H
 #define SVC_OPENAI_EMBED_H
@@ -24,9 +27,12 @@ struct oai_vectors {
     int dims;
     unsigned char *f32le; /* n rows of dims float32 little-endian, owned */
     bool *have;           /* row i filled */
+    bool *fresh;          /* row i embedded by Google in this call (first of its text) */
     int64_t tokens;       /* Google's counts where it gave them, else embedd's estimates */
     size_t reused;        /* rows read from storage */
     size_t sent;          /* texts sent to Google */
+    int64_t sent_tokens;  /* of those: Google's counts and embedd's estimates */
+    int64_t sent_estimated;
 };
 
 /* Start: n empty rows of sp's dimensions. false on out of memory. */
@@ -45,5 +51,11 @@ enum search_embed_status oai_vectors_embed(struct search_engine *se, const struc
                                            const char *const *texts, const size_t *lens,
                                            struct oai_vectors *v,
                                            struct search_embed_info *info) SVC_MUSTCHECK;
+
+/* Record the fresh rows as a succeeded job of key_id (one statement; no-op
+ * when there are none). false with err set when the database fails. */
+bool oai_vectors_record(PGconn *c, int64_t key_id, const struct oai_space *sp,
+                        const char *const *texts, const size_t *lens,
+                        const struct oai_vectors *v, char *err, size_t errlen) SVC_MUSTCHECK;
 
 #endif
