@@ -55,7 +55,7 @@ enum search_embed_status oai_vectors_embed(struct search_engine *se, const struc
 /* Record the fresh rows as a succeeded job of key_id (one statement; no-op
  * when there are none). false with err set when the database fails. */
 bool oai_vectors_record(PGconn *c, int64_t key_id, const struct oai_space *sp,
-                        const char *const *texts, const size_t *lens,
-                        const struct oai_vectors *v, char *err, size_t errlen) SVC_MUSTCHECK;
+                        const char *const *texts, const size_t *lens, const struct oai_vectors *v,
+                        char *err, size_t errlen) SVC_MUSTCHECK;
 
 #endif

@@ -8,19 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the batch's columns, its timestamps as Unix seconds (0 for none) */
 #define EPOCH(x) "coalesce(extract(epoch FROM " x ")::bigint, 0)"
-#define BATCH_COLS                                                                                                                        \
-    "b.id, b.api_key_id, b.status, b.endpoint, b.completion_window, b.input_file_id,"                                                     \
-    " b.metadata::text, coalesce(b.model, ''), coalesce(b.job_id::text, ''), b.errors::text,"                                             \
-    " coalesce(b.output_file_id, ''), coalesce(b.error_file_id, ''), b.request_total,"                                                    \
-    " b.request_completed, b.request_failed, b.tokens, " EPOCH("b.created_at") ", " EPOCH("b.in_"                                         \
-                                                                                          "progre"                                        \
-                                                                                          "ss_at") ", " EPOCH("b.expires_at") ", " EPOCH( \
-        "b.finalizing_at") ", " EPOCH("b.completed_at") ", " EPOCH("b.failed_at") ", " EPOCH("b."                                         \
-                                                                                             "exp"                                        \
-                                                                                             "ire"                                        \
-                                                                                             "d_"                                         \
-                                                                                             "at") ", " EPOCH("b.cancelling_at") ", " EPOCH("b.cancelled_at")
+/* clang-format off */
+#define TIMES                                                                                      \
+    EPOCH("b.created_at") ", " EPOCH("b.in_progress_at") ", " EPOCH("b.expires_at") ", "           \
+    EPOCH("b.finalizing_at") ", " EPOCH("b.completed_at") ", " EPOCH("b.failed_at") ", "           \
+    EPOCH("b.expired_at") ", " EPOCH("b.cancelling_at") ", " EPOCH("b.cancelled_at")
+/* clang-format on */
+#define BATCH_COLS                                                                                 \
+    "b.id, b.api_key_id, b.status, b.endpoint, b.completion_window, b.input_file_id,"              \
+    " b.metadata::text, coalesce(b.model, ''), coalesce(b.job_id::text, ''), b.errors::text,"      \
+    " coalesce(b.output_file_id, ''), coalesce(b.error_file_id, ''), b.request_total,"             \
+    " b.request_completed, b.request_failed, b.tokens, " TIMES
 #define N_BATCH_COLS 25
 
 void oai_batch_free(struct oai_batch *b)

@@ -29,10 +29,10 @@
 
 static struct rel R;
 
-#define MODEL "gemini-embedding-001"
-#define DIMS 128
+#define MODEL    "gemini-embedding-001"
+#define DIMS     128
 #define BOUNDARY "----embedd-rel-openai-7f3a9c"
-#define MIB 1024L
+#define MIB      1024L
 
 static void nap(int ms)
 {
@@ -286,7 +286,7 @@ Test(openai, kill9_during_batch_output_complete_paid_once)
         n_out++;
         const char *cid = simh_str(o, "custom_id");
         cr_assert(cid && strncmp(cid, "r-", 2) == 0);
-        int i = atoi(cid + 2);
+        int i = (int)strtol(cid + 2, NULL, 10);
         cr_assert(i >= 0 && i < lines && !seen[i], "custom_id %s twice or unknown", cid);
         seen[i] = 1;
         cr_assert_eq(json_object_get_type(simh_get(o, "error")), json_type_null);
@@ -371,8 +371,9 @@ static const char preamble[] =
     "Content-Type: application/jsonl\r\n\r\n";
 static const char epilogue[] = "\r\n--" BOUNDARY "--\r\n";
 /* one 100-byte JSONL line, repeated */
-static const char big_line[] = "{\"custom_id\":\"x\",\"method\":\"POST\",\"url\":\"/v1/embeddings\","
-                               "\"body\":{\"model\":\"m\",\"input\":\"abcdefghij\"}}\n";
+static const char big_line[] =
+    "{\"custom_id\":\"x\",\"method\":\"POST\",\"url\":\"/v1/embeddings\","
+    "\"body\":{\"model\":\"m\",\"input\":\"abcdefghij\"}}\n";
 
 static size_t stream_read(char *buf, size_t size, size_t nitems, void *ud)
 {
@@ -499,8 +500,8 @@ Test(openai, upload_100mb_memory_flat)
     free(fid);
     cr_assert_eq(dbh_scalar(&R.db, "SELECT count(*) FROM openai_file_parts"), 0);
     snprintf(figures, sizeof(figures),
-             "{\"mb\":100,\"ms\":%lld,\"rss_before_kib\":%ld,\"rss_max_kib\":%ld}",
-             (long long)took, before, rss_max);
+             "{\"mb\":100,\"ms\":%lld,\"rss_before_kib\":%ld,\"rss_max_kib\":%ld}", (long long)took,
+             before, rss_max);
     rel_report("openai_upload_100mb", "a 100 MB file streamed to /openai/v1/files: memory flat",
                "pass", figures);
 }
