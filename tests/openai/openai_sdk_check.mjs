@@ -3,7 +3,7 @@
 // base URL and key: embeddings (base64, as the SDK asks by default, and
 // float), task suffixes, a collection as the model, reuse from storage,
 // files and batches end to end (3 and 2,000 lines, every vector checked
-// against gemini-sim's deterministic function), cancel, list paging, an
+// against gemini-sim's deterministic function), the upload limit, cancel, list paging, an
 // invalid batch file, and the SDK's exceptions for a wrong key and a
 // missing batch.
 // Usage (tests/openai/run.sh sets these): EMBEDD_URL, EMBEDD_KEY, SIM_URL.
@@ -290,6 +290,22 @@ async function checkOutput(b, inputs, what) {
   const s1 = await simStats();
   check(s1.texts_received === s0.texts_received && s1.sync_texts === s0.sync_texts, 'nothing of the invalid batch was sent to Google');
   check(!done.output_file_id && !done.error_file_id && done.request_counts.total === 0, 'a failed batch has no files');
+}
+
+{
+  // uploads are bounded (run.sh sets --openai-file-max-bytes to 2 MiB): just over the limit
+  // (found while streaming) and far over it (refused from Content-Length), nothing stored
+  const limit = 2 * 1024 * 1024;
+  const count = async () => { let n = 0; for await (const _ of client.files.list()) n++; return n; };
+  const n0 = await count();
+  for (const size of [limit + 100, 2 * limit]) {
+    await expectError(upload('x'.repeat(size - 1) + '\n', 'big.jsonl'), OpenAI.APIError,
+      `a ${size}-byte upload over a ${limit}-byte limit: 413 file_too_large`, (e) => e.status === 413 && e.code === 'file_too_large' && e.param === 'file');
+  }
+  const ok = await upload('y'.repeat(limit - 1) + '\n', 'at-limit.jsonl');
+  check(ok.bytes === limit, 'a file of exactly the limit is stored', ok.bytes);
+  await client.files.delete(ok.id);
+  check(await count() === n0, 'refused uploads stored nothing');
 }
 
 {

@@ -47,7 +47,8 @@ for _ in $(seq 1 200); do [ -s sim.port ] && break; sleep 0.05; done
 key=$("$embedd" --database-url="$url" keys create --name openai-sdk 2>>migrate.log)
 GEMINI_BASE_URL="http://127.0.0.1:$(cat sim.port)" GEMINI_API_KEY=sim-key \
   "$embedd" --database-url="$url" --listen=127.0.0.1:0 --port-file=svc.port \
-  --poll-min-ms 100 --poll-max-ms 300 serve >/dev/null 2>svc.log &
+  --poll-min-ms 100 --poll-max-ms 300 \
+  --openai-file-max-bytes=2097152 serve >/dev/null 2>svc.log &
 svc_pid=$!
 for _ in $(seq 1 200); do [ -s svc.port ] && break; sleep 0.05; done
 [ -s svc.port ] || { echo "openai-sdk: embedd did not start" >&2; cat svc.log >&2; exit 1; }
