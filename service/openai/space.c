@@ -69,7 +69,8 @@ enum oai_space_result oai_space_resolve(PGconn *c, int64_t key_id, const char *m
                                         size_t errlen)
 {
     memset(sp, 0, sizeof(*sp));
-    char doc_task[32] = "", base[OAI_MAX_MODEL + 1], task[40] = "", alias = 0;
+    char doc_task[sizeof(sp->task_type)] = "", base[OAI_MAX_MODEL + 1], alias = 0;
+    char task[sizeof(sp->task_type)] = ""; /* task types fit (models.h) */
     enum found f = find(c, key_id, model, sp, doc_task, sizeof(doc_task), err, errlen);
     if (f == FOUND_NONE && oai_model_suffix(model, base, sizeof(base), &alias, task, sizeof(task)))
         f = find(c, key_id, base, sp, doc_task, sizeof(doc_task), err, errlen);
