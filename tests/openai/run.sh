@@ -44,7 +44,7 @@ for _ in $(seq 1 200); do [ -s sim.port ] && break; sleep 0.05; done
 [ -s sim.port ] || { echo "openai-sdk: gemini-sim did not start" >&2; cat sim.log >&2; exit 1; }
 
 "$embedd" --database-url="$url" migrate 2>migrate.log
-key=$("$embedd" --database-url="$url" keys create --name openai-sdk 2>>migrate.log)
+key=$("$embedd" --database-url="$url" keys create --name openai-sdk 2>>migrate.log | head -n 1)
 GEMINI_BASE_URL="http://127.0.0.1:$(cat sim.port)" GEMINI_API_KEY=sim-key \
   "$embedd" --database-url="$url" --listen=127.0.0.1:0 --port-file=svc.port \
   --poll-min-ms 100 --poll-max-ms 300 \
