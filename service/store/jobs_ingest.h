@@ -72,6 +72,12 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
  * can only be aborted then). A no-op for a job outside collections. */
 enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *ids, size_t n,
                                     size_t *missing, char *err, size_t errlen) SVC_MUSTCHECK;
+/* The job's webhook (before finish): its own URL (NULL: its key's default
+ * when an event happens) and the job.degraded threshold, percent of
+ * finished chunks succeeded (0: never), with the finished chunks needed
+ * first. */
+bool jobs_ingest_webhook(struct jobs_ingest *in, const char *url, int degraded_below,
+                         int degraded_min, char *err, size_t errlen) SVC_MUSTCHECK;
 /* Documents added so far. */
 size_t jobs_ingest_documents(const struct jobs_ingest *in);
 /* The new job's id (committed by jobs_ingest_finish). */
@@ -87,6 +93,18 @@ int64_t jobs_ingest_chunks(const struct jobs_ingest *in);
  * NULL with err set on failure (the ingest can only be aborted then). Valid
  * until the next jobs_ingest_* call. */
 PGconn *jobs_ingest_conn(struct jobs_ingest *in, char *err, size_t errlen) SVC_MUSTCHECK;
+/* The API key's pending-chunk limit (store/limits.h), checked by finish as
+ * the last step of the transaction: when the job's chunks left to send (those
+ * not reused) would take the key's pending chunks past lim->max, finish rolls
+ * back and returns false with lim->over set. lim is the caller's and must
+ * live until finish or abort. max 0, or no call: no limit. */
+struct ingest_limit {
+    int64_t max;     /* in */
+    bool over;       /* out: refused */
+    int64_t pending; /* out, when over: the key's pending chunks without this job */
+    int64_t adding;  /* out, when over: the chunks this job would add */
+};
+void jobs_ingest_limit(struct jobs_ingest *in, struct ingest_limit *lim);
 /* Store the totals and commit; in is freed either way (rolled back on failure). */
 bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], char *err,
                         size_t errlen) SVC_MUSTCHECK;
