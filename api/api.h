@@ -9,6 +9,7 @@
 #include "app.h"
 #include "http.h"
 #include "job_request.h"
+#include "store/collections.h"
 #include "store/idempotency.h"
 #include "store/jobs.h"
 #include "store/jobs_ingest.h"
@@ -87,6 +88,12 @@ void api_job_created(struct http_req *req, struct http_resp *resp, const struct 
  * failure (e->detail: the log message). */
 struct jobs_ingest *api_job_begin(const struct config *cfg, PGconn *c, int64_t key_id,
                                   const struct job_request *r, struct job_req_error *e);
+/* A job with options r into collection c: the settings r named must be the
+ * collection's (a different model, dimension, task type, normalisation or
+ * chunking is 409 space_mismatch in e, naming both values); the others are
+ * taken from it into s. */
+bool api_job_apply_space(const struct job_request *r, const struct coll_row *c, struct job_spec *s,
+                         struct job_req_error *e);
 /* The error of jobs_ingest_add's result r for document index (first: the
  * earlier document with its id): duplicate_id, deleted_and_upserted, or a
  * database failure (status 0, detail err). Returns false. */
@@ -163,6 +170,13 @@ void api_collection_doc_delete(void *app, struct http_req *req, struct http_resp
 /* GET /v1/collections/{id}/vectors: the current vectors, paged JSON or NDJSON,
  * float or base64, as job results. */
 void api_collection_vectors(void *app, struct http_req *req, struct http_resp *resp);
+
+/* POST /v1/collections/{id}/estimate: what a job with these documents would
+ * cost in the collection's space (chunks, tokens, dollars at the batch price
+ * and the interactive one); nothing is stored and nothing is sent to Google
+ * (estimate.c). The JSON body is streamed; any other media type is 415. */
+extern const struct http_body_stream api_collection_estimate_json;
+void api_collection_estimate(void *app, struct http_req *req, struct http_resp *resp);
 
 /* POST /v1/collections/{id}/query: the top_k chunks nearest to each query
  * (texts embedded with the collection's query task type, or a vector), by

@@ -9,6 +9,10 @@ static const struct http_body_stream *const jobs_create_streams[] = {&api_jobs_c
 /* POST /openai/v1/files: multipart/form-data, streamed */
 static const struct http_body_stream *const oai_files_streams[] = {&api_oai_files_upload, NULL};
 
+/* POST /v1/collections/{id}/estimate: a job's JSON body, streamed */
+static const struct http_body_stream *const estimate_streams[] = {&api_collection_estimate_json,
+                                                                  NULL};
+
 const struct http_route api_routes[] = {
     {"GET", "/healthz", api_healthz, 0, NULL},
     {"GET", "/readyz", api_readyz, 0, NULL},
@@ -34,6 +38,8 @@ const struct http_route api_routes[] = {
      NULL},
     {"DELETE", "/v1/collections/{id}/documents/{doc_id}", api_collection_doc_delete,
      HTTP_ROUTE_AUTH, NULL},
+    {"POST", "/v1/collections/{id}/estimate", api_collection_estimate, HTTP_ROUTE_AUTH,
+     estimate_streams},
     {"POST", "/v1/collections/{id}/query", api_collection_query, HTTP_ROUTE_AUTH, NULL},
     {"POST", "/v1/embed", api_embed, HTTP_ROUTE_AUTH, NULL},
     /* the OpenAI-compatible surface (api/openai/) */
