@@ -84,6 +84,14 @@ void http_resp_json(struct http_resp *r, int status, const char *json);
 void http_problem(struct http_resp *r, const struct http_req *req, int status, const char *code,
                   const char *pointer, const char *fmt, ...) SVC_PRINTF(6, 7);
 
+/* Whether req is on the OpenAI-compatible surface (/openai/...): its errors,
+ * http_problem's included, take OpenAI's shape. */
+bool http_is_openai(const struct http_req *req);
+/* OpenAI's error reply: {"error": {"message", "type" (from the status),
+ * "param", "code"}} (param and code: NULL or "" for null), with
+ * x-should-retry: false on a final 4xx so that its SDKs do not retry. */
+void http_openai_error(struct http_resp *r, int status, const char *code, const char *param,
+                       const char *message);
 /* Add a member "name": value to the problem http_problem just built in r
  * (RFC 9457 extension members, e.g. the limit a 429 refers to). */
 void http_problem_member(struct http_resp *r, const char *name, int64_t value);

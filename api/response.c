@@ -91,6 +91,45 @@ static bool put_jstr(struct buf *b, const char *s)
     return buf_putc(b, '"');
 }
 
+/* OpenAI's error type for a status (its SDKs pick the exception by status). */
+static const char *openai_type(int status)
+{
+    if (status == 403)
+        return "permission_error";
+    if (status == 429)
+        return "rate_limit_error";
+    if (status >= 500)
+        return "server_error";
+    return "invalid_request_error";
+}
+
+void http_openai_error(struct http_resp *r, int status, const char *code, const char *param,
+                       const char *message)
+{
+    buf_reset(&r->body);
+    r->status = status;
+    r->content_type = "application/json";
+    bool ok = buf_puts(&r->body, "{\"error\":{\"message\":") && put_jstr(&r->body, message) &&
+              buf_puts(&r->body, ",\"type\":") && put_jstr(&r->body, openai_type(status)) &&
+              buf_puts(&r->body, ",\"param\":") &&
+              (param && *param ? put_jstr(&r->body, param) : buf_puts(&r->body, "null")) &&
+              buf_puts(&r->body, ",\"code\":") &&
+              (code && *code ? put_jstr(&r->body, code) : buf_puts(&r->body, "null")) &&
+              buf_puts(&r->body, "}}");
+    if (!ok) {
+        buf_reset(&r->body);
+        r->status = 500;
+    }
+    /* OpenAI's SDKs retry 409 and 429 unless told not to; a refusal here is final */
+    if (status == 409 || (status >= 400 && status < 500 && status != 429 && status != 408))
+        http_resp_header(r, "x-should-retry", "false");
+}
+
+bool http_is_openai(const struct http_req *req)
+{
+    return req && req->path && strncmp(req->path, "/openai/", 8) == 0;
+}
+
 void http_problem(struct http_resp *r, const struct http_req *req, int status, const char *code,
                   const char *pointer, const char *fmt, ...)
 {
@@ -99,6 +138,14 @@ void http_problem(struct http_resp *r, const struct http_req *req, int status, c
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
+    if (http_is_openai(req)) { /* the OpenAI surface answers in OpenAI's shape */
+        char param[64] = "";
+        if (pointer && pointer[0] == '/')
+            snprintf(param, sizeof(param), "%.*s", (int)strcspn(pointer + 1, "/"), pointer + 1);
+        /* 401: the code OpenAI's API gives a wrong key */
+        http_openai_error(r, status, status == 401 ? "invalid_api_key" : code, param, detail);
+        return;
+    }
     buf_reset(&r->body);
     r->status = status;
     r->content_type = "application/problem+json";

@@ -1,9 +1,13 @@
 /* routes.c: the route table; it mirrors the paths in openapi.yaml. */
 #include "api.h"
+#include "openai/oai_api.h"
 
 /* POST /v1/jobs: a JSON body (also without Content-Type) or NDJSON, both streamed */
 static const struct http_body_stream *const jobs_create_streams[] = {&api_jobs_create_json,
                                                                      &api_jobs_create_ndjson, NULL};
+
+/* POST /openai/v1/files: multipart/form-data, streamed */
+static const struct http_body_stream *const oai_files_streams[] = {&api_oai_files_upload, NULL};
 
 /* POST /v1/collections/{id}/estimate: a job's JSON body, streamed */
 static const struct http_body_stream *const estimate_streams[] = {&api_collection_estimate_json,
@@ -38,6 +42,17 @@ const struct http_route api_routes[] = {
      estimate_streams},
     {"POST", "/v1/collections/{id}/query", api_collection_query, HTTP_ROUTE_AUTH, NULL},
     {"POST", "/v1/embed", api_embed, HTTP_ROUTE_AUTH, NULL},
+    /* the OpenAI-compatible surface (api/openai/) */
+    {"POST", "/openai/v1/embeddings", api_oai_embeddings, HTTP_ROUTE_AUTH, NULL},
+    {"POST", "/openai/v1/files", api_oai_files_create, HTTP_ROUTE_AUTH, oai_files_streams},
+    {"GET", "/openai/v1/files", api_oai_files_list, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/openai/v1/files/{id}", api_oai_files_get, HTTP_ROUTE_AUTH, NULL},
+    {"DELETE", "/openai/v1/files/{id}", api_oai_files_delete, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/openai/v1/files/{id}/content", api_oai_files_content, HTTP_ROUTE_AUTH, NULL},
+    {"POST", "/openai/v1/batches", api_oai_batches_create, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/openai/v1/batches", api_oai_batches_list, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/openai/v1/batches/{id}", api_oai_batches_get, HTTP_ROUTE_AUTH, NULL},
+    {"POST", "/openai/v1/batches/{id}/cancel", api_oai_batches_cancel, HTTP_ROUTE_AUTH, NULL},
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -17,6 +17,7 @@
 #include "store/keys.h"
 #include "log.h"
 #include "models.h"
+#include "openai/driver.h"
 #include "ratelimit.h"
 #include "store/migrate.h"
 #include "webhook/sender.h"
@@ -384,11 +385,28 @@ static int cmd_serve(const struct config *cfg)
         gem_global_cleanup();
         return 1;
     }
+    struct oai_driver_opts oo = {.db = app.db,
+                                 .lease_ms = cfg->lease_ms,
+                                 .idle_ms = 250,
+                                 .max_requests = cfg->openai_batch_max_requests,
+                                 .db_timeout_ms = 5000};
+    struct oai_driver *oai = oai_driver_start(&oo, err, sizeof(err));
+    if (!oai) {
+        log_error("%s", err);
+        http_server_stop(srv);
+        http_server_stop(msrv);
+        search_engine_free(app.search);
+        ratelimit_free(app.limiter);
+        db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
     struct worker_pool *workers = NULL;
     if (!cfg->gemini_api_key[0]) {
         log_warn("GEMINI_API_KEY is not set: no workers start; jobs stay pending");
     } else if (!(workers = worker_pool_start(cfg, app.db, err, sizeof(err)))) {
         log_error("%s", err);
+        oai_driver_stop(oai);
         http_server_stop(srv);
         http_server_stop(msrv);
         events_hub_free(app.events);
@@ -403,6 +421,7 @@ static int cmd_serve(const struct config *cfg)
     if (!hooks) {
         log_error("%s", err);
         worker_pool_stop(workers, cfg->shutdown_deadline_ms);
+        oai_driver_stop(oai);
         http_server_stop(srv);
         http_server_stop(msrv);
         events_hub_free(app.events);
@@ -444,6 +463,7 @@ static int cmd_serve(const struct config *cfg)
         log_warn("shutdown: %d request(s) still in flight", left);
     int64_t spent = mono_ms() - t0;
     int handed = worker_pool_stop(workers, cfg->shutdown_deadline_ms - spent);
+    oai_driver_stop(oai); /* abandons a step in progress (its lease is handed back) */
     wh_sender_stop(hooks, cfg->shutdown_deadline_ms - (mono_ms() - t0));
     events_hub_stop(app.events); /* no stream is woken any more; the server closes them */
     http_server_stop(srv);

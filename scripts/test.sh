@@ -74,6 +74,16 @@ else
   echo "==> [sdk] SKIPPED: needs Node.js >= 20 with npm (found: ${node_major})"
 fi
 
+# OpenAI's official JavaScript SDK (the openai npm package) against embedd's
+# /openai/v1 surface, in the normal and the sanitizer build.
+for b in dev asan; do
+  echo "==> [openai-sdk] openai against embedd ($b)"
+  if [ "$node_major" -ge 20 ] && command -v npm >/dev/null 2>&1; then
+    bash tests/openai/run.sh "$root/build/$b" || status=1
+  else
+    echo "==> [openai-sdk] SKIPPED: needs Node.js >= 20 with npm (found: ${node_major})"
+  fi
+done
 # The dashboard in headless Chromium: Debian's chromium (scripts/deps.sh)
 # driven by npm playwright-core, no browser download. It fails loudly, never
 # skips, when it cannot run.

@@ -96,6 +96,13 @@ static const struct setting settings[] = {
      false,
      "largest streamed (application/x-ndjson) request body; one line of it may hold at most"
      " max-body-bytes"},
+    {"openai-file-max-bytes", "EMBEDD_OPENAI_FILE_MAX_BYTES", INT(openai_file_max_bytes), 1024, BIG,
+     "209715200", false,
+     "largest file uploaded to /openai/v1/files (OpenAI's limit: 200 MB); streamed to a spool "
+     "file, then into PostgreSQL, never held in memory"},
+    {"openai-batch-max-requests", "EMBEDD_OPENAI_BATCH_MAX_REQUESTS",
+     INT(openai_batch_max_requests), 1, 1000000, "50000", false,
+     "most requests (lines) in one /openai/v1 batch (OpenAI's limit: 50,000)"},
     {"max-connections", "EMBEDD_MAX_CONNECTIONS", INT(max_connections), 1, 1000000, "4096", false,
      "most open HTTP connections; more wait in the listen backlog (the file limit is raised to "
      "fit)"},

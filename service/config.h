@@ -39,7 +39,9 @@ struct config {
     int64_t file_janitor_ms;         /* how often orphaned files at Google are looked for */
     char spool_dir[512];             /* temporary files; "" means $TMPDIR, else /tmp */
     int64_t max_body_bytes;
-    int64_t max_stream_bytes; /* a streamed (NDJSON) request body */
+    int64_t max_stream_bytes;          /* a streamed (NDJSON) request body */
+    int64_t openai_file_max_bytes;     /* a file uploaded to /openai/v1/files */
+    int64_t openai_batch_max_requests; /* requests in one /openai/v1 batch */
     int64_t max_connections;
     int64_t max_connections_per_ip;
     int64_t connection_timeout_s;

@@ -178,6 +178,7 @@ struct jobs_ingest {
     char **del_sorted; /* the same ids, sorted, to refuse a document the job also deletes */
     size_t n_del_sorted;
     int64_t docs_new, docs_updated, docs_unchanged, docs_metadata;
+    bool verbatim;              /* jobs_ingest_verbatim: one chunk per document, its whole text */
     struct ingest_limit *limit; /* the key's pending-chunk limit, or NULL */
 };
 
@@ -389,8 +390,15 @@ static bool store_doc(struct jobs_ingest *in, size_t i, const struct ingest_doc 
     if (chunks && !chunk_budget_of(in->facts, in->task, d->title, d->title_len, &bud))
         return false;
     o.max_tokens = chunks ? bud.max_tokens : o.max_tokens;
-    if (chunks && !chunker_split(d->text, d->text_len, &o, &ch, &nc))
+    if (chunks && in->verbatim) { /* the whole text, as it is, in one chunk */
+        if (!(ch = malloc(sizeof(*ch))))
+            return false;
+        *ch = (struct chunk){0, d->text_len, 0, utf8_count(d->text, d->text_len),
+                             chunker_token_estimate(d->text, d->text_len)};
+        nc = 1;
+    } else if (chunks && !chunker_split(d->text, d->text_len, &o, &ch, &nc)) {
         return false;
+    }
     struct buf *db = &in->docs, *cb = &in->chunks;
     bool ok = buf_printf(db, "%s\t%zu\t", in->id, i) && copy_text(db, d->id, d->id_len) &&
               buf_putc(db, '\t') &&
@@ -513,6 +521,23 @@ size_t jobs_ingest_documents(const struct jobs_ingest *in)
 const char *jobs_ingest_id(const struct jobs_ingest *in)
 {
     return in->id;
+}
+
+void jobs_ingest_verbatim(struct jobs_ingest *in)
+{
+    in->verbatim = !in->coll[0];
+}
+
+int64_t jobs_ingest_chunks(const struct jobs_ingest *in)
+{
+    return in->seq;
+}
+
+PGconn *jobs_ingest_conn(struct jobs_ingest *in, char *err, size_t errlen)
+{
+    if (in->coll[0] && !queue_resolve(in, err, errlen))
+        return NULL;
+    return ingest_flush(in, err, errlen) ? in->c : NULL;
 }
 
 /* ---- collections: compare, then store what changed ---- */

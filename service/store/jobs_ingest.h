@@ -82,6 +82,17 @@ bool jobs_ingest_webhook(struct jobs_ingest *in, const char *url, int degraded_b
 size_t jobs_ingest_documents(const struct jobs_ingest *in);
 /* The new job's id (committed by jobs_ingest_finish). */
 const char *jobs_ingest_id(const struct jobs_ingest *in);
+/* From here on (before the first document), each document of a job outside
+ * collections is one chunk: its whole text as sent, not split nor trimmed
+ * (the caller keeps it within the model's token limit). */
+void jobs_ingest_verbatim(struct jobs_ingest *in);
+/* Chunks added so far (the seq the next chunk gets). */
+int64_t jobs_ingest_chunks(const struct jobs_ingest *in);
+/* Write out every pending row and return the ingest's connection, for more
+ * statements inside its transaction (committed or rolled back with the job);
+ * NULL with err set on failure (the ingest can only be aborted then). Valid
+ * until the next jobs_ingest_* call. */
+PGconn *jobs_ingest_conn(struct jobs_ingest *in, char *err, size_t errlen) SVC_MUSTCHECK;
 /* The API key's pending-chunk limit (store/limits.h), checked by finish as
  * the last step of the transaction: when the job's chunks left to send (those
  * not reused) would take the key's pending chunks past lim->max, finish rolls
