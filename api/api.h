@@ -57,11 +57,14 @@ void api_job_created(struct http_req *req, struct http_resp *resp, const struct 
  * space_mismatch for those that differ) and checks its deletes (422
  * document_not_found). NULL with e filled; e->status 0: a database failure
  * (e->detail: the log message). */
-struct jobs_ingest *api_job_begin(PGconn *c, int64_t key_id, const struct job_request *r,
-                                  struct job_req_error *e);
+struct jobs_ingest *api_job_begin(const struct app *app, PGconn *c, int64_t key_id,
+                                  const struct job_request *r, struct job_req_error *e);
+/* The per-job limits of the settings (job-max-documents, job-max-deletes). */
+struct job_limits api_job_limits(const struct app *app);
 /* The error of jobs_ingest_add's result r for document index (first: the
- * earlier document with its id): duplicate_id, deleted_and_upserted, or a
- * database failure (status 0, detail err). Returns false. */
+ * earlier document with its id): duplicate_id, deleted_and_upserted,
+ * too_many_chunks, or a database failure (status 0, detail err). Returns
+ * false. */
 bool api_job_add_error(enum jobs_result r, size_t index, const struct ingest_doc *d, size_t first,
                        const char *err, struct job_req_error *e);
 

@@ -76,8 +76,14 @@ static bool apply_space(const struct job_request *r, const struct coll_row *c, s
     return true;
 }
 
-struct jobs_ingest *api_job_begin(PGconn *c, int64_t key_id, const struct job_request *r,
-                                  struct job_req_error *e)
+struct job_limits api_job_limits(const struct app *app)
+{
+    return (struct job_limits){(size_t)app->cfg->job_max_documents,
+                               (size_t)app->cfg->job_max_deletes};
+}
+
+struct jobs_ingest *api_job_begin(const struct app *app, PGconn *c, int64_t key_id,
+                                  const struct job_request *r, struct job_req_error *e)
 {
     struct job_spec spec = api_job_spec(key_id, r);
     struct coll_row coll;
@@ -103,6 +109,7 @@ struct jobs_ingest *api_job_begin(PGconn *c, int64_t key_id, const struct job_re
         jsonv_fail(e, 0, "", "", "%s", err);
         return NULL;
     }
+    jobs_ingest_limit_chunks(in, app->cfg->job_max_chunks);
     size_t missing = 0;
     enum jobs_result dr =
         jobs_ingest_delete(in, r->deletes, r->n_deletes, &missing, err, sizeof(err));
@@ -135,6 +142,9 @@ bool api_job_add_error(enum jobs_result r, size_t index, const struct ingest_doc
             "a document",
             (int)(d->id_len > 60 ? 60 : d->id_len), d->id);
     }
+    if (r == JOBS_LIMIT)
+        return jsonv_fail(e, 422, "too_many_chunks", "/documents",
+                          "%s, the most accepted per job (setting job-max-chunks)", err);
     return jsonv_fail(e, 0, "", "", "%s", err);
 }
 
@@ -247,6 +257,18 @@ void api_job_commit(struct app *app, PGconn *c, struct jobs_ingest *in, struct a
             http_resp_header(resp, "Idempotent-Replayed", "true");
             api_job_created(req, resp, &row, "a replay", im->replay_status);
         }
+        return;
+    }
+    /* a collection job's last documents are chunked now: its chunk limit may show */
+    enum jobs_result sr = jobs_ingest_settle(in, err, sizeof(err));
+    if (sr != JOBS_OK) {
+        struct job_req_error e;
+        jobs_ingest_abort(in);
+        (void)api_job_add_error(sr, 0, NULL, 0, err, &e);
+        if (e.status)
+            http_problem(resp, req, e.status, e.code, e.pointer, "%s", e.detail);
+        else
+            api_db_failed(req, resp, e.detail);
         return;
     }
     struct job_row row;

@@ -95,7 +95,7 @@ static void on_documents(void *cls, const struct job_request *opts)
         return;
     }
     struct job_req_error e;
-    j->in = api_job_begin(j->c, j->key_id, opts, &e);
+    j->in = api_job_begin(j->app, j->c, j->key_id, opts, &e);
     if (!j->in) { /* tried again from the spool at the end, which answers the error */
         if (!e.status)
             log_warn("request %s: %s", j->req_id, e.detail);
@@ -121,7 +121,7 @@ static enum job_stream_take on_document(void *cls, size_t index, const struct jo
         if (r == JOBS_CONFLICT)
             return JOB_STREAM_DUPLICATE;
         if (r != JOBS_OK) { /* tried again from the spool at the end, which answers it */
-            if (r != JOBS_IN_USE)
+            if (r != JOBS_IN_USE && r != JOBS_LIMIT)
                 log_warn("request %s: %s", j->req_id, err);
             release_db(j);
         }
@@ -146,7 +146,8 @@ static void *json_begin(void *appv, struct http_req *req, struct http_resp *resp
     const char *cl = http_req_header(req, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > max) {
         http_problem(resp, req, 413, "body_too_large", NULL,
-                     "the request body is larger than the limit of %llu bytes",
+                     "the request body is larger than the limit of %llu bytes (setting "
+                     "max-body-bytes)",
                      (unsigned long long)max);
         return NULL;
     }
@@ -164,7 +165,8 @@ static void *json_begin(void *appv, struct http_req *req, struct http_resp *resp
         free(j);
         return NULL;
     }
-    job_stream_init(&j->js, (size_t)max, &json_job_ops, j);
+    struct job_limits lim = api_job_limits(app);
+    job_stream_init(&j->js, (size_t)max, &lim, &json_job_ops, j);
     return j;
 }
 
@@ -216,7 +218,7 @@ static bool replay(struct json_job *j, struct http_req *req, struct http_resp *r
     if (!j->c && !(j->c = api_db_or_503(j->app, req, resp)))
         return false;
     struct job_req_error e;
-    j->in = api_job_begin(j->c, j->key_id, opts, &e);
+    j->in = api_job_begin(j->app, j->c, j->key_id, opts, &e);
     if (!j->in) {
         if (e.status)
             http_problem(resp, req, e.status, e.code, e.pointer[0] ? e.pointer : NULL, "%s",
@@ -273,7 +275,8 @@ static void json_end(void *state, struct http_req *req, struct http_resp *resp)
     bool after = false;
     if (j->too_large) {
         http_problem(resp, req, 413, "body_too_large", NULL,
-                     "the request body is larger than the limit of %llu bytes",
+                     "the request body is larger than the limit of %llu bytes (setting "
+                     "max-body-bytes)",
                      (unsigned long long)j->max);
     } else if (!job_stream_finish(&j->js, &opts, &after, &e)) {
         http_problem(resp, req, e.status, e.code, e.pointer[0] ? e.pointer : NULL, "%s", e.detail);

@@ -38,7 +38,10 @@ struct config {
     int64_t file_janitor_ms;         /* how often orphaned files at Google are looked for */
     char spool_dir[512];             /* temporary files; "" means $TMPDIR, else /tmp */
     int64_t max_body_bytes;
-    int64_t max_stream_bytes; /* a streamed (NDJSON) request body */
+    int64_t max_stream_bytes;  /* a streamed (NDJSON) request body */
+    int64_t job_max_documents; /* per job, JSON and NDJSON */
+    int64_t job_max_chunks;    /* per job, after chunking */
+    int64_t job_max_deletes;   /* ids in one job's "delete" */
     int64_t max_connections;
     int64_t max_connections_per_ip;
     int64_t connection_timeout_s;

@@ -127,11 +127,10 @@ static bool copy_rows(PGconn *c, const char *sql, const struct buf *b, const cha
 #define INGEST_DOCS_BATCH (4u << 20)
 #define INGEST_CHUNK_SEND (256u << 10) /* chunk rows handed to libpq at a time */
 
-struct seen { /* one document id, by hash (exactness is checked on a hit) */
-    uint64_t hash;
-    uint32_t index_plus1; /* 0: empty slot */
-};
-
+/* The duplicate-id check keeps one 64-bit hash per document (0 marks an
+ * empty slot), in an open-addressing table at most 3/4 full: 8 bytes per slot,
+ * 11 to 21 bytes per document (~134 MB at 10,000,000 documents). */
+#define SEEN_EMPTY 0
 /*
  * A collection job compares each document with the collection's stored one
  * before chunking it (an unchanged document costs a hash and a lookup, no
@@ -156,9 +155,12 @@ struct jobs_ingest {
     bool copying;            /* the chunks COPY is open */
     size_t n_docs;           /* documents added so far */
     int64_t seq, tokens;
-    struct seen *seen; /* open addressing, at most half full */
+    uint64_t *seen; /* id hashes, open addressing (SEEN_EMPTY: free) */
     size_t seen_cap;
-    char key[24]; /* the API key's id, as text */
+    int64_t max_chunks; /* the job's chunk limit */
+    bool over_chunks;   /* a document passed it: the ingest can only be aborted */
+    size_t over_doc;    /* that document */
+    char key[24];       /* the API key's id, as text */
     char model[64], task[32];
     struct identity_space sp;
     /* collection upserts ("" when the job stands alone) */
@@ -184,20 +186,20 @@ static uint64_t id_hash(const char *s, size_t n)
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
-    return h;
+    return h == SEEN_EMPTY ? 1 : h;
 }
 
 static bool seen_grow(struct jobs_ingest *in)
 {
     size_t cap = in->seen_cap ? in->seen_cap * 2 : 1024;
-    struct seen *t = calloc(cap, sizeof(*t));
+    uint64_t *t = calloc(cap, sizeof(*t));
     if (!t)
         return false;
     for (size_t i = 0; i < in->seen_cap; i++) {
-        if (!in->seen[i].index_plus1)
+        if (in->seen[i] == SEEN_EMPTY)
             continue;
-        size_t k = (size_t)in->seen[i].hash & (cap - 1);
-        while (t[k].index_plus1)
+        size_t k = (size_t)in->seen[i] & (cap - 1);
+        while (t[k] != SEEN_EMPTY)
             k = (k + 1) & (cap - 1);
         t[k] = in->seen[i];
     }
@@ -270,21 +272,27 @@ static bool ingest_flush(struct jobs_ingest *in, char *err, size_t errlen)
     return ok;
 }
 
-/* Whether the stored doc_id of document index i (already flushed) is id. */
-static bool stored_doc_id_is(struct jobs_ingest *in, size_t i, const char *id, size_t len,
-                             bool *same, char *err, size_t errlen)
+/* The index of the (flushed) document of this job whose id is id; *found
+ * false when there is none (a hash collision). */
+static bool stored_doc_index(struct jobs_ingest *in, const char *id, size_t len, bool *found,
+                             size_t *index, char *err, size_t errlen)
 {
-    char idx[24];
-    snprintf(idx, sizeof(idx), "%zu", i);
-    const char *vals[2] = {in->id, idx};
+    char *idz = strndup(id, len);
+    if (!idz) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    const char *vals[2] = {in->id, idz};
     PGresult *r =
-        PQexecParams(in->c, "SELECT doc_id FROM documents WHERE job_id = $1 AND doc_index = $2", 2,
+        PQexecParams(in->c, "SELECT doc_index FROM documents WHERE job_id = $1 AND doc_id = $2", 2,
                      NULL, vals, NULL, NULL, 0);
-    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    free(idz);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
         db_error(r, in->c, "could not check document ids", err, errlen);
-    else
-        *same = (size_t)PQgetlength(r, 0, 0) == len && memcmp(PQgetvalue(r, 0, 0), id, len) == 0;
+    *found = ok && PQntuples(r) == 1;
+    if (*found)
+        *index = (size_t)db_int(PQgetvalue(r, 0, 0));
     PQclear(r);
     return ok;
 }
@@ -293,36 +301,38 @@ static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen);
 
 /*
  * Whether d->id was already used in this job; records it otherwise. Only a
- * 16-byte entry per document is kept (1.6 MB for 100,000 documents), not the
- * ids: a hash hit is confirmed against the stored row, so the answer is exact
- * and names the first occurrence, like the JSON body's check. The UNIQUE
- * (job_id, doc_id) constraint stays as the last line of defence.
+ * hash per document is kept (see SEEN_EMPTY), not the ids: a hash hit is
+ * confirmed against the stored rows (by the UNIQUE (job_id, doc_id) index),
+ * so the answer is exact and names the first occurrence, like the JSON
+ * body's check. That constraint stays as the last line of defence.
  */
 static enum jobs_result ingest_check_id(struct jobs_ingest *in, const struct ingest_doc *d,
                                         size_t *dup_of, char *err, size_t errlen)
 {
-    if ((in->n_docs + 1) * 2 > in->seen_cap && !seen_grow(in)) {
+    if ((in->n_docs + 1) * 4 > in->seen_cap * 3 && !seen_grow(in)) {
         snprintf(err, errlen, "out of memory");
         return JOBS_ERROR;
     }
     uint64_t h = id_hash(d->id, d->id_len);
     size_t k = (size_t)h & (in->seen_cap - 1);
-    for (; in->seen[k].index_plus1; k = (k + 1) & (in->seen_cap - 1)) {
-        if (in->seen[k].hash != h)
+    bool checked = false;
+    for (; in->seen[k] != SEEN_EMPTY; k = (k + 1) & (in->seen_cap - 1)) {
+        if (in->seen[k] != h || checked)
             continue;
-        /* a duplicate or (rarely) a hash collision: compare with the stored id */
+        /* a duplicate or (rarely) a hash collision: look the id up */
         if (!(in->coll[0] ? queue_resolve(in, err, errlen) : ingest_flush(in, err, errlen)))
             return JOBS_ERROR;
-        bool same = false;
-        size_t first = in->seen[k].index_plus1 - 1;
-        if (!stored_doc_id_is(in, first, d->id, d->id_len, &same, err, errlen))
+        bool found = false;
+        size_t first = 0;
+        if (!stored_doc_index(in, d->id, d->id_len, &found, &first, err, errlen))
             return JOBS_ERROR;
-        if (same) {
+        if (found) {
             *dup_of = first;
             return JOBS_CONFLICT;
         }
+        checked = true; /* a collision: the id is new; find a free slot */
     }
-    in->seen[k] = (struct seen){h, (uint32_t)(in->n_docs + 1)};
+    in->seen[k] = h;
     return JOBS_OK;
 }
 
@@ -379,6 +389,12 @@ static bool store_doc(struct jobs_ingest *in, size_t i, const struct ingest_doc 
     size_t nc = 0;
     if (chunks && !chunker_split(d->text, d->text_len, &in->opts, &ch, &nc))
         return false;
+    if (in->seq + (int64_t)nc > in->max_chunks) {
+        free(ch);
+        in->over_chunks = true;
+        in->over_doc = i;
+        return false;
+    }
     struct buf *db = &in->docs, *cb = &in->chunks;
     bool ok = buf_printf(db, "%s\t%zu\t", in->id, i) && copy_text(db, d->id, d->id_len) &&
               buf_putc(db, '\t') &&
@@ -417,6 +433,7 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
         return NULL;
     }
     in->c = c;
+    in->max_chunks = INT32_MAX; /* what seq holds */
     in->opts = (struct chunk_opts){.max_chars = (size_t)spec->max_chars,
                                    .overlap_chars = (size_t)spec->overlap_chars,
                                    .max_tokens = CHUNK_DEFAULT_MAX_TOKENS};
@@ -469,6 +486,11 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
         return NULL;
     }
     return in;
+}
+
+void jobs_ingest_limit_chunks(struct jobs_ingest *in, int64_t max_chunks)
+{
+    in->max_chunks = max_chunks > 0 && max_chunks < INT32_MAX ? max_chunks : INT32_MAX;
 }
 
 size_t jobs_ingest_documents(const struct jobs_ingest *in)
@@ -564,6 +586,12 @@ static bool upserts_send(struct jobs_ingest *in, char *err, size_t errlen)
     return ok;
 }
 
+static void over_chunks_err(const struct jobs_ingest *in, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "document %zu brings the job past %lld chunks", in->over_doc,
+             (long long)in->max_chunks);
+}
+
 /* Append to a text-array literal being built ("{" first). */
 static bool arr_add(struct buf *b, size_t n, const char *s)
 {
@@ -637,7 +665,9 @@ static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen)
         }
     }
     PQclear(r);
-    if (!ok)
+    if (!ok && in->over_chunks)
+        over_chunks_err(in, err, errlen);
+    else if (!ok)
         snprintf(err, errlen, "could not store documents: out of memory");
     for (size_t k = 0; k < in->nq; k++)
         qdoc_free(&in->q[k]);
@@ -718,10 +748,16 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
         ok = queue_doc(in, i, d);
         in->n_docs++;
         if (ok && (in->nq == QUEUE_DOCS || in->qbytes >= QUEUE_BYTES))
-            return queue_resolve(in, err, errlen) ? JOBS_OK : JOBS_ERROR;
+            return queue_resolve(in, err, errlen) ? JOBS_OK
+                   : in->over_chunks              ? JOBS_LIMIT
+                                                  : JOBS_ERROR;
     } else {
         ok = store_doc(in, i, d, NULL, true);
         in->n_docs++;
+    }
+    if (!ok && in->over_chunks) {
+        over_chunks_err(in, err, errlen);
+        return JOBS_LIMIT;
     }
     if (!ok) {
         snprintf(err, errlen, "could not chunk documents: out of memory");
@@ -781,9 +817,25 @@ static bool reuse_vectors(struct jobs_ingest *in, int64_t *n, int64_t *tokens, c
                          err, errlen);
 }
 
+enum jobs_result jobs_ingest_settle(struct jobs_ingest *in, char *err, size_t errlen)
+{
+    if (in->over_chunks) {
+        over_chunks_err(in, err, errlen);
+        return JOBS_LIMIT;
+    }
+    if (queue_resolve(in, err, errlen))
+        return JOBS_OK;
+    return in->over_chunks ? JOBS_LIMIT : JOBS_ERROR;
+}
+
 bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], char *err,
                         size_t errlen)
 {
+    if (in->over_chunks) {
+        over_chunks_err(in, err, errlen);
+        jobs_ingest_abort(in);
+        return false;
+    }
     int64_t reused = 0, reused_tokens = 0, deleted = 0;
     bool ok = queue_resolve(in, err, errlen) && ingest_flush(in, err, errlen) &&
               reuse_vectors(in, &reused, &reused_tokens, err, errlen);

@@ -63,8 +63,10 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
                                       size_t errlen) SVC_MUSTCHECK;
 /* Add document number jobs_ingest_documents(in). JOBS_CONFLICT: its id is
  * the id of an earlier document, whose index goes to *dup_of; JOBS_IN_USE:
- * the job also deletes that id (the ingest can only be aborted then, as
- * after JOBS_ERROR). d is not kept. */
+ * the job also deletes that id; JOBS_LIMIT: the job's chunks (this
+ * document's, or a queued one's: err names it) pass its limit (the
+ * ingest can only be aborted after these, as after JOBS_ERROR). d is not
+ * kept. */
 enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc *d, size_t *dup_of,
                                  char *err, size_t errlen) SVC_MUSTCHECK;
 /* A collection job also removes documents ids[0..n) (kept until finish).
@@ -72,10 +74,18 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
  * can only be aborted then). A no-op for a job outside collections. */
 enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *ids, size_t n,
                                     size_t *missing, char *err, size_t errlen) SVC_MUSTCHECK;
+/* At most max_chunks chunks in the job (INT32_MAX, what a seq holds, until
+ * set; <= 0 means that too): the document that passes it is refused. */
+void jobs_ingest_limit_chunks(struct jobs_ingest *in, int64_t max_chunks);
 /* Documents added so far. */
 size_t jobs_ingest_documents(const struct jobs_ingest *in);
 /* The new job's id (committed by jobs_ingest_finish). */
 const char *jobs_ingest_id(const struct jobs_ingest *in);
+/* Store the documents still queued (a collection job's last lookups):
+ * JOBS_LIMIT (err says which document) when the chunks pass the job's limit,
+ * JOBS_ERROR on other failures; the ingest can only be aborted after either.
+ * finish does this too; calling it first tells a limit from other errors. */
+enum jobs_result jobs_ingest_settle(struct jobs_ingest *in, char *err, size_t errlen) SVC_MUSTCHECK;
 /* Store the totals and commit; in is freed either way (rolled back on failure). */
 bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], char *err,
                         size_t errlen) SVC_MUSTCHECK;
