@@ -67,8 +67,8 @@ static void refused(const char *what, const char *ctype, const char *body, const
     cr_assert_str_eq(simh_str(o, "code"), code, "%s: %s", what, r.body);
     cr_assert_str_eq(simh_str(o, "errors.0.pointer"), pointer, "%s: %s", what, r.body);
     for (size_t i = 0; words[i]; i++)
-        cr_assert(strstr(simh_str(o, "detail"), words[i]), "%s: no \"%s\" in %s", what,
-                  words[i], r.body);
+        cr_assert(strstr(simh_str(o, "detail"), words[i]), "%s: no \"%s\" in %s", what, words[i],
+                  r.body);
     json_object_put(o);
     simh_resp_free(&r);
     cr_assert_eq(stored(), before, "%s: something was stored", what);
@@ -92,8 +92,8 @@ static char *body_of(int n, const char *tag, size_t chars, const char *opts, int
     else
         cr_assert(buf_puts(&b, "{\"documents\":["));
     for (int i = 0; i < n; i++)
-        cr_assert(buf_printf(&b, "%s{\"id\":\"%s%d\",\"text\":\"%s\"}%s",
-                             form && i ? "," : "", tag, i, text, form ? "" : "\n"));
+        cr_assert(buf_printf(&b, "%s{\"id\":\"%s%d\",\"text\":\"%s\"}%s", form && i ? "," : "", tag,
+                             i, text, form ? "" : "\n"));
     if (form == 1)
         cr_assert(buf_puts(&b, "]}"));
     else if (form == 2)
@@ -144,8 +144,7 @@ Test(job_limits, chunks)
     const char *words[] = {"past 8 chunks", "job-max-chunks", NULL};
     for (int f = 0; f < 3; f++) {
         char *b = body_of(2, "c", 450, opts, f);
-        refused(f == 0 ? "NDJSON" : "JSON", ctype_of(f), b, "too_many_chunks", "/documents",
-                words);
+        refused(f == 0 ? "NDJSON" : "JSON", ctype_of(f), b, "too_many_chunks", "/documents", words);
         free(b);
     }
     /* one such document (about 5 chunks) is fine */
@@ -176,8 +175,7 @@ Test(job_limits, collection_upserts_and_deletes)
         refused("collection, chunks", ctype_of(f), b, "too_many_chunks", "/documents", cw);
         free(b);
         b = body_of(6, "u", 20, opts, f);
-        refused("collection, documents", ctype_of(f), b, "too_many_documents", "/documents",
-                dw);
+        refused("collection, documents", ctype_of(f), b, "too_many_documents", "/documents", dw);
         free(b);
     }
     char del[300];
