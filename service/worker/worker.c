@@ -419,6 +419,8 @@ void worker_map_results(const struct pipe_batch *b, const struct gem_result *r, 
             seq = b->chunks[i].seq;
         else if (!r[i].key || !end || *end || seq < 0)
             continue; /* unmatched: the chunk counts as "no result" */
+        /* every member set: pr may be a reused array (a slice after a slice) */
+        memset(&pr[k], 0, sizeof(pr[k]));
         pr[k].seq = (int32_t)seq;
         pr[k].tokens = -1;
         if (r[i].values && r[i].dims == b->dims) {
