@@ -168,7 +168,7 @@ EXPECT_DUP=$l_chunks run_job upsert "$fcoll"
 rm -f "$fcoll"
 u_us=$JOB_US u_wall=$JOB_WALL u_post=$JOB_POST u_hwm=$JOB_HWM u_chunks=$JOB_CHUNKS
 u_note="$JOB_BATCHES batches ($JOB_FILES file, $JOB_INLINE inline), $JOB_CREATES creates, database +$JOB_DB_PER bytes per chunk, stats exact: $JOB_EXACT"
-cdocs=$(api GET "/v1/collections/$coll" | jq .documents)
+cdocs=$(api GET "/v1/collections/$coll" | jq .documents.current)
 API_KEY=$key1
 
 n_s=$(printf "%'d" "$s_chunks") n_l=$(printf "%'d" "$l_chunks")
