@@ -12,6 +12,7 @@
 #include "store/idempotency.h"
 #include "store/jobs.h"
 #include "store/jobs_ingest.h"
+#include "store/keys.h"
 #include "util/crypto.h"
 #include "util/buf.h"
 #include "util/compiler.h"
@@ -22,6 +23,17 @@
 
 extern const struct http_route api_routes[];
 extern const size_t api_routes_count;
+/* The routes of the metrics listener (--metrics-listen): GET /metrics. */
+extern const struct http_route api_metrics_routes[];
+extern const size_t api_metrics_routes_count;
+
+/* GET /metrics: Prometheus text (metrics.c). */
+void api_metrics(void *app, struct http_req *req, struct http_resp *resp);
+/* Name both route tables for the HTTP request metrics; once, before a server
+ * starts. */
+void api_metrics_init(void);
+/* http_server_opts.observe: count a request by route and status, and its time. */
+void api_metrics_observe(void *app, const struct http_route *rt, int status, double seconds);
 
 /* Borrow a database connection; when none can be had, log why and answer
  * 503 database_unavailable with Retry-After, and return NULL. */
@@ -32,6 +44,20 @@ void api_db_failed(struct http_req *req, struct http_resp *resp, const char *err
 /* http_auth_fn: "Authorization: Bearer <key>" → req->key_id, else 401 (503
  * when the database cannot be reached). */
 bool api_authenticate(void *app, struct http_req *req, struct http_resp *resp);
+
+/* Per-key limits (limits.c). After authentication: the key's effective
+ * limits (its own, else the settings'); sets req->key_max_pending; false with
+ * a 429 rate_limited and Retry-After in resp when the key is over its
+ * requests per second in this process. */
+bool api_key_admit(struct app *app, struct http_req *req, struct http_resp *resp,
+                   const struct key_limits *lim);
+/* Before a job's body is read: false with a 429 too_many_pending_chunks when
+ * the key already has req->key_max_pending chunks or more waiting (then no
+ * job of it could be stored). Skipped when no connection is free at once. */
+bool api_pending_precheck(struct app *app, struct http_req *req, struct http_resp *resp);
+/* The 429 of a job that jobs_ingest_finish refused at the limit (lim->over). */
+void api_pending_refused(struct http_req *req, struct http_resp *resp,
+                         const struct ingest_limit *lim);
 
 /* GET /healthz: liveness; never touches the database. */
 void api_healthz(void *app, struct http_req *req, struct http_resp *resp);
@@ -55,12 +81,14 @@ void api_job_created(struct http_req *req, struct http_resp *resp, const struct 
 /* Begin the ingest of a job with options r on c: a job into a collection
  * takes the collection's space for the settings r did not name (409
  * space_mismatch for those that differ) and checks its deletes (422
- * document_not_found). NULL with e filled; e->status 0: a database failure
- * (e->detail: the log message). */
-struct jobs_ingest *api_job_begin(const struct app *app, PGconn *c, int64_t key_id,
+ * document_not_found); a webhook_url must pass the address settings (422
+ * webhook_url_refused) and the key must have a webhook secret (422
+ * webhook_secret_missing). NULL with e filled; e->status 0: a database
+ * failure (e->detail: the log message). */
+struct jobs_ingest *api_job_begin(const struct config *cfg, PGconn *c, int64_t key_id,
                                   const struct job_request *r, struct job_req_error *e);
 /* The per-job limits of the settings (job-max-documents, job-max-deletes). */
-struct job_limits api_job_limits(const struct app *app);
+struct job_limits api_job_limits(const struct config *cfg);
 /* The error of jobs_ingest_add's result r for document index (first: the
  * earlier document with its id): duplicate_id, deleted_and_upserted,
  * too_many_chunks, or a database failure (status 0, detail err). Returns
@@ -102,6 +130,9 @@ void api_jobs_delete(void *app, struct http_req *req, struct http_resp *resp);
 /* GET /v1/jobs/{id}/results: paged JSON, or every result streamed as NDJSON
  * (Accept: application/x-ndjson). */
 void api_jobs_results(void *app, struct http_req *req, struct http_resp *resp);
+
+/* GET /v1/jobs/{id}/webhooks: the job's webhook deliveries with their attempts. */
+void api_jobs_webhooks(void *app, struct http_req *req, struct http_resp *resp);
 
 /* Token counts behind a cost report. */
 struct api_tokens {

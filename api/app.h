@@ -12,12 +12,15 @@
 
 #include <stdatomic.h>
 
+struct ratelimit;
+
 struct app {
     const struct config *cfg;
     struct db_pool *db;
     int db_timeout_ms;            /* how long a request waits for a connection */
     atomic_bool stopping;         /* SIGTERM received: /readyz says not ready */
     struct search_engine *search; /* queries into collections (NULL: 503) */
+    struct ratelimit *limiter;    /* requests per second per key (NULL: none) */
 };
 
 #endif

@@ -8,6 +8,8 @@
 #include "jsonv.h"
 #include "log.h"
 #include "store/collections.h"
+#include "search/search.h"
+#include "store/db.h"
 #include "util/jsonw.h"
 
 #include <json-c/json.h>
@@ -111,6 +113,60 @@ static bool parse_create(const char *body, size_t len, json_object **root, struc
     return true;
 }
 
+/* Create the collection (or replay the Idempotency-Key's first answer) in
+ * one transaction on c, and answer. */
+static void create_in_tx(PGconn *c, const struct coll_spec *s, struct api_idem *im,
+                         struct http_req *req, struct http_resp *resp)
+{
+    char id[JOB_ID_LEN + 1], err[512] = "";
+    struct coll_row row;
+    bool replayed = false;
+    if (!db_exec(c, "BEGIN", err, sizeof(err))) {
+        api_db_failed(req, resp, err);
+        return;
+    }
+    if (!api_idem_take(im, c, req, resp, "/v1/collections", &replayed)) {
+        if (replayed && im->replay_id[0]) {
+            if (coll_get(c, req->key_id, im->replay_id, &row, err, sizeof(err)) == JOBS_OK) {
+                char loc[64];
+                snprintf(loc, sizeof(loc), "/v1/collections/%s", row.id);
+                http_resp_header(resp, "Location", loc);
+                http_resp_header(resp, "Idempotent-Replayed", "true");
+                reply_coll(req, resp, im->replay_status, &row);
+            } else {
+                http_problem(resp, req, 422, "idempotency_key_reused", NULL,
+                             "the collection this Idempotency-Key created is gone; use a new key");
+            }
+        }
+        if (!db_exec(c, "ROLLBACK", err, sizeof(err)))
+            log_warn("request %s: %s", req->id, err);
+        return;
+    }
+    enum jobs_result r = coll_create(c, s, id, err, sizeof(err));
+    if (r == JOBS_OK && !api_idem_record(im, c, req, "/v1/collections", 201, id, err, sizeof(err)))
+        r = JOBS_ERROR;
+    if (r == JOBS_OK)
+        r = coll_get(c, req->key_id, id, &row, err, sizeof(err));
+    if (r == JOBS_OK && !db_exec(c, "COMMIT", err, sizeof(err)))
+        r = JOBS_ERROR;
+    if (r != JOBS_OK) {
+        char e2[256];
+        if (!db_exec(c, "ROLLBACK", e2, sizeof(e2)))
+            log_warn("request %s: %s", req->id, e2);
+    }
+    if (r == JOBS_CONFLICT) {
+        http_problem(resp, req, 409, "name_taken", "/name",
+                     "you already have a collection named \"%.200s\"", s->name);
+    } else if (r != JOBS_OK) {
+        api_db_failed(req, resp, err);
+    } else {
+        char loc[64];
+        snprintf(loc, sizeof(loc), "/v1/collections/%s", id);
+        http_resp_header(resp, "Location", loc);
+        reply_coll(req, resp, 201, &row);
+    }
+}
+
 void api_collections_create(void *appv, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = appv;
@@ -134,28 +190,21 @@ void api_collections_create(void *appv, struct http_req *req, struct http_resp *
         json_object_put(root);
         return;
     }
-    PGconn *c = api_db_or_503(app, req, resp);
-    if (!c) {
+    struct api_idem im;
+    if (!api_idem_begin(&im, req, resp)) {
         json_object_put(root);
         return;
     }
-    char id[JOB_ID_LEN + 1], err[512] = "";
-    struct coll_row row;
-    enum jobs_result r = coll_create(c, &s, id, err, sizeof(err));
-    if (r == JOBS_OK)
-        r = coll_get(c, req->key_id, id, &row, err, sizeof(err));
-    db_pool_release(app->db, c);
-    if (r == JOBS_CONFLICT) {
-        http_problem(resp, req, 409, "name_taken", "/name",
-                     "you already have a collection named \"%.200s\"", s.name);
-    } else if (r != JOBS_OK) {
-        api_db_failed(req, resp, err);
-    } else {
-        char loc[64];
-        snprintf(loc, sizeof(loc), "/v1/collections/%s", id);
-        http_resp_header(resp, "Location", loc);
-        reply_coll(req, resp, 201, &row);
+    api_idem_update(&im, req->body.data ? req->body.data : "", req->body.len);
+    PGconn *c = api_db_or_503(app, req, resp);
+    if (!c) {
+        api_idem_cleanup(&im);
+        json_object_put(root);
+        return;
     }
+    create_in_tx(c, &s, &im, req, resp);
+    api_idem_cleanup(&im);
+    db_pool_release(app->db, c);
     json_object_put(root);
 }
 
@@ -230,6 +279,7 @@ void api_collections_delete(void *appv, struct http_req *req, struct http_resp *
     } else if (r != JOBS_OK) {
         api_db_failed(req, resp, err);
     } else {
+        search_forget(app->search, req->params[0]);
         resp->status = 204;
         resp->content_type = "application/json";
     }

@@ -31,6 +31,8 @@ struct http_req {
     size_t n_params;
     void *conn_; /* the MHD connection: use the accessors below */
     char param_store_[512];
+
+    int64_t key_max_pending; /* set by authentication: the key's pending-chunk limit (0: none) */
 };
 
 /*
@@ -73,6 +75,10 @@ void http_resp_json(struct http_resp *r, int status, const char *json);
  */
 void http_problem(struct http_resp *r, const struct http_req *req, int status, const char *code,
                   const char *pointer, const char *fmt, ...) SVC_PRINTF(6, 7);
+
+/* Add a member "name": value to the problem http_problem just built in r
+ * (RFC 9457 extension members, e.g. the limit a 429 refers to). */
+void http_problem_member(struct http_resp *r, const char *name, int64_t value);
 
 /* Answer with a body produced piece by piece (chunked transfer encoding),
  * never held whole in memory. content_type: a static string. The server

@@ -11,6 +11,8 @@
 #include "store/collections.h"
 #include "store/idempotency.h"
 #include "store/jobs_ingest.h"
+#include "store/webhooks.h"
+#include "webhook/url.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -76,19 +78,48 @@ static bool apply_space(const struct job_request *r, const struct coll_row *c, s
     return true;
 }
 
-struct job_limits api_job_limits(const struct app *app)
+struct job_limits api_job_limits(const struct config *cfg)
 {
-    return (struct job_limits){(size_t)app->cfg->job_max_documents,
-                               (size_t)app->cfg->job_max_deletes};
+    return (struct job_limits){(size_t)cfg->job_max_documents, (size_t)cfg->job_max_deletes};
 }
 
-struct jobs_ingest *api_job_begin(const struct app *app, PGconn *c, int64_t key_id,
+/* The job's webhook: its URL's address against the settings, and a secret
+ * to sign with. false with e filled (status 0: a database failure). */
+static bool check_webhook(const struct config *cfg, PGconn *c, int64_t key_id,
+                          const struct job_request *r, struct job_req_error *e)
+{
+    if (!r->webhook_url)
+        return true;
+    struct wh_target t;
+    char why[300], url[8], err[512];
+    enum wh_url_verdict v =
+        wh_url_parse(r->webhook_url, cfg->webhook_allow_private != 0, &t, why, sizeof(why));
+    if (v != WH_URL_OK)
+        return jsonv_fail(e, 422,
+                          v == WH_URL_REFUSED ? "webhook_url_refused" : "invalid_webhook_url",
+                          "/webhook_url", "%s", why);
+    bool has_secret = false;
+    enum keys_result kr =
+        keys_webhook_get(c, key_id, url, sizeof(url), &has_secret, err, sizeof(err));
+    if (kr == KEYS_DB_ERROR)
+        return jsonv_fail(e, 0, "", "", "%s", err);
+    if (!has_secret)
+        return jsonv_fail(e, 422, "webhook_secret_missing", "/webhook_url",
+                          "this API key has no webhook signing secret yet; an operator makes one "
+                          "with embedd keys rotate-webhook-secret %lld",
+                          (long long)key_id);
+    return true;
+}
+
+struct jobs_ingest *api_job_begin(const struct config *cfg, PGconn *c, int64_t key_id,
                                   const struct job_request *r, struct job_req_error *e)
 {
     struct job_spec spec = api_job_spec(key_id, r);
     struct coll_row coll;
     char err[512];
     memset(e, 0, sizeof(*e));
+    if (!check_webhook(cfg, c, key_id, r, e))
+        return NULL;
     if (r->collection) {
         enum jobs_result cr = coll_get(c, key_id, r->collection, &coll, err, sizeof(err));
         if (cr == JOBS_NOT_FOUND) {
@@ -109,7 +140,13 @@ struct jobs_ingest *api_job_begin(const struct app *app, PGconn *c, int64_t key_
         jsonv_fail(e, 0, "", "", "%s", err);
         return NULL;
     }
-    jobs_ingest_limit_chunks(in, app->cfg->job_max_chunks);
+    jobs_ingest_limit_chunks(in, cfg->job_max_chunks);
+    if (!jobs_ingest_webhook(in, r->webhook_url, (int)cfg->webhook_degraded_threshold,
+                             (int)cfg->webhook_degraded_min_chunks, err, sizeof(err))) {
+        jobs_ingest_abort(in);
+        jsonv_fail(e, 0, "", "", "%s", err);
+        return NULL;
+    }
     size_t missing = 0;
     enum jobs_result dr =
         jobs_ingest_delete(in, r->deletes, r->n_deletes, &missing, err, sizeof(err));
@@ -277,8 +314,17 @@ void api_job_commit(struct app *app, PGconn *c, struct jobs_ingest *in, struct a
         api_db_failed(req, resp, err);
         return;
     }
-    if (!jobs_ingest_finish(in, id, err, sizeof(err)) ||
-        jobs_get(c, req->key_id, id, &row, err, sizeof(err)) != JOBS_OK) {
+    /* the key's pending-chunk limit, checked last inside the transaction */
+    struct ingest_limit lim = {.max = req->key_max_pending};
+    jobs_ingest_limit(in, &lim);
+    if (!jobs_ingest_finish(in, id, err, sizeof(err))) {
+        if (lim.over)
+            api_pending_refused(req, resp, &lim);
+        else
+            api_db_failed(req, resp, err);
+        return;
+    }
+    if (jobs_get(c, req->key_id, id, &row, err, sizeof(err)) != JOBS_OK) {
         api_db_failed(req, resp, err);
         return;
     }

@@ -5,6 +5,7 @@
 #include "jsonv.h"
 
 #include "chunker/chunker.h"
+#include "webhook/url.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -150,6 +151,14 @@ static bool parse_options(json_object *root, const struct job_limits *lim, struc
         if (json_object_object_get_ex(v, "overlap_chars", &w) &&
             !json_object_is_type(w, json_type_null))
             r->given |= JOB_GIVEN_OVERLAP;
+    }
+    if (!jsonv_string(root, "webhook_url", "/webhook_url", WH_URL_MAX, &r->webhook_url, NULL, e))
+        return false;
+    if (r->webhook_url) {
+        struct wh_target t;
+        char why[300];
+        if (wh_url_parse(r->webhook_url, true, &t, why, sizeof(why)) != WH_URL_OK)
+            return jsonv_fail(e, 422, "invalid_webhook_url", "/webhook_url", "%s", why);
     }
     return parse_collection(root, lim, r, e);
 }
@@ -325,9 +334,8 @@ bool job_request_parse(const char *body, size_t len, const struct job_limits *li
                        struct job_request *r, struct job_req_error *e)
 {
     static const char *const keys[] = {
-        "documents", "display_name", "model",    "task_type",  "output_dimensionality",
-        "priority",  "normalize",    "chunking", "collection", "delete",
-        NULL};
+        "documents", "display_name", "model",      "task_type", "output_dimensionality", "priority",
+        "normalize", "chunking",     "collection", "delete",    "webhook_url",           NULL};
     set_defaults(r, e);
     if (!parse_json(body, len, false, &r->root, e))
         return false;
@@ -358,9 +366,8 @@ bool job_request_parse_options(const char *line, size_t len, const struct job_li
                                struct job_request *r, struct job_req_error *e)
 {
     static const char *const keys[] = {
-        "display_name", "model",     "task_type", "output_dimensionality",
-        "priority",     "normalize", "chunking",  "collection",
-        "delete",       NULL};
+        "display_name", "model",      "task_type", "output_dimensionality", "priority", "normalize",
+        "chunking",     "collection", "delete",    "webhook_url",           NULL};
     set_defaults(r, e);
     if (!parse_json(line, len, false, &r->root, e))
         return false;

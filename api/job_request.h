@@ -57,9 +57,11 @@ struct job_request {
     bool normalize;
     int max_chars;
     int overlap_chars;
-    unsigned given;         /* JOB_GIVEN_* */
-    const char *collection; /* NULL: a job outside collections */
-    const char **deletes;   /* owned array of borrowed ids ("delete"), n_deletes */
+    unsigned given;          /* JOB_GIVEN_* */
+    const char *collection;  /* NULL: a job outside collections */
+    const char *webhook_url; /* NULL: the key's default, if any (its form is checked here,
+                                its address against the settings by api_job_begin) */
+    const char **deletes;    /* owned array of borrowed ids ("delete"), n_deletes */
     size_t n_deletes;
     struct job_doc *docs; /* owned array */
     size_t n_docs;

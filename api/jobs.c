@@ -6,6 +6,7 @@
 #include "api.h"
 
 #include "job_request.h"
+#include "store/eta.h"
 #include "store/jobs.h"
 #include "store/jobs_ingest.h"
 #include "log.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LIST_DEFAULT 20
 #define LIST_MAX     100
@@ -25,8 +27,44 @@ static bool put_ts(struct buf *b, const char *name, const char *ts)
     return buf_printf(b, ",\"%s\":", name) && (ts[0] ? jsonw_cstr(b, ts) : buf_puts(b, "null"));
 }
 
-/* The job representation shared by every endpoint. */
-static bool put_job(struct buf *b, const struct job_row *j)
+/* "eta": when the job should finish (store/eta.h), or null. */
+static bool put_eta(struct buf *b, const struct job_eta *e)
+{
+    if (!e || !e->known)
+        return buf_puts(b, ",\"eta\":null");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    time_t at = ts.tv_sec + (ts.tv_nsec >= 500000000L) + (time_t)e->seconds;
+    struct tm tm;
+    char when[32] = "";
+    if (gmtime_r(&at, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    bool ok = buf_printf(b, ",\"eta\":{\"seconds\":%lld,\"at\":", (long long)e->seconds) &&
+              jsonw_cstr(b, when) && buf_puts(b, ",\"basis\":{\"source\":") &&
+              jsonw_cstr(b, e->source) &&
+              buf_printf(b, ",\"batches_observed\":%lld,\"batch_seconds\":%.1f,",
+                         (long long)e->batches_observed, e->batch_seconds);
+    if (ok && e->chunks_per_second >= 0)
+        ok = buf_printf(b, "\"chunks_per_second\":%.3g,", e->chunks_per_second);
+    else if (ok)
+        ok = buf_puts(b, "\"chunks_per_second\":null,");
+    return ok && buf_printf(b, "\"remaining_chunks\":%lld,\"open_batches\":%lld}}",
+                            (long long)e->remaining_chunks, (long long)e->open_batches);
+}
+
+/* The ETA of a job read on c; unknown (null) when it cannot be read, which
+ * is logged rather than failing the request. */
+static void job_eta(PGconn *c, int64_t key_id, const struct job_row *j, struct job_eta *e)
+{
+    char err[512];
+    if (!jobs_eta(c, key_id, j, e, err, sizeof(err))) {
+        log_warn("job %s: no ETA: %s", j->id, err);
+        memset(e, 0, sizeof(*e));
+    }
+}
+
+/* The job representation shared by every endpoint; eta NULL: null. */
+static bool put_job(struct buf *b, const struct job_row *j, const struct job_eta *eta)
 {
     int64_t done = j->chunks_succeeded + j->chunks_failed;
     double progress = j->chunks_total ? 100.0 * (double)done / (double)j->chunks_total : 0.0;
@@ -63,7 +101,9 @@ static bool put_job(struct buf *b, const struct job_row *j)
                     (long long)j->google_batches, (long long)j->texts_sent) &&
          buf_printf(b, "\"token_estimate\":%lld}", (long long)j->token_estimate) &&
          buf_puts(b, ",\"collection\":") &&
-         jsonw_cstr(b, j->collection_id[0] ? j->collection_id : NULL);
+         jsonw_cstr(b, j->collection_id[0] ? j->collection_id : NULL) &&
+         buf_puts(b, ",\"webhook_url\":") &&
+         jsonw_cstr(b, j->webhook_url[0] ? j->webhook_url : NULL);
     /* what a collection job did with its documents */
     if (ok && j->collection_id[0])
         ok = buf_printf(b,
@@ -72,7 +112,7 @@ static bool put_job(struct buf *b, const struct job_row *j)
                         (long long)j->documents_new, (long long)j->documents_updated,
                         (long long)j->documents_unchanged, (long long)j->documents_metadata,
                         (long long)j->documents_deleted);
-    ok = ok && buf_putc(b, ',') && api_put_cost(b, j->model, &t) &&
+    ok = ok && buf_putc(b, ',') && api_put_cost(b, j->model, &t) && put_eta(b, eta) &&
          put_ts(b, "created_at", j->created_at) && put_ts(b, "started_at", j->started_at) &&
          put_ts(b, "finished_at", j->finished_at) &&
          put_ts(b, "last_activity_at", j->last_activity_at) && buf_putc(b, '}');
@@ -80,12 +120,12 @@ static bool put_job(struct buf *b, const struct job_row *j)
 }
 
 static void reply_job(struct http_req *req, struct http_resp *resp, int status,
-                      const struct job_row *j)
+                      const struct job_row *j, const struct job_eta *eta)
 {
     buf_reset(&resp->body);
     resp->status = status;
     resp->content_type = "application/json";
-    if (!put_job(&resp->body, j))
+    if (!put_job(&resp->body, j, eta))
         http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
 }
 
@@ -111,7 +151,7 @@ void api_job_created(struct http_req *req, struct http_resp *resp, const struct 
     char loc[64];
     snprintf(loc, sizeof(loc), "/v1/jobs/%s", row->id);
     http_resp_header(resp, "Location", loc);
-    reply_job(req, resp, status, row);
+    reply_job(req, resp, status, row, NULL);
 }
 
 /* ---- POST /v1/jobs with an NDJSON body, streamed ---- */
@@ -179,7 +219,7 @@ static bool nd_fail_req(struct ndjson *nd, const struct job_req_error *e)
 static bool nd_options(struct ndjson *nd, struct http_req *req, const char *p, size_t n)
 {
     struct job_req_error e;
-    struct job_limits lim = api_job_limits(nd->app);
+    struct job_limits lim = api_job_limits(nd->app->cfg);
     if (!job_request_parse_options(p, n, &lim, &nd->opts, &e))
         return nd_fail_req(nd, &e);
     nd->have_options = true;
@@ -190,7 +230,7 @@ static bool nd_options(struct ndjson *nd, struct http_req *req, const char *p, s
         return nd_fail(nd, 503, "database_unavailable", NULL,
                        "the database is unreachable; retry later");
     }
-    nd->in = api_job_begin(nd->app, nd->c, req->key_id, &nd->opts, &e);
+    nd->in = api_job_begin(nd->app->cfg, nd->c, req->key_id, &nd->opts, &e);
     if (!nd->in)
         return e.status ? nd_fail(nd, e.status, e.code, e.pointer[0] ? e.pointer : NULL,
                                   "%s (line 1)", e.detail)
@@ -251,6 +291,8 @@ static void *nd_begin(void *appv, struct http_req *req, struct http_resp *resp)
                      (unsigned long long)max);
         return NULL;
     }
+    if (!api_pending_precheck(app, req, resp))
+        return NULL;
     struct ndjson *nd = calloc(1, sizeof(*nd));
     if (!nd) {
         http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
@@ -349,9 +391,12 @@ void api_jobs_get(void *appv, struct http_req *req, struct http_resp *resp)
     struct job_row row;
     char err[512];
     enum jobs_result r = jobs_get(c, req->key_id, req->params[0], &row, err, sizeof(err));
+    struct job_eta eta;
+    if (r == JOBS_OK)
+        job_eta(c, req->key_id, &row, &eta);
     db_pool_release(app->db, c);
     if (r == JOBS_OK)
-        reply_job(req, resp, 200, &row);
+        reply_job(req, resp, 200, &row, &eta);
     else if (r == JOBS_NOT_FOUND)
         http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
     else
@@ -395,9 +440,12 @@ void api_jobs_list(void *appv, struct http_req *req, struct http_resp *resp)
     struct job_row *rows = calloc((size_t)limit, sizeof(*rows));
     size_t n = 0;
     char next[96], err[512] = "out of memory";
-    enum jobs_result r = rows ? jobs_list(c, req->key_id, state, cursor, limit, rows, &n, next,
-                                          sizeof(next), err, sizeof(err))
-                              : JOBS_ERROR;
+    struct job_eta *etas = calloc((size_t)limit, sizeof(*etas));
+    enum jobs_result r = rows && etas ? jobs_list(c, req->key_id, state, cursor, limit, rows, &n,
+                                                  next, sizeof(next), err, sizeof(err))
+                                      : JOBS_ERROR;
+    for (size_t i = 0; r == JOBS_OK && i < n; i++)
+        job_eta(c, req->key_id, &rows[i], &etas[i]);
     db_pool_release(app->db, c);
     if (r == JOBS_CONFLICT) {
         http_problem(resp, req, 400, "invalid_parameter", NULL, "cursor is not valid");
@@ -408,13 +456,14 @@ void api_jobs_list(void *appv, struct http_req *req, struct http_resp *resp)
         resp->content_type = "application/json";
         bool ok = buf_puts(&resp->body, "{\"jobs\":[");
         for (size_t i = 0; i < n && ok; i++)
-            ok = (!i || buf_putc(&resp->body, ',')) && put_job(&resp->body, &rows[i]);
+            ok = (!i || buf_putc(&resp->body, ',')) && put_job(&resp->body, &rows[i], &etas[i]);
         ok = ok && buf_puts(&resp->body, "],\"next_cursor\":") &&
              jsonw_cstr(&resp->body, next[0] ? next : NULL) && buf_putc(&resp->body, '}');
         if (!ok)
             http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
     }
     free(rows);
+    free(etas);
 }
 
 static void change(struct app *app, struct http_req *req, struct http_resp *resp, bool del)
@@ -436,7 +485,7 @@ static void change(struct app *app, struct http_req *req, struct http_resp *resp
             resp->status = 204;
             resp->content_type = "application/json";
         } else {
-            reply_job(req, resp, 202, &row);
+            reply_job(req, resp, 202, &row, NULL); /* cancelled: no ETA */
         }
         break;
     case JOBS_NOT_FOUND:

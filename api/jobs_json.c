@@ -95,7 +95,7 @@ static void on_documents(void *cls, const struct job_request *opts)
         return;
     }
     struct job_req_error e;
-    j->in = api_job_begin(j->app, j->c, j->key_id, opts, &e);
+    j->in = api_job_begin(j->app->cfg, j->c, j->key_id, opts, &e);
     if (!j->in) { /* tried again from the spool at the end, which answers the error */
         if (!e.status)
             log_warn("request %s: %s", j->req_id, e.detail);
@@ -151,6 +151,8 @@ static void *json_begin(void *appv, struct http_req *req, struct http_resp *resp
                      (unsigned long long)max);
         return NULL;
     }
+    if (!api_pending_precheck(app, req, resp))
+        return NULL;
     struct json_job *j = calloc(1, sizeof(*j));
     if (!j) {
         http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
@@ -165,7 +167,7 @@ static void *json_begin(void *appv, struct http_req *req, struct http_resp *resp
         free(j);
         return NULL;
     }
-    struct job_limits lim = api_job_limits(app);
+    struct job_limits lim = api_job_limits(app->cfg);
     job_stream_init(&j->js, (size_t)max, &lim, &json_job_ops, j);
     return j;
 }
@@ -218,7 +220,7 @@ static bool replay(struct json_job *j, struct http_req *req, struct http_resp *r
     if (!j->c && !(j->c = api_db_or_503(j->app, req, resp)))
         return false;
     struct job_req_error e;
-    j->in = api_job_begin(j->app, j->c, j->key_id, opts, &e);
+    j->in = api_job_begin(j->app->cfg, j->c, j->key_id, opts, &e);
     if (!j->in) {
         if (e.status)
             http_problem(resp, req, e.status, e.code, e.pointer[0] ? e.pointer : NULL, "%s",

@@ -118,6 +118,19 @@ void http_problem(struct http_resp *r, const struct http_req *req, int status, c
     }
 }
 
+void http_problem_member(struct http_resp *r, const char *name, int64_t value)
+{
+    if (r->body.len < 2 || r->body.data[r->body.len - 1] != '}')
+        return;
+    r->body.len--; /* reopen the object */
+    r->body.data[r->body.len] = '\0';
+    if (!(buf_putc(&r->body, ',') && put_jstr(&r->body, name) &&
+          buf_printf(&r->body, ":%lld}", (long long)value))) {
+        buf_reset(&r->body);
+        r->status = 500;
+    }
+}
+
 bool http_media_type_is(const char *ct, const char *mt)
 {
     if (!ct)

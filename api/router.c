@@ -108,3 +108,19 @@ const struct http_route *http_route_find(const struct http_route *routes, size_t
     }
     return NULL;
 }
+
+const struct http_route *http_route_of(const struct http_route *routes, size_t n_routes,
+                                       const char *method, const char *path)
+{
+    bool head = strcmp(method, "HEAD") == 0;
+    for (size_t i = 0; i < n_routes; i++) {
+        const struct http_route *rt = &routes[i];
+        const char *params[HTTP_MAX_PARAMS];
+        size_t n;
+        char store[512];
+        if ((strcmp(rt->method, method) == 0 || (head && strcmp(rt->method, "GET") == 0)) &&
+            http_route_match(rt->pattern, path, params, &n, store, sizeof(store)))
+            return rt;
+    }
+    return NULL;
+}

@@ -20,4 +20,9 @@ bool http_route_match(const char *pattern, const char *path, const char **params
 const struct http_route *http_route_find(const struct http_route *routes, size_t n_routes,
                                          struct http_req *req, struct http_resp *resp);
 
+/* The route a request (method, path as sent) goes to, or NULL; fills nothing.
+ * For naming a request after the fact (metrics). */
+const struct http_route *http_route_of(const struct http_route *routes, size_t n_routes,
+                                       const char *method, const char *path);
+
 #endif

@@ -12,6 +12,7 @@ const struct http_route api_routes[] = {
     {"GET", "/v1/jobs", api_jobs_list, HTTP_ROUTE_AUTH, NULL},
     {"GET", "/v1/jobs/{id}", api_jobs_get, HTTP_ROUTE_AUTH, NULL},
     {"GET", "/v1/jobs/{id}/results", api_jobs_results, HTTP_ROUTE_AUTH, NULL},
+    {"GET", "/v1/jobs/{id}/webhooks", api_jobs_webhooks, HTTP_ROUTE_AUTH, NULL},
     {"POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, HTTP_ROUTE_AUTH, NULL},
     {"DELETE", "/v1/jobs/{id}", api_jobs_delete, HTTP_ROUTE_AUTH, NULL},
     {"GET", "/v1/usage", api_usage, HTTP_ROUTE_AUTH, NULL},
@@ -30,3 +31,11 @@ const struct http_route api_routes[] = {
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
+
+/* The metrics listener's own table (--metrics-listen): no authentication; it
+ * is meant for an address only the scraper reaches (README, Metrics). */
+const struct http_route api_metrics_routes[] = {
+    {"GET", "/metrics", api_metrics, 0, NULL},
+};
+
+const size_t api_metrics_routes_count = sizeof(api_metrics_routes) / sizeof(api_metrics_routes[0]);

@@ -60,9 +60,12 @@ struct req_state {
     const struct http_body_stream *sops;
     void *sstate;              /* the handler's state between begin and end/abort */
     struct http_resp *refusal; /* begin or authentication refused: sent once the body is read */
+    bool authed;               /* authenticated with the head, before the body */
     bool sfailed;              /* data returned false: drop the rest of the body */
     bool begun;                /* on_access has seen the head */
     char *raw_path;            /* owned: the path as sent (see http_req.raw_path) */
+    int status;                /* of the response queued; 0 until then */
+    const struct http_route *route; /* the request's route, for observe (NULL: none) */
 };
 
 /* MHD_OPTION_URI_LOG_CALLBACK: the first sight of a request, before
@@ -177,6 +180,11 @@ static enum MHD_Result send_resp(struct http_server *s, struct MHD_Connection *c
     return ret;
 }
 
+static bool under_auth_prefix(const struct http_server *s, const struct http_req *req)
+{
+    return s->o.auth_prefix && strncmp(req->path, s->o.auth_prefix, strlen(s->o.auth_prefix)) == 0;
+}
+
 static void dispatch(struct http_server *s, struct req_state *st, struct http_resp *resp)
 {
     struct http_req *req = &st->req;
@@ -185,20 +193,21 @@ static void dispatch(struct http_server *s, struct req_state *st, struct http_re
                      "the request body is larger than the limit of %zu bytes", s->o.max_body_bytes);
         return;
     }
-    if (st->sops) { /* a streamed body: begin already authenticated and routed */
-        if (st->refusal) {
-            *resp = *st->refusal; /* takes over its body */
-            buf_init(&st->refusal->body, 0);
-        } else {
-            void *state = st->sstate;
-            st->sstate = NULL;
-            st->sops->end(state, req, resp);
-        }
+    if (st->refusal) { /* refused with the head (authentication, begin); the body was dropped */
+        *resp = *st->refusal; /* takes over its body */
+        buf_init(&st->refusal->body, 0);
         return;
     }
-    /* authenticate before routing, so that unknown and known paths look alike */
-    bool authed = false;
-    if (s->o.auth_prefix && strncmp(req->path, s->o.auth_prefix, strlen(s->o.auth_prefix)) == 0) {
+    if (st->sops) { /* a streamed body: begin already authenticated and routed */
+        void *state = st->sstate;
+        st->sstate = NULL;
+        st->sops->end(state, req, resp);
+        return;
+    }
+    /* authenticate before routing, so that unknown and known paths look alike
+     * (normally done with the head already: head_auth) */
+    bool authed = st->authed;
+    if (!authed && under_auth_prefix(s, req)) {
         if (!s->o.auth(s->o.app, req, resp))
             return;
         authed = true;
@@ -336,6 +345,29 @@ static const struct http_body_stream *stream_route(struct http_server *s, struct
     return NULL;
 }
 
+/* A request under auth_prefix is authenticated (and its key's request rate
+ * checked) as soon as its head is in, before its body is read: a refused
+ * request's body is dropped as it arrives, never buffered, and the refusal
+ * is sent once it has been read. */
+static bool head_auth(struct http_server *s, struct req_state *st)
+{
+    if (!under_auth_prefix(s, &st->req))
+        return true;
+    struct http_resp *r = calloc(1, sizeof(*r));
+    if (!r)
+        return false;
+    r->status = 500;
+    buf_init(&r->body, SIZE_MAX / 2);
+    if (!s->o.auth(s->o.app, &st->req, r)) {
+        st->refusal = r;
+        return true;
+    }
+    st->authed = true;
+    buf_cleanup(&r->body);
+    free(r);
+    return true;
+}
+
 /* Headers of a streamed-body request are in: authenticate and let the
  * handler begin; a refusal is kept and sent once the body has been read. */
 static bool stream_begin(struct http_server *s, struct req_state *st, const struct http_route *rt)
@@ -345,9 +377,7 @@ static bool stream_begin(struct http_server *s, struct req_state *st, const stru
         return false;
     r->status = 500;
     buf_init(&r->body, SIZE_MAX / 2);
-    bool needs_auth = (rt->flags & HTTP_ROUTE_AUTH) ||
-                      (s->o.auth_prefix &&
-                       strncmp(st->req.path, s->o.auth_prefix, strlen(s->o.auth_prefix)) == 0);
+    bool needs_auth = (rt->flags & HTTP_ROUTE_AUTH) || under_auth_prefix(s, &st->req);
     if (needs_auth && !s->o.auth(s->o.app, &st->req, r)) {
         st->refusal = r;
         return true;
@@ -411,6 +441,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             /* answered before the body, which is not read: the connection closes */
             http_resp_header(&bad, MHD_HTTP_HEADER_CONNECTION, "close");
             log_debug("request %s %s %s -> %d (bad head)", st->req.id, method, url, bad.status);
+            st->status = bad.status;
             enum MHD_Result ret = send_resp(s, c, &st->req, &bad);
             buf_cleanup(&bad.body);
             return ret;
@@ -421,6 +452,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         if (st->sops)
             return stream_begin(s, st, rt) ? MHD_YES : MHD_NO;
         st->too_large = length_too_large(c, s->o.max_body_bytes);
+        if (!st->too_large && !head_auth(s, st))
+            return MHD_NO;
         return MHD_YES;
     }
     if (*data_size && st->sops) {
@@ -430,7 +463,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     if (*data_size) {
-        if (!st->too_large && !buf_append(&st->req.body, data, *data_size)) {
+        if (!st->too_large && !st->refusal && !buf_append(&st->req.body, data, *data_size)) {
             st->too_large = true;
             buf_cleanup(&st->req.body);
         }
@@ -445,6 +478,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     dispatch(s, st, &resp);
     log_context_request(NULL);
     int status = resp.status;
+    st->status = status;
+    if (s->o.observe)
+        st->route = http_route_of(s->o.routes, s->o.n_routes, method,
+                                  st->req.raw_path ? st->req.raw_path : url);
     enum MHD_Result ret = send_resp(s, c, &st->req, &resp);
     buf_cleanup(&resp.body);
     free_refusal(st);
@@ -561,6 +598,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                   mono_ms() +
                       ((int64_t)s->o.connection_timeout_s + (int64_t)s->o.header_timeout_s) * 1000);
     if (st) {
+        if (st->status && s->o.observe)
+            s->o.observe(s->o.app, st->route, st->status, (double)(now_ns() - st->start_ns) / 1e9);
         if (st->sstate) /* the client went away before the end of its body */
             st->sops->abort(st->sstate);
         free_refusal(st);

@@ -24,6 +24,10 @@ struct http_server_opts {
     http_auth_fn auth;
     const char *auth_prefix; /* every path under it needs auth, before routing ("/v1/") */
     void *app;
+    /* when set: every answered request, once its response is sent (or the client
+     * went away): its route (NULL when none matched), status and seconds from
+     * its complete head to the end */
+    void (*observe)(void *app, const struct http_route *route, int status, double seconds);
 };
 
 struct http_server;

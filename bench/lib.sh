@@ -80,7 +80,7 @@ start_embedd() {
   rm -f "$dir/embedd.port"
   export DATABASE_URL=$BENCH_DATABASE_URL GEMINI_API_KEY=bench-key GEMINI_BASE_URL=$SIM_URL
   "$EMBEDD_BIN" migrate >/dev/null 2>>"$dir/embedd.log" || die "embedd migrate failed"
-  API_KEY=$("$EMBEDD_BIN" keys create --name "bench-$name" 2>>"$dir/embedd.log")
+  API_KEY=$("$EMBEDD_BIN" keys create --name "bench-$name" 2>>"$dir/embedd.log" | head -n1)
   "$EMBEDD_BIN" --listen 127.0.0.1:0 --port-file "$dir/embedd.port" --log-level warn \
     --poll-min-ms 20 --poll-max-ms 200 --sync-max-texts 0 --max-body-bytes 4294967296 \
     --connection-timeout-s 600 "$@" serve 2>>"$dir/embedd.log" &

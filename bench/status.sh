@@ -108,7 +108,7 @@ GEMINI_BASE_URL="http://127.0.0.1:$sim_port" GEMINI_API_KEY=sim-key \
   serve 2>"$dir/embedd.log" &
 pids+=($!)
 embedd_port=$(wait_port "$dir/embedd.port" $! embedd)
-key=$("$embedd" --database-url "$db" keys create --name bench 2>>"$dir/embedd.log")
+key=$("$embedd" --database-url "$db" keys create --name bench 2>>"$dir/embedd.log" | head -n1)
 base="http://127.0.0.1:$embedd_port"
 
 # the job: n_docs one-chunk documents

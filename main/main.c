@@ -10,11 +10,15 @@
 #include "store/db.h"
 #include "gemini/client.h"
 #include "healthcheck.h"
+#include "keys_webhook.h"
+#include "keys_limits.h"
 #include "server.h"
 #include "store/keys.h"
 #include "log.h"
 #include "models.h"
+#include "ratelimit.h"
 #include "store/migrate.h"
+#include "webhook/sender.h"
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -40,9 +44,20 @@ static void usage(FILE *f)
             "commands:\n"
             "  migrate                  apply the database migrations (idempotent; safe when\n"
             "                           several replicas run it at once)\n"
-            "  keys create --name NAME  create an API key; prints it once (stored hashed)\n"
+            "  keys create --name NAME  create an API key; prints it once (stored hashed), then\n"
+            "                           its webhook signing secret (whsec_...) on a second line\n"
             "  keys list                every key: id, prefix, created, last used, revoked\n"
             "  keys revoke ID           revoke a key (replicas refuse it within --key-cache-ms)\n"
+            "  keys webhook ID [URL | --clear]\n"
+            "                           show, set or clear the key's default webhook URL (for\n"
+            "                           jobs without their own webhook_url)\n"
+            "  keys rotate-webhook-secret ID\n"
+            "                           a new webhook secret, printed once; the old one signs\n"
+            "                           too for --webhook-secret-grace-s\n"
+            "  keys limits ID [--rps N] [--burst N] [--max-pending-chunks N]\n"
+            "                           a key's own limits, overriding --key-rps, --key-burst,\n"
+            "                           --key-max-pending-chunks (0: none; \"default\": the\n"
+            "                           setting's); applied within --key-cache-ms\n"
             "  serve                    migrate, then serve HTTP until SIGTERM or SIGINT\n"
             "  healthcheck [--ready] [--path PATH] [--timeout-ms N]\n"
             "                           GET /healthz (--ready: /readyz) on the listen\n"
@@ -88,12 +103,24 @@ static int keys_list_cmd(const struct config *cfg)
         log_error("%s", err);
         return 1;
     }
-    printf("%-6s %-12s %-20s %-20s %-20s %s\n", "ID", "PREFIX", "CREATED", "LAST USED", "REVOKED",
-           "NAME");
-    for (size_t i = 0; i < n; i++)
-        printf("%-6lld %-12s %-20s %-20s %-20s %s\n", (long long)rows[i].id, rows[i].prefix,
-               rows[i].created_at, rows[i].last_used_at[0] ? rows[i].last_used_at : "-",
-               rows[i].revoked_at[0] ? rows[i].revoked_at : "-", rows[i].name);
+    printf("%-6s %-12s %-20s %-20s %-20s %-9s %-9s %-12s %s\n", "ID", "PREFIX", "CREATED",
+           "LAST USED", "REVOKED", "RPS", "BURST", "MAX PENDING", "NAME");
+    for (size_t i = 0; i < n; i++) {
+        char rps[24], burst[24], pending[24];
+        keys_limit_show(rows[i].limits.rps, cfg->key_rps, rps, sizeof(rps));
+        keys_limit_show(rows[i].limits.burst, cfg->key_burst ? cfg->key_burst : cfg->key_rps, burst,
+                        sizeof(burst));
+        if (rows[i].limits.burst == 0) /* a key's own burst 0: as many as its rps */
+            snprintf(burst, sizeof(burst), "=rps");
+        keys_limit_show(rows[i].limits.max_pending_chunks, cfg->key_max_pending_chunks, pending,
+                        sizeof(pending));
+        printf("%-6lld %-12s %-20s %-20s %-20s %-9s %-9s %-12s %s\n", (long long)rows[i].id,
+               rows[i].prefix, rows[i].created_at,
+               rows[i].last_used_at[0] ? rows[i].last_used_at : "-",
+               rows[i].revoked_at[0] ? rows[i].revoked_at : "-", rps, burst, pending, rows[i].name);
+    }
+    if (n)
+        printf("(limits in parentheses: the settings', for keys without their own)\n");
     free(rows);
     return 0;
 }
@@ -137,9 +164,17 @@ static int cmd_keys(const struct config *cfg, int argc, char **argv)
         return keys_list_cmd(cfg);
     if (argc == 2 && strcmp(argv[0], "revoke") == 0)
         return keys_revoke_cmd(cfg, argv[1]);
+    if (argc >= 1 && strcmp(argv[0], "webhook") == 0)
+        return keys_webhook_cmd(cfg, argc - 1, argv + 1);
+    if (argc == 2 && strcmp(argv[0], "rotate-webhook-secret") == 0)
+        return keys_rotate_cmd(cfg, argv[1]);
+    if (argc >= 1 && strcmp(argv[0], "limits") == 0)
+        return keys_limits_cmd(cfg, argc, argv);
     if (argc < 1 || strcmp(argv[0], "create") != 0) {
         fprintf(stderr, "embedd: usage: embedd keys create --name NAME | keys list |"
-                        " keys revoke ID\n");
+                        " keys revoke ID | keys webhook ID [URL | --clear] |"
+                        " keys rotate-webhook-secret ID | keys limits ID [--rps N]"
+                        " [--burst N] [--max-pending-chunks N]\n");
         return 2;
     }
     for (int i = 1; i < argc; i++) {
@@ -156,26 +191,36 @@ static int cmd_keys(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "embedd: keys create needs --name NAME (1 to 200 characters)\n");
         return 2;
     }
-    char err[768], key[KEY_LEN + 1];
+    char err[768], key[KEY_LEN + 1], secret[WH_SECRET_TEXT_LEN];
     int64_t id = 0;
     PGconn *c = db_connect(cfg->database_url, err, sizeof(err));
     if (!c) {
         log_error("%s", err);
         return 1;
     }
-    bool ok = keys_create(c, name, key, &id, err, sizeof(err));
+    /* the key and its webhook signing secret, both or neither */
+    bool ok =
+        db_exec(c, "BEGIN", err, sizeof(err)) && keys_create(c, name, key, &id, err, sizeof(err));
+    if (ok && !keys_webhook_new_secret(cfg, c, id, secret)) {
+        snprintf(err, sizeof(err), "the key was not created");
+        ok = false;
+    }
+    ok = ok && db_exec(c, "COMMIT", err, sizeof(err));
     PQfinish(c);
     if (!ok) {
         log_error("%s", err);
         return 1;
     }
-    log_info("created API key %lld (\"%s\"); it is shown once", (long long)id, name);
-    printf("%s\n", key);
+    log_info("created API key %lld (\"%s\") and its webhook signing secret; each is shown once",
+             (long long)id, name);
+    printf("%s\n%s\n", key, secret);
     memset(key, 0, sizeof(key));
+    memset(secret, 0, sizeof(secret));
     return 0;
 }
 
-static bool write_port_file(const char *path, int port)
+/* The HTTP port, and the metrics port on a second line when there is one. */
+static bool write_port_file(const char *path, int port, int metrics_port)
 {
     char tmp[600];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -183,6 +228,8 @@ static bool write_port_file(const char *path, int port)
     if (!f)
         return false;
     fprintf(f, "%d\n", port);
+    if (metrics_port > 0)
+        fprintf(f, "%d\n", metrics_port);
     return fclose(f) == 0 && rename(tmp, path) == 0;
 }
 
@@ -247,14 +294,19 @@ static int cmd_serve(const struct config *cfg)
         log_error("could not initialise libcurl");
         return 1;
     }
-    size_t pool = cfg->db_pool_size ? (size_t)cfg->db_pool_size
-                                    : (size_t)(cfg->http_threads + cfg->workers + 2);
+    size_t pool = cfg->db_pool_size
+                      ? (size_t)cfg->db_pool_size
+                      : (size_t)(cfg->http_threads + cfg->workers + cfg->webhook_threads + 2);
     raise_file_limit(cfg, pool);
-    struct app app = {
-        .cfg = cfg, .db = db_pool_new(cfg->database_url, pool), .db_timeout_ms = 5000};
+    struct app app = {.cfg = cfg,
+                      .db = db_pool_new(cfg->database_url, pool),
+                      .db_timeout_ms = 5000,
+                      .limiter = ratelimit_new()};
     atomic_init(&app.stopping, false);
-    if (!app.db) {
+    if (!app.db || !app.limiter) {
         log_error("out of memory");
+        ratelimit_free(app.limiter);
+        db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
     }
@@ -267,6 +319,7 @@ static int cmd_serve(const struct config *cfg)
                              .query_timeout_ms = (long)cfg->query_timeout_ms};
     if (!(app.search = search_engine_new(&so, err, sizeof(err)))) {
         log_error("%s", err);
+        ratelimit_free(app.limiter);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
@@ -284,11 +337,34 @@ static int cmd_serve(const struct config *cfg)
         .auth = api_authenticate,
         .auth_prefix = "/v1/",
         .app = &app,
+        .observe = api_metrics_observe,
     };
+    api_metrics_init();
+    /* GET /metrics on an address of its own, without authentication (README,
+     * Metrics): one thread, a few connections, never behind the API's limits */
+    struct http_server_opts mo = o;
+    mo.listen = cfg->metrics_listen;
+    mo.threads = 1;
+    mo.connection_limit = 16;
+    mo.per_ip_connection_limit = 0;
+    mo.routes = api_metrics_routes;
+    mo.n_routes = api_metrics_routes_count;
+    mo.auth = NULL;
+    mo.auth_prefix = NULL;
+    struct http_server *msrv = NULL;
+    if (cfg->metrics_listen[0] && !(msrv = http_server_start(&mo, err, sizeof(err)))) {
+        log_error("metrics: %s", err);
+        search_engine_free(app.search);
+        db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
     struct http_server *srv = http_server_start(&o, err, sizeof(err));
     if (!srv) {
         log_error("%s", err);
+        http_server_stop(msrv);
         search_engine_free(app.search);
+        ratelimit_free(app.limiter);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
@@ -299,15 +375,34 @@ static int cmd_serve(const struct config *cfg)
     } else if (!(workers = worker_pool_start(cfg, app.db, err, sizeof(err)))) {
         log_error("%s", err);
         http_server_stop(srv);
+        http_server_stop(msrv);
         search_engine_free(app.search);
+        ratelimit_free(app.limiter);
+        db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
+    /* webhooks are delivered with or without Google: a cancelled job is announced too */
+    struct wh_sender *hooks = wh_sender_start(cfg, app.db, err, sizeof(err));
+    if (!hooks) {
+        log_error("%s", err);
+        worker_pool_stop(workers, cfg->shutdown_deadline_ms);
+        http_server_stop(srv);
+        http_server_stop(msrv);
+        search_engine_free(app.search);
+        ratelimit_free(app.limiter);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
     }
     int port = http_server_port(srv);
     log_info("listening on %.*s:%d", (int)strcspn(cfg->listen, ":"), cfg->listen, port);
+    int metrics_port = msrv ? http_server_port(msrv) : 0;
+    if (msrv)
+        log_info("metrics on %.*s:%d/metrics", (int)strcspn(cfg->metrics_listen, ":"),
+                 cfg->metrics_listen, metrics_port);
     int rc = 0;
-    if (cfg->port_file[0] && !write_port_file(cfg->port_file, port)) {
+    if (cfg->port_file[0] && !write_port_file(cfg->port_file, port, metrics_port)) {
         log_error("could not write port file \"%s\" (errno %d)", cfg->port_file, errno);
         rc = 1;
     }
@@ -324,6 +419,7 @@ static int cmd_serve(const struct config *cfg)
     int64_t t0 = mono_ms();
     atomic_store(&app.stopping, true);
     worker_pool_request_stop(workers); /* no new work is claimed from here on */
+    wh_sender_request_stop(hooks);
     /* stop accepting and answer what is in flight, while the workers finish
      * their steps at the same time */
     int left = http_server_drain(srv, cfg->shutdown_deadline_ms * 3 / 5);
@@ -331,8 +427,11 @@ static int cmd_serve(const struct config *cfg)
         log_warn("shutdown: %d request(s) still in flight", left);
     int64_t spent = mono_ms() - t0;
     int handed = worker_pool_stop(workers, cfg->shutdown_deadline_ms - spent);
+    wh_sender_stop(hooks, cfg->shutdown_deadline_ms - (mono_ms() - t0));
     http_server_stop(srv);
+    http_server_stop(msrv); /* scrapes see the drain to its end */
     search_engine_free(app.search);
+    ratelimit_free(app.limiter);
     db_pool_free(app.db);
     gem_global_cleanup();
     log_info("stopped in %lld ms (%d lease(s) handed back)", (long long)(mono_ms() - t0), handed);

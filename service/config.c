@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "util/crypto.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -35,6 +36,10 @@ static const struct setting settings[] = {
     {"gemini-api-version", "GEMINI_API_VERSION", STR(gemini_api_version), "v1beta", false,
      "Gemini API version path segment (v1beta or v1)"},
     {"listen", "EMBEDD_LISTEN", STR(listen), "127.0.0.1:8080", false, "HTTP listen address"},
+    {"metrics-listen", "EMBEDD_METRICS_LISTEN", STR(metrics_listen), "", false,
+     "serve GET /metrics (Prometheus text, no authentication) on this host:port, apart from the "
+     "API, for an address only the scraper reaches (empty: not served; port 0 picks one, written "
+     "on the port file's second line)"},
     {"workers", "EMBEDD_WORKERS", INT(workers), 1, 256, "4", false, "worker threads"},
     {"http-threads", "EMBEDD_HTTP_THREADS", INT(http_threads), 1, 256, "2", false,
      "HTTP server threads"},
@@ -120,6 +125,17 @@ static const struct setting settings[] = {
     {"key-cache-ms", "EMBEDD_KEY_CACHE_MS", INT(key_cache_ms), 0, 3600000, "5000", false,
      "remember a verified API key this long (a revoked key works at most this much longer; 0: "
      "check every request)"},
+    {"key-rps", "EMBEDD_KEY_RPS", INT(key_rps), 0, 1000000, "0", false,
+     "requests per second each API key may make to this replica (a token bucket per key in each "
+     "process: N replicas admit up to N times this); over it: 429 with Retry-After, before the "
+     "body is read. `embedd keys limits` overrides it per key (0: no limit)"},
+    {"key-burst", "EMBEDD_KEY_BURST", INT(key_burst), 0, 1000000, "0", false,
+     "requests a key may make at once before key-rps paces it (the bucket's size; 0: key-rps)"},
+    {"key-max-pending-chunks", "EMBEDD_KEY_MAX_PENDING_CHUNKS", INT(key_max_pending_chunks), 0, BIG,
+     "0", false,
+     "most chunks an API key may have waiting for a vector (pending or in flight, over all "
+     "replicas); a job that would pass it is refused with 429 and nothing is stored. `embedd "
+     "keys limits` overrides it per key (0: no limit)"},
     {"prices", "EMBEDD_PRICES", STR(prices), "", false,
      "prices for the cost reports, USD per 1M input tokens: model=interactive/batch[,...] (default:"
      " the table in service/models.c, e.g. gemini-embedding-001=0.15/0.075)"},
@@ -131,11 +147,48 @@ static const struct setting settings[] = {
      "threads that share one large search scan"},
     {"query-timeout-ms", "EMBEDD_QUERY_TIMEOUT_MS", INT(query_timeout_ms), 100, 600000, "10000",
      false, "the interactive Google call that embeds query texts gives up after this"},
+    {"webhook-threads", "EMBEDD_WEBHOOK_THREADS", INT(webhook_threads), 0, 64, "2", false,
+     "threads delivering webhooks from the outbox in this process (0: none here; another "
+     "replica delivers)"},
+    {"webhook-timeout-ms", "EMBEDD_WEBHOOK_TIMEOUT_MS", INT(webhook_timeout_ms), 100, 300000,
+     "15000", false,
+     "one webhook attempt at most, connecting (at most 10 s of it) included; a slower receiver "
+     "counts as failed"},
+    {"webhook-backoff-base-ms", "EMBEDD_WEBHOOK_BACKOFF_BASE_MS", INT(webhook_backoff_base_ms), 1,
+     BIG, "5000", false,
+     "after a failed attempt the next waits a random time up to this, doubled per failed "
+     "attempt (exponential backoff, full jitter), or what a Retry-After asks"},
+    {"webhook-backoff-max-ms", "EMBEDD_WEBHOOK_BACKOFF_MAX_MS", INT(webhook_backoff_max_ms), 1, BIG,
+     "3600000", false, "the longest wait between two attempts at one webhook"},
+    {"webhook-max-age-ms", "EMBEDD_WEBHOOK_MAX_AGE_MS", INT(webhook_max_age_ms), 1, BIG, "86400000",
+     false, "a webhook is tried until this long after its event, then given up"},
+    {"webhook-poll-ms", "EMBEDD_WEBHOOK_POLL_MS", INT(webhook_poll_ms), 10, 600000, "1000", false,
+     "how often an idle delivery thread looks for due webhooks (a new event waits at most this)"},
+    {"webhook-allow-private", "EMBEDD_WEBHOOK_ALLOW_PRIVATE", INT(webhook_allow_private), 0, 1, "0",
+     false,
+     "1: webhooks may go to private, loopback, link-local and other non-public addresses (tests, "
+     "closed networks); 0: such URLs are refused when a job names them and such addresses "
+     "when a host resolves to them"},
+    {"webhook-degraded-threshold", "EMBEDD_WEBHOOK_DEGRADED_THRESHOLD",
+     INT(webhook_degraded_threshold), 0, 100, "90", false,
+     "job.degraded is sent (once per job) when the percentage of a running job's finished "
+     "chunks that succeeded falls below this (0: never); taken when the job is created"},
+    {"webhook-degraded-min-chunks", "EMBEDD_WEBHOOK_DEGRADED_MIN_CHUNKS",
+     INT(webhook_degraded_min_chunks), 1, 1000000000, "20", false,
+     "finished chunks a job needs before job.degraded can fire (one early failure is no trend)"},
+    {"webhook-secret-grace-s", "EMBEDD_WEBHOOK_SECRET_GRACE_S", INT(webhook_secret_grace_s), 0,
+     31536000, "86400", false,
+     "after a rotation the previous webhook secret still signs (a second signature) this long"},
+    {"webhook-secret-key", "EMBEDD_WEBHOOK_SECRET_KEY", STR(webhook_secret_key), "", true,
+     "base64 of 32 random bytes (openssl rand -base64 32) that seals webhook secrets in the "
+     "database with AES-256-GCM; every replica and the keys commands need the same one (empty: "
+     "secrets are stored unencrypted)"},
     {"log-level", "EMBEDD_LOG_LEVEL", STR(log_level), "info", false, "error, warn, info or debug"},
     {"log-format", "EMBEDD_LOG_FORMAT", STR(log_format), "text", false,
      "text, or json: one object per line with time, level, message, request_id and job_id"},
     {"port-file", "EMBEDD_PORT_FILE", STR(port_file), "", false,
-     "write the bound HTTP port to this file once listening (for port 0)"},
+     "write the bound HTTP port to this file once listening (for port 0); with metrics-listen, "
+     "the metrics port follows on a second line"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -200,6 +253,22 @@ static bool check(const struct config *cfg, char *err, size_t errlen)
     if (cfg->upload_piece_bytes % 262144 != 0) {
         snprintf(err, errlen, "upload-piece-bytes (%lld) is not a multiple of 262144 (256 KiB)",
                  (long long)cfg->upload_piece_bytes);
+        return false;
+    }
+    if (cfg->webhook_backoff_base_ms > cfg->webhook_backoff_max_ms) {
+        snprintf(err, errlen,
+                 "webhook-backoff-base-ms (%lld) is above webhook-backoff-max-ms (%lld)",
+                 (long long)cfg->webhook_backoff_base_ms, (long long)cfg->webhook_backoff_max_ms);
+        return false;
+    }
+    unsigned char k[48];
+    size_t kn = 0, kl = strlen(cfg->webhook_secret_key);
+    bool key_ok =
+        kl == 0 || (kl <= 64 && base64_decode(k, &kn, cfg->webhook_secret_key, kl) && kn == 32);
+    memset(k, 0, sizeof(k));
+    if (!key_ok) {
+        snprintf(err, errlen,
+                 "webhook-secret-key must be the base64 of 32 bytes (openssl rand -base64 32)");
         return false;
     }
     if (strcmp(cfg->gemini_api_version, "v1beta") != 0 && strcmp(cfg->gemini_api_version, "v1")) {

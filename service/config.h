@@ -18,7 +18,8 @@ struct config {
     char gemini_api_key[256];
     char gemini_base_url[512];
     char gemini_api_version[16];
-    char listen[128]; /* host:port */
+    char listen[128];         /* host:port */
+    char metrics_listen[128]; /* host:port of GET /metrics; "" none */
     int64_t workers;
     int64_t http_threads;
     int64_t db_pool_size;
@@ -48,10 +49,27 @@ struct config {
     int64_t header_timeout_s;
     int64_t shutdown_deadline_ms;
     int64_t key_cache_ms;
+
+    int64_t key_rps;                /* requests per second per key and replica; 0: no limit */
+    int64_t key_burst;              /* the bucket's size; 0: key_rps */
+    int64_t key_max_pending_chunks; /* chunks without a vector per key; 0: no limit */
+
     char prices[512];         /* per-model price overrides (models.h) */
     int64_t search_memory_mb; /* collections held in memory for search, at most */
     int64_t search_threads;   /* threads sharing a large scan */
     int64_t query_timeout_ms; /* the interactive Google call that embeds a query */
+    /* webhooks (service/webhook/) */
+    int64_t webhook_threads;             /* delivery threads in this process */
+    int64_t webhook_timeout_ms;          /* one attempt at most */
+    int64_t webhook_backoff_base_ms;     /* the first retry's ceiling; doubles per attempt */
+    int64_t webhook_backoff_max_ms;      /* the ceiling's ceiling */
+    int64_t webhook_max_age_ms;          /* no attempt this long after the event */
+    int64_t webhook_poll_ms;             /* an idle thread looks for due deliveries this often */
+    int64_t webhook_allow_private;       /* 1: private, loopback... addresses may be called */
+    int64_t webhook_degraded_threshold;  /* percent of finished chunks succeeded; 0: no event */
+    int64_t webhook_degraded_min_chunks; /* finished chunks before job.degraded may fire */
+    int64_t webhook_secret_grace_s;      /* a rotated-out secret signs this much longer */
+    char webhook_secret_key[64];         /* base64 of 32 bytes sealing secrets; never log it */
     char log_level[16];
     char log_format[8];  /* text or json */
     char port_file[512]; /* write the bound HTTP port here once listening */

@@ -3,6 +3,7 @@
 #include "gemini/client_internal.h"
 
 #include "log.h"
+#include "metrics/metrics.h"
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -81,24 +82,96 @@ const char *gem_outcome_name(enum gem_outcome o)
     return (size_t)o < SVC_ARRAY_LEN(names) ? names[o] : "?";
 }
 
+static const char *const endpoint_names[GEM_EP_COUNT] = {
+    "create", "get", "list", "cancel", "delete", "sync", "upload", "download", "files"};
+
 const char *gem_endpoint_name(enum gem_endpoint e)
 {
-    static const char *const names[GEM_EP_COUNT] = {
-        "create", "get", "list", "cancel", "delete", "sync", "upload", "download", "files"};
-    return (size_t)e < SVC_ARRAY_LEN(names) ? names[e] : "?";
+    return (size_t)e < SVC_ARRAY_LEN(endpoint_names) ? endpoint_names[e] : "?";
 }
 
-static int64_t mono_ms(void)
+/* ---- metrics: every call, by endpoint and outcome (this process's) ---- */
+
+static const char *const outcome_names[] = {"ok", "retry", "fatal", "unknown"};
+#define N_OUTCOMES SVC_ARRAY_LEN(outcome_names)
+static const double call_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                 1,     2.5,  5,     10,   30,  60,   300};
+static atomic_uint_least64_t calls_cells[GEM_EP_COUNT * N_OUTCOMES];
+static atomic_uint_least64_t sent_cells[GEM_EP_COUNT], received_cells[GEM_EP_COUNT];
+static struct metric_hist call_hists[GEM_EP_COUNT];
+#define ENDPOINT_DIM                                                                               \
+    {                                                                                              \
+        "endpoint", endpoint_names, GEM_EP_COUNT                                                   \
+    }
+
+static const struct metric_family m_calls = {
+    "embedd_gemini_calls_total",
+    "Calls to Google's Gemini API by endpoint and outcome (ok; retry: transient, tried again "
+    "later; fatal: refused for good; unknown: a create whose answer was lost), in this process",
+    METRIC_COUNTER,
+    false,
+    false,
+    {ENDPOINT_DIM, {"outcome", outcome_names, N_OUTCOMES}},
+    NULL,
+    0,
+    calls_cells,
+    NULL};
+static const struct metric_family m_call_seconds = {
+    "embedd_gemini_call_duration_seconds",
+    "Duration of calls to Google's Gemini API by endpoint, all of a call's requests included "
+    "(an upload's pieces), in this process",
+    METRIC_HISTOGRAM,
+    false,
+    true,
+    {ENDPOINT_DIM, {0}},
+    call_le,
+    SVC_ARRAY_LEN(call_le),
+    NULL,
+    call_hists};
+static const struct metric_family m_sent = {
+    "embedd_gemini_sent_bytes_total",
+    "Request body bytes sent to Google by endpoint, in this process",
+    METRIC_COUNTER,
+    false,
+    false,
+    {ENDPOINT_DIM, {0}},
+    NULL,
+    0,
+    sent_cells,
+    NULL};
+static const struct metric_family m_received = {
+    "embedd_gemini_received_bytes_total",
+    "Response body bytes received from Google by endpoint (as sent, before decoding), in this "
+    "process",
+    METRIC_COUNTER,
+    false,
+    false,
+    {ENDPOINT_DIM, {0}},
+    NULL,
+    0,
+    received_cells,
+    NULL};
+
+static const struct metric_family *const gem_families[] = {&m_calls, &m_call_seconds, &m_sent,
+                                                           &m_received};
+
+const struct metric_family *const *gem_metrics(size_t *n)
+{
+    *n = SVC_ARRAY_LEN(gem_families);
+    return gem_families;
+}
+
+static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 void gem_client_begin(struct gem_client *c, enum gem_endpoint ep)
 {
     c->call_ep = ep;
-    c->call_start_ms = mono_ms();
+    c->call_start_ns = mono_ns();
     c->call_requests = 0;
     c->call_sent = c->call_received = 0;
 }
@@ -110,7 +183,14 @@ static void call_totals(const struct gem_client *c, struct gem_call *res)
     res->requests = c->call_requests;
     res->bytes_sent = c->call_sent;
     res->bytes_received = c->call_received;
-    res->elapsed_ms = mono_ms() - c->call_start_ms;
+    int64_t ns = mono_ns() - c->call_start_ns;
+    res->elapsed_ms = ns / 1000000;
+    size_t ep = (size_t)res->endpoint < GEM_EP_COUNT ? (size_t)res->endpoint : 0;
+    size_t out = (size_t)res->outcome < N_OUTCOMES ? (size_t)res->outcome : N_OUTCOMES - 1;
+    metric_inc(&m_calls, metric_at(&m_calls, ep, out), 1);
+    metric_observe(&m_call_seconds, ep, (double)ns / 1e9);
+    metric_inc(&m_sent, ep, res->bytes_sent);
+    metric_inc(&m_received, ep, res->bytes_received);
 }
 
 void gem_client_end(struct gem_client *c, struct gem_call *res)

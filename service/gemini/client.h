@@ -72,6 +72,12 @@ struct gem_call {
     int64_t elapsed_ms;      /* from the call's start to its end, backoff sleeps included */
 };
 
+struct metric_family;
+/* The client's metrics, counted in gem_client_end for every call of every
+ * client of the process: calls by endpoint and outcome, their durations,
+ * bytes each way (metrics/metrics.h). */
+const struct metric_family *const *gem_metrics(size_t *n);
+
 struct gem_client_opts {
     const char *base_url;    /* e.g. "https://generativelanguage.googleapis.com" */
     const char *api_version; /* "v1beta" or "v1" */

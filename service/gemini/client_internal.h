@@ -40,7 +40,7 @@ struct gem_client {
     char errbuf[CURL_ERROR_SIZE];
     /* the call in progress (gem_client_begin .. gem_client_end) */
     enum gem_endpoint call_ep;
-    int64_t call_start_ms;
+    int64_t call_start_ns;
     unsigned call_requests;
     uint64_t call_sent, call_received;
 };

@@ -125,6 +125,28 @@ static void drop_index(struct search_engine *e, struct search_entry *x)
     x->ix = NULL;
 }
 
+int64_t search_held_bytes(struct search_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    int64_t n = e->held;
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
+void search_forget(struct search_engine *e, const char *coll_id)
+{
+    if (!e || !coll_id)
+        return;
+    pthread_mutex_lock(&e->lock);
+    for (struct search_entry *x = e->entries; x; x = x->next)
+        if (strcmp(x->id, coll_id) == 0) {
+            /* a load in progress finishes into an entry nobody asks for */
+            drop_index(e, x);
+            break;
+        }
+    pthread_mutex_unlock(&e->lock);
+}
+
 /* Evict the least recently used indexes (other than keep's) until bytes more fit. */
 static void make_room(struct search_engine *e, const struct search_entry *keep, int64_t bytes)
 {

@@ -55,6 +55,11 @@ struct search_engine *search_engine_new(const struct search_opts *o, char *err,
                                         size_t errlen) SVC_MUSTCHECK;
 /* Stop the threads, free the cache (no query may be running). NULL is a no-op. */
 void search_engine_free(struct search_engine *e);
+/* Drop a deleted collection's vectors from this replica's memory (other
+ * replicas evict theirs as the least recently used). NULL e is a no-op. */
+void search_forget(struct search_engine *e, const char *coll_id);
+/* Bytes of collections held in memory now. */
+int64_t search_held_bytes(struct search_engine *e);
 
 /* What a query needs of its collection. */
 struct search_coll {

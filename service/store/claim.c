@@ -3,6 +3,7 @@
 #include "store/pipeline_internal.h"
 
 #include "store/collections.h"
+#include "store/counters.h"
 #include "store/db.h"
 #include "store/pgarray.h"
 #include "log.h"
@@ -147,8 +148,8 @@ static size_t claim_pack(PGresult *r, const struct pipe_claim_opts *o, struct pi
     return bytes;
 }
 
-bool pipe_claim(PGconn *c, const struct pipe_claim_opts *o, struct pipe_batch *out, bool *found,
-                int64_t *claim_ms, char *err, size_t errlen)
+static bool claim(PGconn *c, const struct pipe_claim_opts *o, struct pipe_batch *out, bool *found,
+                  int64_t *claim_ms, char *err, size_t errlen)
 {
     int64_t t0 = mono_ms();
     memset(out, 0, sizeof(*out));
@@ -271,6 +272,18 @@ fail:
     pipe_rollback(c);
     pipe_batch_free(out);
     return false;
+}
+
+bool pipe_claim(PGconn *c, const struct pipe_claim_opts *o, struct pipe_batch *out, bool *found,
+                int64_t *claim_ms, char *err, size_t errlen)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool ok = claim(c, o, out, found, claim_ms, err, errlen);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    store_count_claim(!ok ? STORE_CLAIM_ERROR : *found ? STORE_CLAIM_BATCH : STORE_CLAIM_EMPTY, s);
+    return ok;
 }
 
 /* A batch's chunks with their texts: the chunks_by_batch index in seq order,

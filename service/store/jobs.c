@@ -39,7 +39,7 @@ bool jobs_valid_id(const char *s)
     " chunks_succeeded, chunks_failed, token_estimate, created_at, started_at, finished_at,"       \
     " last_activity_at, collection_id, documents_new, documents_updated, documents_unchanged,"     \
     " documents_metadata, documents_deleted, chunks_reused, tokens_batch, tokens_interactive,"     \
-    " tokens_reused, tokens_estimated"
+    " tokens_reused, tokens_estimated, webhook_url"
 
 /* PostgreSQL's timestamps count microseconds from 2000-01-01 00:00:00 UTC. */
 #define PG_EPOCH_UNIX_US INT64_C(946684800000000)
@@ -173,6 +173,7 @@ static void read_row(const PGresult *r, int i, struct job_row *j, int64_t *creat
     j->tokens_interactive = db_bin_int(r, i, 29);
     j->tokens_reused = db_bin_int(r, i, 30);
     j->tokens_estimated = db_bin_int(r, i, 31);
+    read_text(r, i, 32, j->webhook_url, sizeof(j->webhook_url));
 }
 
 /* A job's batches by state in the same row as the job (one round trip):
@@ -185,7 +186,7 @@ static void read_row(const PGresult *r, int i, struct job_row *j, int64_t *creat
     "         coalesce(sum(n_chunks) FILTER (WHERE gemini_name IS NOT NULL"                        \
     "           OR state = 'succeeded'), 0) AS t"                                                  \
     "         FROM batches WHERE batches.job_id = jobs.id GROUP BY state) x)"
-#define BATCH_SUMMARY_COL 32
+#define BATCH_SUMMARY_COL 33 /* after JOB_COLUMNS */
 
 /* The next space- or comma-terminated decimal number of s, advancing s. */
 static long long summary_num(const char **s)

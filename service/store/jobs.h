@@ -54,6 +54,7 @@ struct job_row {
         documents_deleted; /* a collection job's upserts */
     int64_t chunks_reused; /* filled from vectors already stored under the key */
     int64_t tokens_batch, tokens_interactive, tokens_reused, tokens_estimated; /* for cost */
+    char webhook_url[2049]; /* the job's own ("" when none: its key's default applies) */
 };
 
 extern const char *const jobs_batch_states[7];

@@ -4,8 +4,10 @@
 
 #include "chunker/chunker.h"
 #include "store/collections.h"
+#include "store/counters.h"
 #include "store/db.h"
 #include "store/identity.h"
+#include "store/limits.h"
 #include "store/pgarray.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
@@ -176,6 +178,7 @@ struct jobs_ingest {
     char **del_sorted; /* the same ids, sorted, to refuse a document the job also deletes */
     size_t n_del_sorted;
     int64_t docs_new, docs_updated, docs_unchanged, docs_metadata;
+    struct ingest_limit *limit; /* the key's pending-chunk limit, or NULL */
 };
 
 static uint64_t id_hash(const char *s, size_t n)
@@ -491,6 +494,21 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
 void jobs_ingest_limit_chunks(struct jobs_ingest *in, int64_t max_chunks)
 {
     in->max_chunks = max_chunks > 0 && max_chunks < INT32_MAX ? max_chunks : INT32_MAX;
+}
+
+bool jobs_ingest_webhook(struct jobs_ingest *in, const char *url, int degraded_below,
+                         int degraded_min, char *err, size_t errlen)
+{
+    if (!url && degraded_below <= 0)
+        return true;
+    char below[16], dmin[16];
+    snprintf(below, sizeof(below), "%d", degraded_below);
+    snprintf(dmin, sizeof(dmin), "%d", degraded_min);
+    const char *v[4] = {in->id, url, degraded_below > 0 ? below : NULL, dmin};
+    return exec_params(in->c,
+                       "UPDATE jobs SET webhook_url = $2, webhook_degraded_below = $3,"
+                       " webhook_degraded_min = $4 WHERE id = $1",
+                       4, v, "could not store the job's webhook", err, errlen);
 }
 
 size_t jobs_ingest_documents(const struct jobs_ingest *in)
@@ -913,14 +931,32 @@ bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], cha
               exec_params(in->c, "UPDATE collections SET version = version + 1 WHERE id = $1", 1, v,
                           "could not update the collection", err, errlen));
     }
+    /* last: the limit's lock is held until the commit (store/limits.h) */
+    struct ingest_limit *lim = in->limit;
+    int64_t adding = in->seq - reused;
+    if (ok && lim && lim->max > 0 && adding > 0) {
+        ok = limits_pending_locked(in->c, db_int(in->key), adding, lim->max, &lim->over,
+                                   &lim->pending, err, errlen);
+        if (ok && lim->over) {
+            lim->adding = adding;
+            snprintf(err, errlen, "the job would pass the key's pending-chunk limit");
+            ok = false;
+        }
+    }
     ok = ok && db_exec(in->c, "COMMIT", err, errlen);
     if (!ok) {
         jobs_ingest_abort(in);
         return false;
     }
+    store_count_reused(in->model, reused, reused_tokens);
     memcpy(id_out, in->id, JOB_ID_LEN + 1);
     ingest_free(in);
     return true;
+}
+
+void jobs_ingest_limit(struct jobs_ingest *in, struct ingest_limit *lim)
+{
+    in->limit = lim;
 }
 
 void jobs_ingest_abort(struct jobs_ingest *in)

@@ -77,6 +77,12 @@ enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *i
 /* At most max_chunks chunks in the job (INT32_MAX, what a seq holds, until
  * set; <= 0 means that too): the document that passes it is refused. */
 void jobs_ingest_limit_chunks(struct jobs_ingest *in, int64_t max_chunks);
+/* The job's webhook (before finish): its own URL (NULL: its key's default
+ * when an event happens) and the job.degraded threshold, percent of
+ * finished chunks succeeded (0: never), with the finished chunks needed
+ * first. */
+bool jobs_ingest_webhook(struct jobs_ingest *in, const char *url, int degraded_below,
+                         int degraded_min, char *err, size_t errlen) SVC_MUSTCHECK;
 /* Documents added so far. */
 size_t jobs_ingest_documents(const struct jobs_ingest *in);
 /* The new job's id (committed by jobs_ingest_finish). */
@@ -86,6 +92,18 @@ const char *jobs_ingest_id(const struct jobs_ingest *in);
  * JOBS_ERROR on other failures; the ingest can only be aborted after either.
  * finish does this too; calling it first tells a limit from other errors. */
 enum jobs_result jobs_ingest_settle(struct jobs_ingest *in, char *err, size_t errlen) SVC_MUSTCHECK;
+/* The API key's pending-chunk limit (store/limits.h), checked by finish as
+ * the last step of the transaction: when the job's chunks left to send (those
+ * not reused) would take the key's pending chunks past lim->max, finish rolls
+ * back and returns false with lim->over set. lim is the caller's and must
+ * live until finish or abort. max 0, or no call: no limit. */
+struct ingest_limit {
+    int64_t max;     /* in */
+    bool over;       /* out: refused */
+    int64_t pending; /* out, when over: the key's pending chunks without this job */
+    int64_t adding;  /* out, when over: the chunks this job would add */
+};
+void jobs_ingest_limit(struct jobs_ingest *in, struct ingest_limit *lim);
 /* Store the totals and commit; in is freed either way (rolled back on failure). */
 bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], char *err,
                         size_t errlen) SVC_MUSTCHECK;

@@ -71,7 +71,22 @@ static bool well_formed(const char *key)
     return true;
 }
 
+/* A nullable integer column: KEY_LIMIT_DEFAULT when null. */
+static int64_t limit_col(const PGresult *r, int row, int col, bool binary)
+{
+    if (PQgetisnull(r, row, col))
+        return KEY_LIMIT_DEFAULT;
+    return binary ? db_bin_int(r, row, col) : db_int(PQgetvalue(r, row, col));
+}
+
 enum keys_result keys_verify(PGconn *conn, const char *key, int64_t *id, char *err, size_t errlen)
+{
+    struct key_limits lim;
+    return keys_verify_limits(conn, key, id, &lim, err, errlen);
+}
+
+enum keys_result keys_verify_limits(PGconn *conn, const char *key, int64_t *id,
+                                    struct key_limits *lim, char *err, size_t errlen)
 {
     if (!well_formed(key))
         return KEYS_INVALID;
@@ -81,7 +96,9 @@ enum keys_result keys_verify(PGconn *conn, const char *key, int64_t *id, char *e
     const char *params[1] = {prefix};
     static const struct db_stmt lookup = {
         "keys_lookup",
-        "SELECT id, key_sha256 FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL", 1};
+        "SELECT id, key_sha256, rps_limit, rps_burst, max_pending_chunks FROM api_keys"
+        " WHERE prefix = $1 AND revoked_at IS NULL",
+        1};
     PGresult *r = db_exec_stmt(conn, &lookup, params, 1);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         db_error(r, conn, "could not look up the key", err, errlen);
@@ -105,6 +122,9 @@ enum keys_result keys_verify(PGconn *conn, const char *key, int64_t *id, char *e
             for (int i = 0; i < 8; i++)
                 v = v << 8 | p[i];
             *id = (int64_t)v;
+            lim->rps = limit_col(r, 0, 2, true);
+            lim->burst = limit_col(r, 0, 3, true);
+            lim->max_pending_chunks = limit_col(r, 0, 4, true);
             res = KEYS_OK;
         }
     }
@@ -131,9 +151,10 @@ bool keys_list(PGconn *conn, struct key_row **out, size_t *n, char *err, size_t 
 {
     *out = NULL;
     *n = 0;
-    PGresult *r =
-        PQexec(conn, "SELECT id, name, prefix, " TS("created_at") ", " TS("last_used_at") ", " TS(
-                         "revoked_at") " FROM api_keys ORDER BY id");
+    PGresult *r = PQexec(
+        conn,
+        "SELECT id, name, prefix, " TS("created_at") ", " TS("last_used_at") ", " TS(
+            "revoked_at") ", rps_limit, rps_burst, max_pending_chunks FROM api_keys ORDER BY id");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         db_error(r, conn, "could not list keys", err, errlen);
         PQclear(r);
@@ -154,6 +175,8 @@ bool keys_list(PGconn *conn, struct key_row **out, size_t *n, char *err, size_t 
         snprintf(k->created_at, sizeof(k->created_at), "%s", PQgetvalue(r, i, 3));
         snprintf(k->last_used_at, sizeof(k->last_used_at), "%s", PQgetvalue(r, i, 4));
         snprintf(k->revoked_at, sizeof(k->revoked_at), "%s", PQgetvalue(r, i, 5));
+        k->limits = (struct key_limits){limit_col(r, i, 6, false), limit_col(r, i, 7, false),
+                                        limit_col(r, i, 8, false)};
     }
     *n = (size_t)rows;
     PQclear(r);
@@ -171,6 +194,46 @@ enum keys_result keys_revoke(PGconn *conn, int64_t id, char *err, size_t errlen)
                                1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         db_error(r, conn, "could not revoke the key", err, errlen);
+        PQclear(r);
+        return KEYS_DB_ERROR;
+    }
+    enum keys_result res = db_int(PQcmdTuples(r)) == 1 ? KEYS_OK : KEYS_INVALID;
+    PQclear(r);
+    return res;
+}
+
+/* One SET item: keep (NULL parameter), default ("default": NULL) or a value. */
+static const char *limit_param(int64_t v, char *out, size_t n)
+{
+    if (v == KEY_LIMIT_KEEP)
+        return NULL;
+    if (v == KEY_LIMIT_DEFAULT)
+        return "default";
+    snprintf(out, n, "%lld", (long long)v);
+    return out;
+}
+
+enum keys_result keys_set_limits(PGconn *conn, int64_t id, const struct key_limits *lim, char *err,
+                                 size_t errlen)
+{
+    char sid[24], a[24], b[24], c[24];
+    snprintf(sid, sizeof(sid), "%lld", (long long)id);
+    const char *v[4] = {sid, limit_param(lim->rps, a, sizeof(a)),
+                        limit_param(lim->burst, b, sizeof(b)),
+                        limit_param(lim->max_pending_chunks, c, sizeof(c))};
+#define SET_LIMIT(col, p, type)                                                                    \
+    " " col " = CASE WHEN " p "::text IS NULL THEN " col " WHEN " p " = 'default' THEN NULL"       \
+    " ELSE " p "::" type " END"
+    PGresult *r =
+        PQexecParams(conn,
+                     "UPDATE api_keys SET" SET_LIMIT("rps_limit", "$2", "integer") "," SET_LIMIT(
+                         "rps_burst", "$3",
+                         "integer") "," SET_LIMIT("max_pending_chunks", "$4",
+                                                  "bigint") " WHERE id = $1 AND revoked_at IS NULL",
+                     4, NULL, v, NULL, NULL, 0);
+#undef SET_LIMIT
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        db_error(r, conn, "could not set the key's limits", err, errlen);
         PQclear(r);
         return KEYS_DB_ERROR;
     }

@@ -3,6 +3,7 @@
 #include "store/pipeline_internal.h"
 
 #include "store/collections.h"
+#include "store/counters.h"
 #include "store/db.h"
 #include "store/pgarray.h"
 #include "log.h"
@@ -460,6 +461,8 @@ static bool store_tx(PGconn *c, const struct pipe_batch *b, const struct pipe_re
     ok = pipe_commit_steps(c, ok, steps, close ? SVC_ARRAY_LEN(steps) : 1, err, errlen);
     if (!ok)
         *stored = *requeued = *failed = 0; /* rolled back */
+    else
+        store_count_results(b->model, b->interactive, *stored, *requeued, *failed, t.tokens);
 out:
     for (size_t i = 0; i < SVC_ARRAY_LEN(bufs); i++)
         buf_cleanup(bufs[i]);

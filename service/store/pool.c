@@ -129,3 +129,17 @@ void db_pool_release(struct db_pool *p, PGconn *c)
     if (!reuse)
         PQfinish(c);
 }
+
+void db_pool_stats(struct db_pool *p, size_t *in_use, size_t *open, size_t *size)
+{
+    size_t busy = 0, conns = 0;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->size; i++) {
+        busy += p->busy[i];
+        conns += p->conns[i] != NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    *in_use = busy;
+    *open = conns;
+    *size = p->size;
+}

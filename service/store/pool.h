@@ -24,4 +24,8 @@ PGconn *db_pool_acquire(struct db_pool *p, int timeout_ms, char *err, size_t err
  * closed rather than reused. */
 void db_pool_release(struct db_pool *p, PGconn *c);
 
+/* At this moment: connections lent out, connections open (lent or idle), and
+ * the pool's size. */
+void db_pool_stats(struct db_pool *p, size_t *in_use, size_t *open, size_t *size);
+
 #endif

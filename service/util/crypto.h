@@ -1,6 +1,7 @@
 /*
- * crypto.h: the digest and encoding embedd needs (SHA-256, base64), from
- * OpenSSL's libcrypto, behind one-shot calls so that call sites stay short.
+ * crypto.h: the digests, encodings and ciphers embedd needs (SHA-256,
+ * HMAC-SHA256, base64, AES-256-GCM), from OpenSSL's libcrypto, behind
+ * one-shot calls so that call sites stay short.
  */
 #ifndef SVC_UTIL_CRYPTO_H
 #define SVC_UTIL_CRYPTO_H
@@ -35,5 +36,31 @@ void sha256_abort(struct sha256_ctx *c);
  * with padding (RFC 4648, section 4), NUL-terminated. Returns the length
  * written, excluding the NUL. */
 size_t base64_encode(char *out, const void *in, size_t n);
+
+/* Decode the n characters at in (standard alphabet, padding required, no
+ * whitespace) into out, which holds at least n / 4 * 3 bytes; *len gets the
+ * bytes written. False for anything that is not canonical base64. */
+bool base64_decode(unsigned char *out, size_t *len, const char *in, size_t n) SVC_MUSTCHECK;
+
+#define HMAC_SHA256_LEN 32
+
+/* HMAC-SHA256 (RFC 2104) under key over the concatenation of n pieces. False
+ * only when libcrypto fails. */
+bool hmac_sha256(const void *key, size_t key_len, const void *const *pieces, const size_t *lens,
+                 size_t n, unsigned char out[HMAC_SHA256_LEN]) SVC_MUSTCHECK;
+
+/* AES-256-GCM with a random 96-bit nonce: out (n + AEAD_OVERHEAD bytes) is
+ * nonce, ciphertext, tag; aad is authenticated, not stored. */
+#define AEAD_KEY_LEN  32
+#define AEAD_OVERHEAD (12 + 16)
+bool aead_seal(const unsigned char key[AEAD_KEY_LEN], const void *aad, size_t aad_len,
+               const void *in, size_t n, unsigned char *out) SVC_MUSTCHECK;
+/* The reverse: n bytes at in (nonce, ciphertext, tag) into out (n -
+ * AEAD_OVERHEAD bytes). False when the key is wrong or the data was altered. */
+bool aead_open(const unsigned char key[AEAD_KEY_LEN], const void *aad, size_t aad_len,
+               const unsigned char *in, size_t n, unsigned char *out) SVC_MUSTCHECK;
+
+/* n bytes from the kernel's random source; false when it fails. */
+bool random_bytes(void *out, size_t n) SVC_MUSTCHECK;
 
 #endif

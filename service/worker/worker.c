@@ -4,6 +4,7 @@
 #include "gemini/client.h"
 #include "gemini/request.h"
 #include "log.h"
+#include "store/counters.h"
 #include "store/jobs_ingest.h"
 #include "store/pipeline.h"
 #include "worker/worker_internal.h"
@@ -136,6 +137,8 @@ static enum gem_outcome embed_now(struct worker *w, PGconn *c, struct pipe_batch
             snprintf(why, whylen, "request body too large");
         } else {
             gem_embed_sync(w->gem, b->model, body.data, body.len, &rs, &nr, &res);
+            if (res.outcome == GEM_OK)
+                store_count_sent("sync", n);
             out = res.outcome == GEM_OK && nr != n ? GEM_FATAL : res.outcome;
             snprintf(why, whylen, "%s",
                      res.outcome == GEM_OK ? "wrong number of embeddings" : res.detail);
@@ -250,6 +253,7 @@ void worker_created(struct worker *w, PGconn *c, struct pipe_batch *b,
     int64_t delay;
     switch (res->outcome) {
     case GEM_OK:
+        store_count_sent(b->transport, b->n_chunks);
         if (b->input_file[0])
             log_info("batch %s: created %s from %s (%lld bytes)", b->display_name, op->name,
                      b->input_file, (long long)b->request_bytes);

@@ -54,8 +54,15 @@ static void spawn(struct svch *s)
 
 void svch_start(struct svch *s, const char *const *flags)
 {
+    svch_start_prepared(s, flags, NULL);
+}
+
+void svch_start_prepared(struct svch *s, const char *const *flags, void (*prepare)(struct dbh *))
+{
     memset(s, 0, sizeof(*s));
     dbh_create(&s->db);
+    if (prepare)
+        prepare(&s->db);
     snprintf(s->dir, sizeof(s->dir), "/tmp/svch-XXXXXX");
     cr_assert(mkdtemp(s->dir), "mkdtemp failed (errno %d)", errno);
     static char args[40][600];

@@ -22,6 +22,9 @@ struct svch {
 
 /* Create a database, start embedd serve on it with extra flags (NULL-terminated). */
 void svch_start(struct svch *s, const char *const *flags);
+/* The same, calling prepare on the new database before the service starts
+ * (which migrates it): a database as an earlier version left it. */
+void svch_start_prepared(struct svch *s, const char *const *flags, void (*prepare)(struct dbh *));
 /* SIGTERM, wait, assert exit 0 and a clean log; drop the database. */
 void svch_stop(struct svch *s);
 /* kill -9 the running process (no clean shutdown), then start it again on

@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,4 +208,97 @@ Test(collections, usage)
     o = call_json("GET", "/v1/usage?from=yesterday-ish", NULL, 400);
     cr_assert_str_eq(simh_str(o, "code"), "invalid_parameter");
     json_object_put(o);
+}
+
+struct idem_arg {
+    const char *body;
+    long status;
+    char id[64];
+};
+
+static void *idem_post(void *p)
+{
+    struct idem_arg *a = p;
+    char url[256], auth[128];
+    snprintf(url, sizeof(url), "%s/v1/collections", svc.base);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", svc.key);
+    const char *hs[4] = {auth, "Content-Type: application/json", "Idempotency-Key: coll-7", NULL};
+    struct simh_resp r;
+    simh_req_url(&r, "POST", url, a->body, strlen(a->body), hs);
+    a->status = r.status;
+    if (r.status == 201) {
+        json_object *o = simh_json(&r);
+        snprintf(a->id, sizeof(a->id), "%s", simh_str(o, "id"));
+        json_object_put(o);
+    }
+    simh_resp_free(&r);
+    return NULL;
+}
+
+/* Idempotency-Key on POST /v1/collections: 8 concurrent requests create one collection (the
+ * others are told the first is in flight, or replay it); a retry replays it with 201, Location
+ * and Idempotent-Replayed; the key with another body is refused; nothing else is stored. */
+Test(collections, idempotency_key)
+{
+    const char *body = "{\"name\":\"kb-idem\",\"output_dimensionality\":512}";
+    struct idem_arg args[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        args[i] = (struct idem_arg){body, 0, ""};
+        cr_assert_eq(pthread_create(&t[i], NULL, idem_post, &args[i]), 0);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    const char *first = NULL;
+    for (int i = 0; i < 8; i++) {
+        cr_assert(args[i].status == 201 || args[i].status == 409, "status %ld", args[i].status);
+        if (args[i].status == 201) {
+            if (!first)
+                first = args[i].id;
+            cr_assert_str_eq(args[i].id, first, "every 201 names the same collection");
+        }
+    }
+    cr_assert_not_null(first);
+    cr_assert_eq(dbh_scalar(&svc.db, "SELECT count(*) FROM collections"), 1);
+
+    char url[256], auth[128];
+    snprintf(url, sizeof(url), "%s/v1/collections", svc.base);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", svc.key);
+    const char *hs[4] = {auth, "Content-Type: application/json", "Idempotency-Key: coll-7", NULL};
+    struct simh_resp r;
+    simh_req_url(&r, "POST", url, body, strlen(body), hs);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    char h[128];
+    cr_assert(simh_header(&r, "Idempotent-Replayed", h, sizeof(h)));
+    cr_assert_str_eq(h, "true");
+    cr_assert(simh_header(&r, "Location", h, sizeof(h)));
+    char want[128];
+    snprintf(want, sizeof(want), "/v1/collections/%s", first);
+    cr_assert_str_eq(h, want);
+    json_object *o = simh_json(&r);
+    cr_assert_str_eq(simh_str(o, "id"), first);
+    cr_assert_eq(json_object_get_int(simh_get(o, "output_dimensionality")), 512);
+    json_object_put(o);
+    simh_resp_free(&r);
+
+    /* without the key the same body is a name conflict; with it and another body, refused */
+    expect_problem(body, 409, "name_taken", "/name");
+    const char *other = "{\"name\":\"kb-other\"}";
+    simh_req_url(&r, "POST", url, other, strlen(other), hs);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    cr_assert(strstr(r.body, "idempotency_key_reused"), "%s", r.body);
+    simh_resp_free(&r);
+    /* a key used for a job is not a collection's */
+    const char *jb = "{\"documents\":[{\"id\":\"a\",\"text\":\"x\"}]}";
+    const char *hj[4] = {auth, "Content-Type: application/json", "Idempotency-Key: shared-9", NULL};
+    snprintf(url, sizeof(url), "%s/v1/jobs", svc.base);
+    simh_req_url(&r, "POST", url, jb, strlen(jb), hj);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    simh_resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v1/collections", svc.base);
+    simh_req_url(&r, "POST", url, other, strlen(other), hj);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    cr_assert(strstr(r.body, "/v1/jobs"), "names where the key was used: %s", r.body);
+    simh_resp_free(&r);
+    cr_assert_eq(dbh_scalar(&svc.db, "SELECT count(*) FROM collections"), 1, "nothing else stored");
 }

@@ -330,27 +330,6 @@ Test(jobs, metadata_comes_back_as_written)
     free(id);
 }
 
-/* Decode standard base64 (with padding) into out; returns the byte count. */
-static size_t unbase64(const char *s, unsigned char *out, size_t cap)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (; *s && *s != '='; s++) {
-        const char *p = strchr(abc, *s);
-        cr_assert(p && *s, "not base64: %c", *s);
-        acc = acc << 6 | (unsigned)(p - abc);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            cr_assert(n < cap);
-            out[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return n;
-}
-
 Test(jobs, results_base64_equals_numbers)
 {
     char *id = create(sample);
@@ -375,7 +354,7 @@ Test(jobs, results_base64_equals_numbers)
     char *s = strdup(simh_str(b64, "results.0.embedding"));
     cr_assert_eq(strlen(s), (768 * 4 + 2) / 3 * 4);
     unsigned char bytes[768 * 4];
-    cr_assert_eq(unbase64(s, bytes, sizeof(bytes)), sizeof(bytes));
+    cr_assert_eq(simh_b64_decode(s, bytes, sizeof(bytes)), sizeof(bytes));
     cr_assert_eq(json_object_array_length(values), 768);
     for (int k = 0; k < 768; k++) {
         uint32_t u = (uint32_t)bytes[4 * k] | (uint32_t)bytes[4 * k + 1] << 8 |

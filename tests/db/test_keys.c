@@ -160,3 +160,80 @@ Test(keys, cli_list_and_revoke)
     free(out);
     free(e);
 }
+
+/* A key's own limits: none at creation (the settings'); keys_set_limits sets,
+ * keeps or resets each one and keys_verify_limits reads them back; `embedd
+ * keys limits` refuses bad values and unknown or revoked keys. */
+Test(keys, limits)
+{
+    char err[512], k[KEY_LEN + 1];
+    int64_t id = 0, got = 0;
+    cr_assert(keys_create(db.conn, "limited", k, &id, err, sizeof(err)), "%s", err);
+    struct key_limits lim;
+    cr_assert_eq(keys_verify_limits(db.conn, k, &got, &lim, err, sizeof(err)), KEYS_OK, "%s", err);
+    cr_assert_eq(lim.rps, KEY_LIMIT_DEFAULT);
+    cr_assert_eq(lim.burst, KEY_LIMIT_DEFAULT);
+    cr_assert_eq(lim.max_pending_chunks, KEY_LIMIT_DEFAULT);
+    struct key_limits set = {10, KEY_LIMIT_KEEP, INT64_C(5000000000)};
+    cr_assert_eq(keys_set_limits(db.conn, id, &set, err, sizeof(err)), KEYS_OK, "%s", err);
+    cr_assert_eq(keys_verify_limits(db.conn, k, &got, &lim, err, sizeof(err)), KEYS_OK);
+    cr_assert_eq(lim.rps, 10);
+    cr_assert_eq(lim.burst, KEY_LIMIT_DEFAULT);
+    cr_assert_eq(lim.max_pending_chunks, INT64_C(5000000000));
+    set = (struct key_limits){KEY_LIMIT_KEEP, 0, KEY_LIMIT_DEFAULT};
+    cr_assert_eq(keys_set_limits(db.conn, id, &set, err, sizeof(err)), KEYS_OK, "%s", err);
+    cr_assert_eq(keys_verify_limits(db.conn, k, &got, &lim, err, sizeof(err)), KEYS_OK);
+    cr_assert_eq(lim.rps, 10, "kept");
+    cr_assert_eq(lim.burst, 0);
+    cr_assert_eq(lim.max_pending_chunks, KEY_LIMIT_DEFAULT, "back to the setting");
+    cr_assert_eq(keys_set_limits(db.conn, id + 1000, &set, err, sizeof(err)), KEYS_INVALID);
+
+    char *bin = dbh_bin("EMBEDD_BIN");
+    char url_flag[600], sid[24];
+    snprintf(url_flag, sizeof(url_flag), "--database-url=%s", db.url);
+    snprintf(sid, sizeof(sid), "%lld", (long long)id);
+    char *out = NULL, *e = NULL;
+    char *ok[] = {bin,       url_flag, "keys",
+                  "limits",  sid,      "--rps=default",
+                  "--burst", "7",      "--max-pending-chunks",
+                  "0",       NULL};
+    cr_assert_eq(dbh_run(ok, &out, &e), 0, "%s", e);
+    free(out);
+    free(e);
+    cr_assert_eq(keys_verify_limits(db.conn, k, &got, &lim, err, sizeof(err)), KEYS_OK);
+    cr_assert_eq(lim.rps, KEY_LIMIT_DEFAULT);
+    cr_assert_eq(lim.burst, 7);
+    cr_assert_eq(lim.max_pending_chunks, 0, "0: no limit for this key");
+    char *list[] = {bin, url_flag, "--key-max-pending-chunks=100", "keys", "list", NULL};
+    cr_assert_eq(dbh_run(list, &out, &e), 0, "%s", e);
+    cr_assert(strstr(out, "MAX PENDING") && strstr(out, " 7 ") && strstr(out, " none "), "%s", out);
+    free(out);
+    free(e);
+    const char *bad[][3] = {{"--rps", "-1", NULL},      {"--rps", "many", NULL},
+                            {"--burst", "1x", NULL},    {"--max-pending-chunks", "", NULL},
+                            {"--colour", "blue", NULL}, {"--rps", NULL, NULL},
+                            {"--rps", "2000000", NULL}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char a0[64], a1[64];
+        snprintf(a0, sizeof(a0), "%s", bad[i][0]);
+        snprintf(a1, sizeof(a1), "%s", bad[i][1] ? bad[i][1] : "");
+        char *argv[] = {bin, url_flag, "keys", "limits", sid, a0, bad[i][1] ? a1 : NULL, NULL};
+        cr_assert_eq(dbh_run(argv, &out, &e), 2, "%s %s: %s", a0, a1, e);
+        free(out);
+        free(e);
+    }
+    char *no_opts[] = {bin, url_flag, "keys", "limits", sid, NULL};
+    cr_assert_eq(dbh_run(no_opts, &out, &e), 2, "%s", e);
+    free(out);
+    free(e);
+    char *unknown[] = {bin, url_flag, "keys", "limits", "99999", "--rps", "1", NULL};
+    cr_assert_eq(dbh_run(unknown, &out, &e), 1, "%s", e);
+    cr_assert(strstr(e, "no active key 99999"), "%s", e);
+    free(out);
+    free(e);
+    cr_assert_eq(keys_revoke(db.conn, id, err, sizeof(err)), KEYS_OK);
+    char *revoked[] = {bin, url_flag, "keys", "limits", sid, "--rps", "1", NULL};
+    cr_assert_eq(dbh_run(revoked, &out, &e), 1, "a revoked key's limits are not set: %s", e);
+    free(out);
+    free(e);
+}

@@ -348,6 +348,26 @@ static void fill(int d, bool norm, int n, char coll[JOB_ID_LEN + 1])
     embed_all();
 }
 
+/* A deleted collection leaves memory at once (search_forget), not when it would be evicted. */
+Test(search, forget_releases_memory)
+{
+    char coll[JOB_ID_LEN + 1];
+    fill(128, true, 200, coll);
+    float q[128];
+    gen(7, 128, q);
+    struct search_engine *e = engine((int64_t)1 << 30, 1);
+    cr_assert_eq(search_held_bytes(e), 0);
+    run_check(e, coll, q, 1, 5, -1, 0, false);
+    cr_assert_gt(search_held_bytes(e), 200 * 128 * 4, "the collection is held");
+    search_forget(e, "00000000-0000-4000-8000-000000000000"); /* another: no effect */
+    cr_assert_gt(search_held_bytes(e), 0);
+    search_forget(e, coll);
+    cr_assert_eq(search_held_bytes(e), 0, "forgotten");
+    run_check(e, coll, q, 1, 5, -1, 0, false); /* and loaded again when asked */
+    cr_assert_gt(search_held_bytes(e), 0);
+    search_engine_free(e);
+}
+
 /* Results and order equal the reference, in memory (one and two threads, several queries at
  * once) and streamed from PostgreSQL (budget 0); ties (three documents with one vector) go to
  * the lower document id. */

@@ -237,7 +237,7 @@ check_migrations() {
 }
 check_migrations
 
-key=$(dc exec -T embedd embedd keys create --name docker-test 2>/dev/null | tr -d '\r')
+key=$(dc exec -T embedd embedd keys create --name docker-test 2>/dev/null | tr -d '\r' | head -n1)
 [[ "$key" =~ ^[A-Za-z0-9_]+$ ]] || fail "keys create in the embedd container printed \"$key\""
 base="http://127.0.0.1:$port"
 api() { curl -sS --max-time 20 -H "Authorization: Bearer $key" -H 'Content-Type: application/json' "$@"; }

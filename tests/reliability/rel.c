@@ -336,6 +336,65 @@ void rel_wait_terminal(struct rel *r, int timeout_ms)
     }
 }
 
+/* Is some batch SUCCEEDED at Google but not yet stored by embedd? */
+static bool store_imminent(struct rel *r)
+{
+    json_object *o = simh_call(&r->sim, "GET", "/v1beta/batches?pageSize=100", NULL, 200);
+    json_object *ops = simh_get(o, "operations");
+    bool yes = false;
+    for (size_t i = 0; ops && !yes && i < json_object_array_length(ops); i++) {
+        json_object *op = json_object_array_get_idx(ops, i);
+        const char *st = simh_str(op, "metadata.state");
+        const char *name = simh_str(op, "name");
+        if (!st || strcmp(st, "BATCH_STATE_SUCCEEDED") != 0 || !name)
+            continue;
+        const char *v[1] = {name};
+        PGresult *q = PQexecParams(r->db.conn,
+                                   "SELECT count(*) FROM batches WHERE gemini_name = $1"
+                                   " AND state = 'submitted'",
+                                   1, NULL, v, NULL, NULL, 0);
+        yes = PQresultStatus(q) == PGRES_TUPLES_OK && strtol(PQgetvalue(q, 0, 0), NULL, 10) > 0;
+        PQclear(q);
+    }
+    json_object_put(o);
+    return yes;
+}
+
+static bool all_terminal(struct rel *r)
+{
+    return dbh_scalar(&r->db, "SELECT count(*) FROM jobs WHERE state IN ('pending','running')") ==
+           0;
+}
+
+bool rel_wait_phase(struct rel *r, const char *phase)
+{
+    int64_t deadline = simh_ms() + 30000;
+    while (simh_ms() < deadline) {
+        if (all_terminal(r))
+            return false;
+        bool hit = false;
+        if (strcmp(phase, "intent") == 0)
+            hit = dbh_scalar(&r->db, "SELECT count(*) FROM batches WHERE state = 'intent'"
+                                     " AND lease_owner IS NOT NULL") > 0;
+        else if (strcmp(phase, "poll") == 0)
+            hit = dbh_scalar(&r->db, "SELECT count(*) FROM batches WHERE state = 'submitted'") > 0;
+        else if (strcmp(phase, "upload") == 0) /* its JSONL written, being uploaded */
+            hit = dbh_scalar(&r->db, "SELECT count(*) FROM batches WHERE state = 'intent'"
+                                     " AND transport = 'file' AND input_file IS NULL"
+                                     " AND lease_until > now()") > 0 &&
+                  simh_stat(&r->sim, "uploads_started") > simh_stat(&r->sim, "uploads_finalized");
+        else if (strcmp(phase, "create") == 0) /* uploaded and recorded, being created */
+            hit = dbh_scalar(&r->db, "SELECT count(*) FROM batches WHERE state = 'intent'"
+                                     " AND input_file IS NOT NULL AND lease_until > now()") > 0;
+        else /* "store", "download": succeeded at Google, not stored yet */
+            hit = store_imminent(r);
+        if (hit)
+            return true;
+        nap_ms(2);
+    }
+    return false;
+}
+
 static void expected_vector(const char *model, const char *task, const char *text, size_t len,
                             int dims, bool normalize, float *out)
 {

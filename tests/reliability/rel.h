@@ -85,6 +85,13 @@ char *rel_submit(struct rel *r, int i, const char *body);
  * sentence is unique across (seed, doc, sentence), so no two chunks share a
  * text. extra: more top-level members ("\"output_dimensionality\":128,"), or "". */
 char *rel_job_body(int docs, int sentences, unsigned seed, const char *extra);
+/* Wait (up to 30 s) until the work is in a phase, so that a kill lands in it:
+ * "intent" (a batch's intent recorded, its create under way), "poll" (a
+ * batch submitted), "upload" (a file batch's JSONL being uploaded),
+ * "create" (uploaded and recorded, being created), "store" or "download" (a
+ * batch succeeded at Google, its results not stored yet). false if every
+ * job became terminal first, or on timeout. */
+bool rel_wait_phase(struct rel *r, const char *phase);
 /* Wait until every job in the database is terminal. */
 void rel_wait_terminal(struct rel *r, int timeout_ms);
 

@@ -67,65 +67,6 @@ static bool job_exists(const char *name)
     return yes;
 }
 
-/* Is some batch SUCCEEDED at Google but not yet stored by embedd? */
-static bool store_imminent(void)
-{
-    json_object *o = simh_call(&R.sim, "GET", "/v1beta/batches?pageSize=100", NULL, 200);
-    json_object *ops = simh_get(o, "operations");
-    bool yes = false;
-    for (size_t i = 0; ops && !yes && i < json_object_array_length(ops); i++) {
-        json_object *op = json_object_array_get_idx(ops, i);
-        const char *st = simh_str(op, "metadata.state");
-        const char *name = simh_str(op, "name");
-        if (!st || strcmp(st, "BATCH_STATE_SUCCEEDED") != 0 || !name)
-            continue;
-        const char *v[1] = {name};
-        PGresult *r = PQexecParams(R.db.conn,
-                                   "SELECT count(*) FROM batches WHERE gemini_name = $1"
-                                   " AND state = 'submitted'",
-                                   1, NULL, v, NULL, NULL, 0);
-        yes = PQresultStatus(r) == PGRES_TUPLES_OK && strtol(PQgetvalue(r, 0, 0), NULL, 10) > 0;
-        PQclear(r);
-    }
-    json_object_put(o);
-    return yes;
-}
-
-static bool done(void)
-{
-    return dbh_scalar(&R.db, "SELECT count(*) FROM jobs WHERE state IN ('pending','running')") == 0;
-}
-
-/* Wait for a phase's condition; false if the work ended first. */
-static bool wait_phase(const char *phase)
-{
-    int64_t deadline = simh_ms() + 30000;
-    while (simh_ms() < deadline) {
-        if (done())
-            return false;
-        bool hit = false;
-        if (strcmp(phase, "intent") == 0)
-            hit = dbh_scalar(&R.db, "SELECT count(*) FROM batches WHERE state = 'intent'"
-                                    " AND lease_owner IS NOT NULL") > 0;
-        else if (strcmp(phase, "poll") == 0)
-            hit = dbh_scalar(&R.db, "SELECT count(*) FROM batches WHERE state = 'submitted'") > 0;
-        else if (strcmp(phase, "upload") == 0) /* its JSONL written, being uploaded */
-            hit = dbh_scalar(&R.db, "SELECT count(*) FROM batches WHERE state = 'intent'"
-                                    " AND transport = 'file' AND input_file IS NULL"
-                                    " AND lease_until > now()") > 0 &&
-                  simh_stat(&R.sim, "uploads_started") > simh_stat(&R.sim, "uploads_finalized");
-        else if (strcmp(phase, "create") == 0) /* uploaded and recorded, being created */
-            hit = dbh_scalar(&R.db, "SELECT count(*) FROM batches WHERE state = 'intent'"
-                                    " AND input_file IS NOT NULL AND lease_until > now()") > 0;
-        else /* "store", "download": succeeded at Google, not stored yet */
-            hit = store_imminent();
-        if (hit)
-            return true;
-        nap(2);
-    }
-    return false;
-}
-
 static void setup(void)
 {
     /* slow creates (so that kills land between the intent and the answer,
@@ -160,7 +101,7 @@ static void kill_in_phases(const char *const *phases, const int *nap_ms, int n_p
 {
     for (int k = 0; R.kills < kills_wanted; k++) {
         int p = k % n_phases;
-        if (!wait_phase(phases[p]))
+        if (!rel_wait_phase(&R, phases[p]))
             break;
         nap(rnd(nap_ms[p]));
         rel_kill9(&R, 0);

@@ -396,3 +396,24 @@ void simh_assert_vector(json_object *values, const float *expected, int dims)
         cr_assert(f == expected[i], "value %d: %s != %.9g", i, txt, (double)expected[i]);
     }
 }
+
+/* Decode standard base64 (with padding) into out; returns the byte count. */
+size_t simh_b64_decode(const char *s, unsigned char *out, size_t cap)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (; *s && *s != '='; s++) {
+        const char *p = strchr(abc, *s);
+        cr_assert(p && *s, "not base64: %c", *s);
+        acc = acc << 6 | (unsigned)(p - abc);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            cr_assert(n < cap);
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return n;
+}

@@ -67,6 +67,9 @@ void simh_assert_error(const struct simh_resp *r, long http, const char *status)
 json_object *simh_wait_state(struct simh *s, const char *name, const char *state, int timeout_ms);
 /* GET /_sim/stats and return one numeric counter. */
 long long simh_stat(struct simh *s, const char *name);
+/* Decode standard base64 (with padding) into out (cap bytes); returns the
+ * byte count, failing the test on a character outside the alphabet. */
+size_t simh_b64_decode(const char *s, unsigned char *out, size_t cap);
 /* PUT /_sim/config with a JSON object; asserts 200. */
 void simh_config(struct simh *s, const char *json);
 
