@@ -127,6 +127,17 @@ void api_jobs_list(void *app, struct http_req *req, struct http_resp *resp);
 void api_jobs_get(void *app, struct http_req *req, struct http_resp *resp);
 void api_jobs_cancel(void *app, struct http_req *req, struct http_resp *resp);
 void api_jobs_delete(void *app, struct http_req *req, struct http_resp *resp);
+/* The job representation of every endpoint (GET /v1/jobs/{id}, lists,
+ * events), appended to b; eta NULL (or not known): "eta": null. */
+struct job_eta;
+bool api_put_job(struct buf *b, const struct job_row *j, const struct job_eta *eta) SVC_MUSTCHECK;
+/* GET /v1/jobs/{id}/events: the job's progress as Server-Sent Events (events.c). */
+void api_jobs_events(void *app, struct http_req *req, struct http_resp *resp);
+/* GET /v1/jobs/{id}/batches: the job's Google batches, oldest first, paged. */
+void api_jobs_batches(void *app, struct http_req *req, struct http_resp *resp);
+/* GET /: the dashboard page; GET /ui/{file}: its script and style sheet (ui.c). */
+void api_ui_index(void *app, struct http_req *req, struct http_resp *resp);
+void api_ui_file(void *app, struct http_req *req, struct http_resp *resp);
 /* GET /v1/jobs/{id}/results: paged JSON, or every result streamed as NDJSON
  * (Accept: application/x-ndjson). */
 void api_jobs_results(void *app, struct http_req *req, struct http_resp *resp);

@@ -1,7 +1,8 @@
 /*
- * app.h: what the handlers share: the settings, the database pool and the
- * shutdown flag, handed to every handler as its app argument. Built and torn
- * down by the composition root (main/main.c).
+ * app.h: what the handlers share: the settings, the database pool, the
+ * search engine, the hub of job event streams and the shutdown flag, handed
+ * to every handler as its app argument. Built and torn down by the
+ * composition root (main/main.c).
  */
 #ifndef API_APP_H
 #define API_APP_H
@@ -12,6 +13,7 @@
 
 #include <stdatomic.h>
 
+struct events_hub;
 struct ratelimit;
 
 struct app {
@@ -20,6 +22,7 @@ struct app {
     int db_timeout_ms;            /* how long a request waits for a connection */
     atomic_bool stopping;         /* SIGTERM received: /readyz says not ready */
     struct search_engine *search; /* queries into collections (NULL: 503) */
+    struct events_hub *events;    /* job event streams (NULL: 503) */
     struct ratelimit *limiter;    /* requests per second per key (NULL: none) */
 };
 

@@ -46,6 +46,13 @@ struct http_req {
 typedef long (*http_stream_read_fn)(void *cls, char *out, size_t max);
 typedef void (*http_stream_done_fn)(void *cls);
 
+/* What the read of a waiting stream (http_resp_stream_wait) returns when it
+ * has nothing to send yet. */
+#define HTTP_STREAM_WAIT (-2L)
+
+/* A waiting stream's handle (server.c). */
+struct http_stream;
+
 struct http_resp {
     int status;
     struct buf body;
@@ -58,6 +65,7 @@ struct http_resp {
     http_stream_read_fn stream_read; /* set by http_resp_stream; body is then unused */
     http_stream_done_fn stream_done;
     void *stream_cls;
+    struct http_stream *stream_wait; /* set by http_resp_stream_wait */
 };
 
 /* A query parameter (already percent-decoded) or request header; NULL if absent. */
@@ -86,6 +94,22 @@ void http_problem_member(struct http_resp *r, const char *name, int64_t value);
  * queued). */
 void http_resp_stream(struct http_resp *r, int status, const char *content_type,
                       http_stream_read_fn read, http_stream_done_fn done, void *cls);
+
+/*
+ * Answer with a body that waits for events (Server-Sent Events): like
+ * http_resp_stream, but read may also return HTTP_STREAM_WAIT when it has
+ * nothing to send now. The response then holds no server thread: the
+ * connection is parked until http_stream_wake. When the server drains for
+ * shutdown, the body ends (read is not called again). Returns the handle to
+ * wake it with, valid until done has been called; NULL when out of memory
+ * (then nothing is set and the caller still owns cls).
+ */
+struct http_stream *http_resp_stream_wait(struct http_resp *r, int status, const char *content_type,
+                                          http_stream_read_fn read, http_stream_done_fn done,
+                                          void *cls);
+/* From any thread, until the stream's done has been called: read has
+ * something to send (or the body has ended). Cheap when it is not waiting. */
+void http_stream_wake(struct http_stream *h);
 
 typedef void (*http_handler)(void *app, struct http_req *req, struct http_resp *resp);
 

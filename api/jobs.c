@@ -119,6 +119,11 @@ static bool put_job(struct buf *b, const struct job_row *j, const struct job_eta
     return ok;
 }
 
+bool api_put_job(struct buf *b, const struct job_row *j, const struct job_eta *eta)
+{
+    return put_job(b, j, eta);
+}
+
 static void reply_job(struct http_req *req, struct http_resp *resp, int status,
                       const struct job_row *j, const struct job_eta *eta)
 {

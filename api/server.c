@@ -42,6 +42,7 @@ struct http_server {
     pthread_t reaper;
     bool reaper_running;
     atomic_bool reaper_stop;
+    struct http_stream *waiting; /* waiting streams queued here (wait_lock) */
 };
 
 struct conn_watch {
@@ -132,6 +133,141 @@ static void stream_free(void *cls)
     free(sr);
 }
 
+/* ---- waiting streams (http_resp_stream_wait) ----
+ * A waiting stream holds no server thread: when its read has nothing to send,
+ * the connection is suspended in libmicrohttpd (MHD_suspend_connection, from
+ * the content reader, as libmicrohttpd allows) and resumed by
+ * http_stream_wake from any thread. wait_lock guards the flags of every
+ * waiting stream and the servers' lists of them; read and done are called
+ * without it, so a caller may hold its own lock while waking (lock order:
+ * the caller's, then wait_lock). A wake that arrives between a read that
+ * found nothing and the suspension is kept in woken, so the reader reads
+ * again instead of sleeping through it. Draining ends every waiting body;
+ * libmicrohttpd refuses to stop with a connection suspended, so stopping
+ * resumes them all first. */
+struct http_stream {
+    struct http_stream *prev, *next; /* in srv->waiting once queued */
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    bool suspended; /* we suspended conn; only a wake resumes it */
+    bool woken;     /* a wake arrived while not suspended */
+    http_stream_read_fn read;
+    http_stream_done_fn done;
+    void *cls;
+};
+
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct http_stream *http_resp_stream_wait(struct http_resp *r, int status, const char *content_type,
+                                          http_stream_read_fn read, http_stream_done_fn done,
+                                          void *cls)
+{
+    struct http_stream *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->read = read;
+    h->done = done;
+    h->cls = cls;
+    buf_reset(&r->body);
+    r->status = status;
+    r->content_type = content_type;
+    r->stream_wait = h;
+    return h;
+}
+
+void http_stream_wake(struct http_stream *h)
+{
+    pthread_mutex_lock(&wait_lock);
+    if (h->suspended) {
+        h->suspended = false;
+        MHD_resume_connection(h->conn);
+    } else {
+        h->woken = true;
+    }
+    pthread_mutex_unlock(&wait_lock);
+}
+
+/* Resume every suspended waiting stream of s (draining: their reads end them). */
+static void wake_all_waiting(struct http_server *s)
+{
+    pthread_mutex_lock(&wait_lock);
+    for (struct http_stream *h = s->waiting; h; h = h->next)
+        if (h->suspended) {
+            h->suspended = false;
+            MHD_resume_connection(h->conn);
+        }
+    pthread_mutex_unlock(&wait_lock);
+}
+
+static ssize_t wait_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct http_stream *h = cls;
+    (void)pos;
+    for (;;) {
+        pthread_mutex_lock(&wait_lock);
+        h->woken = false;
+        pthread_mutex_unlock(&wait_lock);
+        if (atomic_load(&h->srv->draining))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        long n = h->read(h->cls, buf, max);
+        if (n > 0)
+            return (ssize_t)n;
+        if (n == 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n != HTTP_STREAM_WAIT)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        pthread_mutex_lock(&wait_lock);
+        bool again = h->woken || atomic_load(&h->srv->draining);
+        if (!again) {
+            MHD_suspend_connection(h->conn);
+            h->suspended = true;
+        }
+        pthread_mutex_unlock(&wait_lock);
+        if (!again)
+            return 0; /* nothing now: libmicrohttpd calls again once resumed */
+    }
+}
+
+static void wait_free(void *cls)
+{
+    struct http_stream *h = cls;
+    pthread_mutex_lock(&wait_lock);
+    if (h->srv) {
+        if (h->prev)
+            h->prev->next = h->next;
+        else
+            h->srv->waiting = h->next;
+        if (h->next)
+            h->next->prev = h->prev;
+    }
+    pthread_mutex_unlock(&wait_lock);
+    h->done(h->cls);
+    free(h);
+}
+
+/* The response of a waiting stream, listed in s before it can be read. */
+static struct MHD_Response *wait_response(struct http_server *s, struct MHD_Connection *c,
+                                          struct http_stream *h)
+{
+    /* small pieces: an event is sent as soon as it is there */
+    struct MHD_Response *m =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, wait_reader, h, wait_free);
+    if (!m) {
+        h->done(h->cls);
+        free(h);
+        return NULL;
+    }
+    pthread_mutex_lock(&wait_lock);
+    h->srv = s;
+    h->conn = c;
+    h->next = s->waiting;
+    if (h->next)
+        h->next->prev = h;
+    s->waiting = h;
+    pthread_mutex_unlock(&wait_lock);
+    return m;
+}
+
 static struct MHD_Response *stream_response(struct http_resp *resp)
 {
     struct stream_resp *sr = malloc(sizeof(*sr));
@@ -152,7 +288,12 @@ static enum MHD_Result send_resp(struct http_server *s, struct MHD_Connection *c
                                  struct http_req *req, struct http_resp *resp)
 {
     struct MHD_Response *m;
-    if (resp->stream_read) {
+    if (resp->stream_wait) {
+        m = wait_response(s, c, resp->stream_wait);
+        resp->stream_wait = NULL;
+        if (!m)
+            return MHD_NO;
+    } else if (resp->stream_read) {
         m = stream_response(resp);
         resp->stream_read = NULL;
         if (!m)
@@ -484,6 +625,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                                   st->req.raw_path ? st->req.raw_path : url);
     enum MHD_Result ret = send_resp(s, c, &st->req, &resp);
     buf_cleanup(&resp.body);
+    if (resp.stream_wait) { /* the handler set a waiting stream, then answered otherwise */
+        resp.stream_wait->done(resp.stream_wait->cls);
+        free(resp.stream_wait);
+    }
     free_refusal(st);
     double ms = (double)(now_ns() - st->start_ns) / 1e6;
     if (status >= 500)
@@ -661,8 +806,9 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
      * connection, so a 128 KiB pool cost a 128 KiB memset per request (about
      * a tenth of embedd's CPU on GET /v1/jobs/{id} under wrk). */
     s->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL,
-        NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+            MHD_ALLOW_SUSPEND_RESUME,
+        0, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_LIMIT, o->connection_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
@@ -700,6 +846,7 @@ int http_server_drain(struct http_server *s, int64_t deadline_ms)
     s->quiesced = MHD_quiesce_daemon(s->daemon);
     if (s->quiesced != MHD_INVALID_SOCKET)
         shutdown(s->quiesced, SHUT_RDWR);
+    wake_all_waiting(s); /* waiting bodies end at once */
     int64_t end = mono_ms() + deadline_ms;
     int n;
     while ((n = atomic_load(&s->in_flight)) > 0 && mono_ms() < end) {
@@ -717,6 +864,9 @@ void http_server_stop(struct http_server *s)
         atomic_store(&s->reaper_stop, true);
         pthread_join(s->reaper, NULL);
     }
+    /* libmicrohttpd must not stop with a suspended connection */
+    atomic_store(&s->draining, true);
+    wake_all_waiting(s);
     MHD_stop_daemon(s->daemon); /* reports every connection closed: the watch list empties */
     if (s->quiesced != MHD_INVALID_SOCKET)
         close(s->quiesced);

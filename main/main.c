@@ -6,6 +6,7 @@
  */
 #include "api.h"
 #include "app.h"
+#include "events.h"
 #include "config.h"
 #include "store/db.h"
 #include "gemini/client.h"
@@ -324,6 +325,17 @@ static int cmd_serve(const struct config *cfg)
         gem_global_cleanup();
         return 1;
     }
+    struct events_opts eo = {.max_clients = (int)cfg->sse_max_clients,
+                             .interval_ms = cfg->sse_interval_ms,
+                             .heartbeat_ms = cfg->sse_heartbeat_s * 1000};
+    if (!(app.events = events_hub_start(&app, &eo, err, sizeof(err)))) {
+        log_error("%s", err);
+        search_engine_free(app.search);
+        ratelimit_free(app.limiter);
+        db_pool_free(app.db);
+        gem_global_cleanup();
+        return 1;
+    }
     struct http_server_opts o = {
         .listen = cfg->listen,
         .threads = (unsigned)cfg->http_threads,
@@ -354,7 +366,9 @@ static int cmd_serve(const struct config *cfg)
     struct http_server *msrv = NULL;
     if (cfg->metrics_listen[0] && !(msrv = http_server_start(&mo, err, sizeof(err)))) {
         log_error("metrics: %s", err);
+        events_hub_free(app.events);
         search_engine_free(app.search);
+        ratelimit_free(app.limiter);
         db_pool_free(app.db);
         gem_global_cleanup();
         return 1;
@@ -363,6 +377,7 @@ static int cmd_serve(const struct config *cfg)
     if (!srv) {
         log_error("%s", err);
         http_server_stop(msrv);
+        events_hub_free(app.events);
         search_engine_free(app.search);
         ratelimit_free(app.limiter);
         db_pool_free(app.db);
@@ -376,6 +391,7 @@ static int cmd_serve(const struct config *cfg)
         log_error("%s", err);
         http_server_stop(srv);
         http_server_stop(msrv);
+        events_hub_free(app.events);
         search_engine_free(app.search);
         ratelimit_free(app.limiter);
         db_pool_free(app.db);
@@ -389,6 +405,7 @@ static int cmd_serve(const struct config *cfg)
         worker_pool_stop(workers, cfg->shutdown_deadline_ms);
         http_server_stop(srv);
         http_server_stop(msrv);
+        events_hub_free(app.events);
         search_engine_free(app.search);
         ratelimit_free(app.limiter);
         db_pool_free(app.db);
@@ -428,8 +445,10 @@ static int cmd_serve(const struct config *cfg)
     int64_t spent = mono_ms() - t0;
     int handed = worker_pool_stop(workers, cfg->shutdown_deadline_ms - spent);
     wh_sender_stop(hooks, cfg->shutdown_deadline_ms - (mono_ms() - t0));
+    events_hub_stop(app.events); /* no stream is woken any more; the server closes them */
     http_server_stop(srv);
     http_server_stop(msrv); /* scrapes see the drain to its end */
+    events_hub_free(app.events);
     search_engine_free(app.search);
     ratelimit_free(app.limiter);
     db_pool_free(app.db);

@@ -7,6 +7,8 @@ PACKAGES=(
   build-essential cmake pkg-config git ca-certificates curl jq clang-format clang
   libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev libpq-dev libcriterion-dev libssl-dev
   postgresql postgresql-contrib
+  # the dashboard's browser test (tests/ui/run.sh drives it with playwright-core)
+  chromium
   # promtool, which tests/api/test_metrics_api.c runs on a scrape of GET /metrics
   # (Debian has no smaller package with it; on a host run by systemd this also
   # installs an enabled prometheus service)

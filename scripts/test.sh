@@ -74,6 +74,18 @@ else
   echo "==> [sdk] SKIPPED: needs Node.js >= 20 with npm (found: ${node_major})"
 fi
 
+# The dashboard in headless Chromium: Debian's chromium (scripts/deps.sh)
+# driven by npm playwright-core, no browser download. It fails loudly, never
+# skips, when it cannot run.
+echo "==> [ui] the dashboard in headless Chromium"
+if [ "$node_major" -ge 20 ] && command -v npm >/dev/null 2>&1; then
+  bash tests/ui/run.sh "$root/build/dev/embedd" "$root/build/dev/tools/gemini-sim/gemini-sim" ||
+    status=1
+else
+  echo "==> [ui] FAILED: needs Node.js >= 20 with npm (found: ${node_major})" >&2
+  status=1
+fi
+
 # The Docker image and compose stack (tests/docker/run.sh, README "Docker").
 # Where no Docker daemon can start it says SKIPPED, and so does the summary.
 echo "==> [docker] image, compose stack and health checks"

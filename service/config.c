@@ -125,6 +125,16 @@ static const struct setting settings[] = {
     {"key-cache-ms", "EMBEDD_KEY_CACHE_MS", INT(key_cache_ms), 0, 3600000, "5000", false,
      "remember a verified API key this long (a revoked key works at most this much longer; 0: "
      "check every request)"},
+    {"sse-max-clients", "EMBEDD_SSE_MAX_CLIENTS", INT(sse_max_clients), 0, 100000, "1000", false,
+     "most job event streams (GET /v1/jobs/{id}/events) open at once on this server; more get "
+     "503 with Retry-After. Each is an HTTP connection (within max-connections) but holds no "
+     "server thread while it waits (0: the route answers 503)"},
+    {"sse-interval-ms", "EMBEDD_SSE_INTERVAL_MS", INT(sse_interval_ms), 50, 60000, "1000", false,
+     "how often the watched jobs are read for event streams (one query for all of them); also "
+     "the least time between two progress events of one stream"},
+    {"sse-heartbeat-s", "EMBEDD_SSE_HEARTBEAT_S", INT(sse_heartbeat_s), 1, 3600, "15", false,
+     "an event stream silent this long gets a comment line (keeps proxies from closing it and "
+     "finds clients that went away)"},
     {"key-rps", "EMBEDD_KEY_RPS", INT(key_rps), 0, 1000000, "0", false,
      "requests per second each API key may make to this replica (a token bucket per key in each "
      "process: N replicas admit up to N times this); over it: 429 with Retry-After, before the "

@@ -49,6 +49,9 @@ struct config {
     int64_t header_timeout_s;
     int64_t shutdown_deadline_ms;
     int64_t key_cache_ms;
+    int64_t sse_max_clients; /* job event streams open at once (0: none) */
+    int64_t sse_interval_ms; /* watched jobs read this often; least time between events */
+    int64_t sse_heartbeat_s; /* a comment line after this much silence */
 
     int64_t key_rps;                /* requests per second per key and replica; 0: no limit */
     int64_t key_burst;              /* the bucket's size; 0: key_rps */

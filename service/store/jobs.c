@@ -336,6 +336,104 @@ enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_
     return JOBS_OK;
 }
 
+/* The text array "{id,id,...}" of the valid ids of ids[0..n) (malloc'd; NULL: out of memory). */
+static char *id_array(const char *const *ids, size_t n)
+{
+    char *a = malloc(n * (JOB_ID_LEN + 1) + 3), *w = a;
+    if (!a)
+        return NULL;
+    *w++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (!jobs_valid_id(ids[i]))
+            continue;
+        if (w[-1] != '{')
+            *w++ = ',';
+        memcpy(w, ids[i], JOB_ID_LEN);
+        w += JOB_ID_LEN;
+    }
+    *w++ = '}';
+    *w = '\0';
+    return a;
+}
+
+/* The index of id in ids[0..n), or n. */
+static size_t id_index(const char *const *ids, size_t n, const char *id)
+{
+    size_t i = 0;
+    while (i < n && strcmp(ids[i], id) != 0)
+        i++;
+    return i;
+}
+
+enum jobs_result jobs_versions(PGconn *c, const char *const *ids, size_t n, int64_t *versions,
+                               char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        versions[i] = -1;
+    char *arr = id_array(ids, n);
+    if (!arr) {
+        snprintf(err, errlen, "out of memory");
+        return JOBS_ERROR;
+    }
+    const char *vals[1] = {arr};
+    static const struct db_stmt q = {
+        "jobs_versions", "SELECT id, xmin::text::bigint FROM jobs WHERE id = ANY($1::uuid[])", 1};
+    PGresult *r = db_exec_stmt(c, &q, vals, 1);
+    free(arr);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        db_error(r, c, "could not read job versions", err, errlen);
+        PQclear(r);
+        return JOBS_ERROR;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        char id[JOB_ID_LEN + 1];
+        read_uuid(r, i, 0, id);
+        size_t k = id_index(ids, n, id);
+        if (k < n)
+            versions[k] = db_bin_int(r, i, 1);
+    }
+    PQclear(r);
+    return JOBS_OK;
+}
+
+enum jobs_result jobs_get_many(PGconn *c, const char *const *ids, size_t n, struct job_row *out,
+                               int64_t *versions, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        versions[i] = -1;
+    char *arr = id_array(ids, n);
+    if (!arr) {
+        snprintf(err, errlen, "out of memory");
+        return JOBS_ERROR;
+    }
+    const char *vals[1] = {arr};
+    static const struct db_stmt q = {"jobs_get_many",
+                                     "SELECT " JOB_COLUMNS "," BATCH_SUMMARY
+                                     ", xmin::text::bigint FROM jobs WHERE id = ANY($1::uuid[])",
+                                     1};
+    PGresult *r = db_exec_stmt(c, &q, vals, 1);
+    free(arr);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        db_error(r, c, "could not read jobs", err, errlen);
+        PQclear(r);
+        return JOBS_ERROR;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct job_row row;
+        int64_t created_us;
+        read_row(r, i, &row, &created_us);
+        size_t k = id_index(ids, n, row.id);
+        if (k == n)
+            continue;
+        read_batch_summary(PQgetvalue(r, i, BATCH_SUMMARY_COL), &row);
+        summary_store(&row);
+        out[k] = row;
+        versions[k] = db_bin_int(r, i, BATCH_SUMMARY_COL + 1);
+    }
+    PQclear(r);
+    return JOBS_OK;
+}
+
 enum jobs_result jobs_list(PGconn *c, int64_t key_id, const char *state, const char *cursor,
                            int limit, struct job_row *out, size_t *n, char *next_cursor,
                            size_t cursor_len, char *err, size_t errlen)

@@ -75,6 +75,19 @@ enum jobs_result jobs_list(PGconn *c, int64_t key_id, const char *state, const c
                            int limit, struct job_row *out, size_t *n, char *next_cursor,
                            size_t cursor_len, char *err, size_t errlen);
 
+/*
+ * Watching jobs (whatever their key: the caller checked it). A job's version
+ * is PostgreSQL's xmin of its row: every update of the row changes it, and it
+ * reads the same on every replica. jobs_versions writes the version of each
+ * of ids[0..n) to versions (-1: no such job); jobs_get_many reads those jobs
+ * whole, with their batch summaries, into out[i] and their versions (-1: no
+ * such job, out[i] untouched). One query each, whatever n.
+ */
+enum jobs_result jobs_versions(PGconn *c, const char *const *ids, size_t n, int64_t *versions,
+                               char *err, size_t errlen) SVC_MUSTCHECK;
+enum jobs_result jobs_get_many(PGconn *c, const char *const *ids, size_t n, struct job_row *out,
+                               int64_t *versions, char *err, size_t errlen) SVC_MUSTCHECK;
+
 /* Cancel: pending chunks fail with "cancelled"; the job ends cancelled
  * (in-flight Google batches are cancelled by the workers). A finished job
  * is JOBS_CONFLICT. */

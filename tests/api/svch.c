@@ -52,6 +52,29 @@ static void spawn(struct svch *s)
     snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
 }
 
+/* s->argv: embedd, the database, an ephemeral port and its file, flags, serve. */
+static void build_argv(struct svch *s, const char *const *flags)
+{
+    snprintf(s->dir, sizeof(s->dir), "/tmp/svch-XXXXXX");
+    cr_assert(mkdtemp(s->dir), "mkdtemp failed (errno %d)", errno);
+    int n = 0;
+    snprintf(s->arg_store[n], sizeof(s->arg_store[n]), "%s", dbh_bin("EMBEDD_BIN"));
+    s->argv[n] = s->arg_store[n], n++;
+    snprintf(s->arg_store[n], sizeof(s->arg_store[n]), "--database-url=%s", s->db.url);
+    s->argv[n] = s->arg_store[n], n++;
+    snprintf(s->arg_store[n], sizeof(s->arg_store[n]), "--listen=127.0.0.1:0");
+    s->argv[n] = s->arg_store[n], n++;
+    snprintf(s->arg_store[n], sizeof(s->arg_store[n]), "--port-file=%s/port", s->dir);
+    s->argv[n] = s->arg_store[n], n++;
+    for (int i = 0; flags && flags[i] && n < 37; i++) {
+        snprintf(s->arg_store[n], sizeof(s->arg_store[n]), "%s", flags[i]);
+        s->argv[n] = s->arg_store[n], n++;
+    }
+    snprintf(s->arg_store[n], sizeof(s->arg_store[n]), "serve");
+    s->argv[n] = s->arg_store[n], n++;
+    s->argv[n] = NULL;
+}
+
 void svch_start(struct svch *s, const char *const *flags)
 {
     svch_start_prepared(s, flags, NULL);
@@ -63,27 +86,20 @@ void svch_start_prepared(struct svch *s, const char *const *flags, void (*prepar
     dbh_create(&s->db);
     if (prepare)
         prepare(&s->db);
-    snprintf(s->dir, sizeof(s->dir), "/tmp/svch-XXXXXX");
-    cr_assert(mkdtemp(s->dir), "mkdtemp failed (errno %d)", errno);
-    static char args[40][600];
-    int n = 0;
-    snprintf(args[n], sizeof(args[n]), "%s", dbh_bin("EMBEDD_BIN"));
-    s->argv[n] = args[n], n++;
-    snprintf(args[n], sizeof(args[n]), "--database-url=%s", s->db.url);
-    s->argv[n] = args[n], n++;
-    snprintf(args[n], sizeof(args[n]), "--listen=127.0.0.1:0");
-    s->argv[n] = args[n], n++;
-    snprintf(args[n], sizeof(args[n]), "--port-file=%s/port", s->dir);
-    s->argv[n] = args[n], n++;
-    for (int i = 0; flags && flags[i] && n < 37; i++) {
-        snprintf(args[n], sizeof(args[n]), "%s", flags[i]);
-        s->argv[n] = args[n], n++;
-    }
-    snprintf(args[n], sizeof(args[n]), "serve");
-    s->argv[n] = args[n], n++;
-    s->argv[n] = NULL;
+    build_argv(s, flags);
     spawn(s);
     svch_new_key(s, "test", s->key);
+}
+
+void svch_start_replica(struct svch *r, const struct svch *s, const char *const *flags)
+{
+    memset(r, 0, sizeof(*r));
+    r->replica = true;
+    snprintf(r->db.name, sizeof(r->db.name), "%s", s->db.name);
+    snprintf(r->db.url, sizeof(r->db.url), "%s", s->db.url);
+    snprintf(r->key, sizeof(r->key), "%s", s->key);
+    build_argv(r, flags);
+    spawn(r);
 }
 
 void svch_crash_restart(struct svch *s)
@@ -129,12 +145,14 @@ void svch_stop(struct svch *s)
         bool leak = (s->key[0] && strstr(buf, s->key + 3)) || strstr(buf, "test-key");
         if (bad)
             fprintf(stderr, "embedd log:\n%s\n", buf);
-        dbh_drop(&s->db);
+        if (!s->replica)
+            dbh_drop(&s->db);
         cr_assert(w != 0, "embedd serve did not stop within 30 s of SIGTERM");
         cr_assert(!bad, "embedd serve reported a sanitizer error");
         cr_assert(!leak, "a secret appeared in embedd's log");
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "embedd serve exit status %d", st);
         return;
     }
-    dbh_drop(&s->db);
+    if (!s->replica)
+        dbh_drop(&s->db);
 }

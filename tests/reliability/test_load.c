@@ -8,13 +8,24 @@
  * every created job is stored (jobs = 202s) and ends succeeded once the load
  * stops, and the service's RSS stays flat after warm-up. Reports p50/p99/max
  * latency per endpoint class, the statuses and the RSS curve.
+ *
+ * Meanwhile 50 Server-Sent Events clients stay connected (GET
+ * /v1/jobs/{id}/events on the jobs being created that go through Google's
+ * batches, each new one followed as soon as it appears, one stream after
+ * another, some cut off and resumed with Last-Event-ID): no loss means every stream
+ * is answered 200, its event ids count up without a gap (also across a
+ * resume), and every stream ends with a done event showing the job
+ * succeeded with all its chunks, the streams still open when the load stops
+ * included. Their memory is inside the same flat-RSS check.
  */
 #include "rel.h"
+#include "ssec.h"
 
 #include <criterion/criterion.h>
 
 #include <curl/curl.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +38,8 @@
 #define MAX_STATUS   600
 #define N_FINISHED   4  /* jobs created and finished before the timed phase */
 #define FINISHED_DOC 60 /* documents (one chunk each) per finished job */
+#define N_SSE        50 /* event stream clients */
+#define RECENT       64 /* recently created jobs the streams pick from */
 
 enum kind { K_CREATE, K_GET, K_LIST, K_RESULTS, K_N };
 static const char *const kind_name[K_N] = {"create", "get", "list", "results"};
@@ -210,6 +223,201 @@ static bool own_grow(struct client *c)
     return true;
 }
 
+/* ---- the event stream clients ---- */
+
+static pthread_mutex_t recent_lock = PTHREAD_MUTEX_INITIALIZER;
+static char recent[RECENT][40];
+static uint64_t n_recent; /* ever pushed */
+
+static void recent_push(const char *id)
+{
+    pthread_mutex_lock(&recent_lock);
+    snprintf(recent[n_recent % RECENT], sizeof(recent[0]), "%s", id);
+    n_recent++;
+    pthread_mutex_unlock(&recent_lock);
+}
+
+/* The newest job no stream has followed yet (most are still running), else
+ * one of the 16 created last; false if none yet. */
+static bool recent_pick(uint64_t r, char out[40])
+{
+    static uint64_t taken; /* n_recent when the newest job was last taken */
+    pthread_mutex_lock(&recent_lock);
+    uint64_t n = n_recent < 16 ? n_recent : 16;
+    if (n_recent > taken) {
+        snprintf(out, 40, "%s", recent[(n_recent - 1) % RECENT]);
+        taken = n_recent;
+    } else if (n) {
+        snprintf(out, 40, "%s", recent[(n_recent - 1 - r % n) % RECENT]);
+    }
+    pthread_mutex_unlock(&recent_lock);
+    return n > 0;
+}
+
+struct sse_slot {
+    struct ssec c;
+    bool open;
+    char job[40];
+    unsigned long long seq; /* of the last event */
+    char last_id[64];
+    bool resumed; /* this stream was cut off and resumed once already */
+};
+
+struct sse_figures {
+    long opened, done, progress, resumes, comments, bad;
+    int max_open; /* streams answered 200 and not ended, at once */
+    char why[320];
+};
+
+static atomic_bool sse_stop;
+static struct sse_figures sse;
+
+static void sse_bad(const char *job, const char *what)
+{
+    if (!sse.bad)
+        snprintf(sse.why, sizeof(sse.why), "%s: %s", job, what);
+    sse.bad++;
+}
+
+/* Start a stream on sl->job (not waiting for the answer: 50 of them open at
+ * once even when the server is slow); its status is checked as it comes. */
+static bool sse_open(struct sse_slot *sl, const char *last_id)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/jobs/%s/events", sl->job);
+    if (!ssec_start(&sl->c, svc.port, path, svc.key, last_id)) {
+        ssec_close(&sl->c);
+        sse_bad(sl->job, "could not connect");
+        return false;
+    }
+    sl->open = true;
+    sse.opened++;
+    return true;
+}
+
+static void sse_end(struct sse_slot *sl)
+{
+    sse.comments += sl->c.comments;
+    ssec_close(&sl->c);
+    sl->open = false;
+}
+
+/* Take one event of slot sl: its id goes on from the last, done ends it. */
+static void sse_event(struct sse_slot *sl, struct ssec_event *ev, uint64_t *rng)
+{
+    char *dash = strchr(ev->id, '-');
+    unsigned long long seq = strtoull(ev->id, NULL, 10);
+    json_object *o = ev->data ? json_tokener_parse(ev->data) : NULL;
+    const char *id = o ? simh_str(o, "id") : NULL;
+    if (!dash || seq != sl->seq + 1) {
+        sse_bad(sl->job, "event ids skip or are malformed");
+    } else if (!id || strcmp(id, sl->job) != 0) {
+        sse_bad(sl->job, "an event of another job, or not JSON");
+    } else if (strcmp(ev->event, "done") == 0) {
+        const char *st = simh_str(o, "state");
+        long ok = json_object_get_int64(simh_get(o, "stats.chunks.succeeded"));
+        if (!st || strcmp(st, "succeeded") != 0 ||
+            ok != json_object_get_int64(simh_get(o, "stats.chunks.total")))
+            sse_bad(sl->job, "done does not show the job succeeded with every chunk");
+        sse.done++;
+    } else if (strcmp(ev->event, "progress") == 0) {
+        sse.progress++;
+    } else {
+        sse_bad(sl->job, "an unknown event");
+    }
+    sl->seq = seq;
+    snprintf(sl->last_id, sizeof(sl->last_id), "%s", ev->id);
+    bool done = strcmp(ev->event, "done") == 0;
+    json_object_put(o);
+    free(ev->data);
+    if (done) {
+        sse_end(sl);
+        return;
+    }
+    /* now and then the client goes away and resumes where it was */
+    *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+    if (!sl->resumed && *rng % 4 == 0) {
+        char last[64];
+        snprintf(last, sizeof(last), "%s", sl->last_id);
+        sse_end(sl);
+        sl->resumed = true;
+        sse.resumes++;
+        (void)sse_open(sl, last);
+    }
+}
+
+/* The stream clients: keep N_SSE streams open on recent jobs until sse_stop,
+ * then read the open ones to their done events (deadline_ms). */
+static void *sse_main(void *arg)
+{
+    int64_t drain_ms = *(int *)arg;
+    struct sse_slot *sl = calloc(N_SSE, sizeof(*sl));
+    if (!sl) {
+        sse_bad("-", "out of memory");
+        return NULL;
+    }
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    int64_t deadline = 0;
+    for (;;) {
+        bool stopping = atomic_load(&sse_stop);
+        if (stopping && !deadline)
+            deadline = simh_ms() + drain_ms;
+        struct pollfd pf[N_SSE];
+        int n_open = 0;
+        for (int i = 0; i < N_SSE; i++) {
+            if (!sl[i].open && !stopping) {
+                rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                if (recent_pick(rng, sl[i].job)) {
+                    sl[i].seq = 0;
+                    sl[i].resumed = false;
+                    (void)sse_open(&sl[i], NULL);
+                }
+            }
+            pf[i] = (struct pollfd){sl[i].open ? sl[i].c.fd : -1, POLLIN, 0};
+            n_open += sl[i].open;
+        }
+        if (stopping && (n_open == 0 || simh_ms() > deadline))
+            break;
+        if (poll(pf, N_SSE, 100) < 0)
+            continue;
+        int answered = 0;
+        for (int i = 0; i < N_SSE; i++) {
+            struct ssec_event ev;
+            int r = -1;
+            /* events already buffered are taken even without POLLIN */
+            while (sl[i].open && (r = ssec_next(&sl[i].c, &ev, 0)) != -1) {
+                if (sl[i].c.status != 200 || r == 0) {
+                    char why[64];
+                    snprintf(why, sizeof(why), "status %d, %s", sl[i].c.status,
+                             r == 0 ? "the stream ended without done" : "an event");
+                    if (r == 1)
+                        free(ev.data);
+                    sse_bad(sl[i].job, why);
+                    sse_end(&sl[i]);
+                    break;
+                }
+                sse_event(&sl[i], &ev, &rng);
+            }
+            if (sl[i].open && sl[i].c.status && sl[i].c.status != 200) {
+                char why[32];
+                snprintf(why, sizeof(why), "status %d", sl[i].c.status);
+                sse_bad(sl[i].job, why);
+                sse_end(&sl[i]);
+            }
+            answered += sl[i].open && sl[i].c.status == 200;
+        }
+        if (answered > sse.max_open)
+            sse.max_open = answered;
+    }
+    for (int i = 0; i < N_SSE; i++)
+        if (sl[i].open) {
+            sse_bad(sl[i].job, "no done event after the load stopped");
+            sse_end(&sl[i]);
+        }
+    free(sl);
+    return NULL;
+}
+
 static void create_job(struct client *c)
 {
     int docs = 1 + (int)(next_rand(c) % 20), sentences = 3 + (int)(next_rand(c) % 4);
@@ -226,9 +434,13 @@ static void create_job(struct client *c)
     int chunks = json_object_get_int(simh_get(o, "stats.chunks.total"));
     if (!id || strlen(id) != 36 || chunks != docs) {
         note_bad(c, id ? id : "no id", "stats.chunks.total != documents");
-    } else if (own_grow(c)) {
-        snprintf(c->own[c->n_own].id, sizeof(c->own[c->n_own].id), "%s", id);
-        c->own[c->n_own++].chunks = chunks;
+    } else {
+        if (chunks > 8) /* a Google batch, not the interactive path: it runs a while */
+            recent_push(id);
+        if (own_grow(c)) {
+            snprintf(c->own[c->n_own].id, sizeof(c->own[c->n_own].id), "%s", id);
+            c->own[c->n_own++].chunks = chunks;
+        }
     }
     json_object_put(o);
 }
@@ -510,8 +722,10 @@ Test(load, mixed_clients)
     long rss_before = rel_rss_kib(svc.pid);
 
     t_start = simh_ms();
-    pthread_t rss_th;
+    pthread_t rss_th, sse_th;
+    int sse_drain_ms = rel_pick(300000, 600000);
     cr_assert_eq(pthread_create(&rss_th, NULL, rss_main, NULL), 0);
+    cr_assert_eq(pthread_create(&sse_th, NULL, sse_main, &sse_drain_ms), 0);
     for (int i = 0; i < n; i++)
         cr_assert_eq(pthread_create(&cl[i].th, NULL, client_main, &cl[i]), 0);
     for (int i = 0; i < n; i++)
@@ -519,6 +733,9 @@ Test(load, mixed_clients)
     int64_t elapsed = simh_ms() - t_start;
     atomic_store(&stop_rss, true);
     pthread_join(rss_th, NULL);
+    /* the streams still open get their done events as the jobs finish */
+    atomic_store(&sse_stop, true);
+    pthread_join(sse_th, NULL);
 
     /* merge the clients' figures */
     struct lat all[K_N] = {0};
@@ -573,6 +790,11 @@ Test(load, mixed_clients)
     fprintf(stderr, "; transport errors %ld, new connections %ld, bad answers %ld\n", transport,
             connects, bad);
     fprintf(stderr,
+            "  event streams: %d clients, %ld streams (%d open at once at most), %ld progress and "
+            "%ld done events, %ld resumed, %ld heartbeats, %ld wrong\n",
+            N_SSE, sse.opened, sse.max_open, sse.progress, sse.done, sse.resumes, sse.comments,
+            sse.bad);
+    fprintf(stderr,
             "  RSS MiB: before %.1f, warm %.1f, end %.1f, max %.1f, max of last half %.1f\n",
             (double)rss_before / MIB, (double)warm / MIB, (double)end / MIB, (double)max / MIB,
             (double)tail_max / MIB);
@@ -585,6 +807,12 @@ Test(load, mixed_clients)
     for (int k = 0; k < K_N; k++)
         cr_assert_gt(all[k].n, 0, "the mix ran %s requests", kind_name[k]);
     cr_assert_gt(walks, 0);
+    /* no event lost: every stream answered, ids without gaps, every stream to
+     * its done event but those cut off on purpose and resumed */
+    cr_assert_eq(sse.bad, 0, "%ld event stream problem(s): %s", sse.bad, sse.why);
+    cr_assert_geq(sse.opened, N_SSE, "every stream client had a stream");
+    cr_assert_eq(sse.done, sse.opened - sse.resumes, "%ld streams, %ld resumed, %ld done",
+                 sse.opened, sse.resumes, sse.done);
     /*
      * Flat memory after warm-up: the max over the last half of the run is at
      * most max(1.25 x warm, warm + 32 MiB), warm being the RSS at the end of
@@ -660,13 +888,23 @@ Test(load, mixed_clients)
     json_object_object_add(rss, "last_half_max_mib", num(tail_max / MIB, 1));
     json_object_object_add(rss, "limit_mib", num(limit / MIB, 1));
     json_object_object_add(f, "rss", rss);
+    json_object *sj = json_object_new_object();
+    json_object_object_add(sj, "clients", json_object_new_int(N_SSE));
+    json_object_object_add(sj, "streams", json_object_new_int64(sse.opened));
+    json_object_object_add(sj, "max_open_at_once", json_object_new_int(sse.max_open));
+    json_object_object_add(sj, "progress_events", json_object_new_int64(sse.progress));
+    json_object_object_add(sj, "done_events", json_object_new_int64(sse.done));
+    json_object_object_add(sj, "resumed", json_object_new_int64(sse.resumes));
+    json_object_object_add(sj, "wrong", json_object_new_int64(sse.bad));
+    json_object_object_add(f, "event_streams", sj);
     json_object_object_add(f, "drain_s", num(drain_s, 1));
     json_object_object_add(f, "google_batches", json_object_new_int64(batches));
     json_object_object_add(f, "sync_texts", json_object_new_int64(sync_texts));
     rel_report("load",
-               "keep-alive clients mixing create/status/list/result paging: no 5xx, no transport "
-               "error or dropped connection, walks complete, jobs = 202s and all succeed, RSS "
-               "flat after warm-up",
+               "keep-alive clients mixing create/status/list/result paging, with 50 event stream "
+               "clients: no 5xx, no transport error or dropped connection, walks complete, jobs = "
+               "202s and all succeed, every event stream complete to its done event, RSS flat "
+               "after warm-up",
                "pass", json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN));
     json_object_put(f);
 
