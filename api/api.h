@@ -9,6 +9,7 @@
 #include "app.h"
 #include "http.h"
 #include "job_request.h"
+#include "store/collections.h"
 #include "store/idempotency.h"
 #include "store/jobs.h"
 #include "store/jobs_ingest.h"
@@ -89,6 +90,12 @@ struct jobs_ingest *api_job_begin(const struct config *cfg, PGconn *c, int64_t k
                                   const struct job_request *r, struct job_req_error *e);
 /* The per-job limits of the settings (job-max-documents, job-max-deletes). */
 struct job_limits api_job_limits(const struct config *cfg);
+/* A job with options r into collection c: the settings r named must be the
+ * collection's (a different model, dimension, task type, normalisation or
+ * chunking is 409 space_mismatch in e, naming both values); the others are
+ * taken from it into s. */
+bool api_job_apply_space(const struct job_request *r, const struct coll_row *c, struct job_spec *s,
+                         struct job_req_error *e);
 /* The error of jobs_ingest_add's result r for document index (first: the
  * earlier document with its id): duplicate_id, deleted_and_upserted,
  * too_many_chunks, or a database failure (status 0, detail err). Returns
@@ -166,6 +173,13 @@ void api_collection_doc_delete(void *app, struct http_req *req, struct http_resp
 /* GET /v1/collections/{id}/vectors: the current vectors, paged JSON or NDJSON,
  * float or base64, as job results. */
 void api_collection_vectors(void *app, struct http_req *req, struct http_resp *resp);
+
+/* POST /v1/collections/{id}/estimate: what a job with these documents would
+ * cost in the collection's space (chunks, tokens, dollars at the batch price
+ * and the interactive one); nothing is stored and nothing is sent to Google
+ * (estimate.c). The JSON body is streamed; any other media type is 415. */
+extern const struct http_body_stream api_collection_estimate_json;
+void api_collection_estimate(void *app, struct http_req *req, struct http_resp *resp);
 
 /* POST /v1/collections/{id}/query: the top_k chunks nearest to each query
  * (texts embedded with the collection's query task type, or a vector), by

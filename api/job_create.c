@@ -24,10 +24,8 @@ static void differs(char *out, size_t n, const char *name, const char *job, cons
     snprintf(out + l, n - l, "%s%s (job: %s, collection: %s)", l ? "; " : "", name, job, coll);
 }
 
-/* A job into collection c: the settings it named must be the collection's;
- * the others are taken from it. false with a 409 space_mismatch in e. */
-static bool apply_space(const struct job_request *r, const struct coll_row *c, struct job_spec *s,
-                        struct job_req_error *e)
+bool api_job_apply_space(const struct job_request *r, const struct coll_row *c, struct job_spec *s,
+                         struct job_req_error *e)
 {
     char d[300] = "", a[32], b[32];
     const char *first = NULL;
@@ -131,7 +129,7 @@ struct jobs_ingest *api_job_begin(const struct config *cfg, PGconn *c, int64_t k
             jsonv_fail(e, 0, "", "", "%s", err);
             return NULL;
         }
-        if (!apply_space(r, &coll, &spec, e))
+        if (!api_job_apply_space(r, &coll, &spec, e))
             return NULL;
         spec.collection_id = coll.id;
     }

@@ -5,6 +5,7 @@
 #include "jsonv.h"
 
 #include "chunker/chunker.h"
+#include "models.h"
 #include "webhook/url.h"
 
 #include <stdarg.h>
@@ -277,9 +278,9 @@ static void set_defaults(struct job_request *r, struct job_req_error *e)
 {
     memset(r, 0, sizeof(*r));
     memset(e, 0, sizeof(*e));
-    r->model = "gemini-embedding-001";
+    r->model = models_default()->name; /* parse_options fills the space (api/jsonv.c) */
     r->task_type = "RETRIEVAL_DOCUMENT";
-    r->output_dimensionality = 768;
+    r->output_dimensionality = models_default()->default_dims;
     r->normalize = true;
     r->max_chars = CHUNK_DEFAULT_MAX_CHARS;
     r->overlap_chars = CHUNK_DEFAULT_OVERLAP_CHARS;

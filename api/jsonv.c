@@ -168,7 +168,7 @@ bool jsonv_bool(json_object *o, const char *name, const char *ptr, bool *out,
 void space_defaults(struct space *s)
 {
     memset(s, 0, sizeof(*s));
-    s->model = "gemini-embedding-001";
+    s->model = models_default()->name; /* --default-model */
     s->task_type = "RETRIEVAL_DOCUMENT";
     s->query_task_type = "RETRIEVAL_QUERY";
     s->output_dimensionality = 0; /* the model's default, once the model is known */
@@ -226,7 +226,8 @@ bool space_parse(json_object *root, struct space *s, bool with_query, struct job
         !json_object_is_type(v, json_type_null)) {
         if (!jsonv_want(v, json_type_object, "an object", "/chunking", e) ||
             !jsonv_only_known(v, chunk_keys, "/chunking", e) ||
-            !jsonv_int(v, "max_chars", "/chunking/max_chars", 100, 8000, &s->max_chars, e) ||
+            !jsonv_int(v, "max_chars", "/chunking/max_chars", 100, models_max_chunk_chars(m),
+                       &s->max_chars, e) ||
             !jsonv_int(v, "overlap_chars", "/chunking/overlap_chars", 0, 4000, &s->overlap_chars,
                        e))
             return false;

@@ -7,6 +7,7 @@
  */
 #include "api.h"
 
+#include "chunker/budget.h"
 #include "chunker/chunker.h"
 #include "jsonv.h"
 #include "log.h"
@@ -24,7 +25,7 @@
 
 #define QUERY_MAX_BODY    ((size_t)4 << 20)
 #define QUERY_DEFAULT_K   10
-#define QUERY_MAX_VECTOR  3072
+#define QUERY_MAX_VECTOR  3072 /* the largest max_dims of the model table (models.c) */
 #define QUERY_MAX_FILTERS 64
 /* Hits that carry their text or vector, over all queries of a request. */
 #define QUERY_MAX_INCLUDED 10000
@@ -261,14 +262,19 @@ static bool texts_fit(const struct search_coll *coll, const char *const *texts, 
                       size_t n, const char *ptr, bool single, struct job_req_error *e)
 {
     const struct model_facts *m = models_find(coll->model);
+    struct chunk_budget bud;
+    if (m && !chunk_budget_of(m, coll->query_task_type, NULL, 0, &bud))
+        return job_request_err_oom(e);
     for (size_t i = 0; m && i < n; i++) {
         int64_t t = chunker_token_estimate(texts[i], lens[i]);
-        if (t > m->max_input_tokens) {
+        if (t > bud.max_tokens) {
             char p[32];
             snprintf(p, sizeof(p), single ? "%s" : "%s/%zu", ptr, i);
             return jsonv_fail(e, 422, "too_long", p,
-                              "%s is about %lld tokens; %s takes at most %d per text", p,
-                              (long long)t, m->name, m->max_input_tokens);
+                              "%s is about %lld tokens; %s takes at most %lld per query text "
+                              "(%d less the %lld of the task's instruction)",
+                              p, (long long)t, m->name, (long long)bud.max_tokens,
+                              m->max_input_tokens, (long long)bud.prompt_tokens);
         }
     }
     return true;
@@ -564,7 +570,9 @@ void api_embed(void *appv, struct http_req *req, struct http_resp *resp)
               buf_printf(b, ",\"output_dimensionality\":%d,\"task_type\":", coll.dims) &&
               jsonw_cstr(b, coll.query_task_type) &&
               buf_printf(b, ",\"normalized\":%s,\"embeddings\":[",
-                         search_coll_normalises(&coll) ? "true" : "false");
+                         coll.normalize || models_unit_length(models_find(coll.model), coll.dims)
+                             ? "true"
+                             : "false");
     for (size_t i = 0; ok && i < q.n_texts; i++)
         ok = (!i || buf_putc(b, ',')) && put_vector(b, vectors + i * (size_t)coll.dims, coll.dims);
     ok = ok && buf_puts(b, "],") && put_usage(b, &coll, &info) && buf_putc(b, '}');

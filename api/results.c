@@ -7,6 +7,8 @@
  */
 #include "api.h"
 
+#include "models.h"
+
 #include "store/collections.h"
 #include "store/jobs.h"
 #include "log.h"
@@ -245,7 +247,10 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
              jsonw_cstr(b, job.state) && buf_puts(b, ",\"model\":") && jsonw_cstr(b, job.model) &&
              buf_printf(b, ",\"output_dimensionality\":%d,\"normalized\":%s,\"results\":[",
                         job.output_dimensionality,
-                        job.normalize || job.output_dimensionality == 3072 ? "true" : "false");
+                        job.normalize || models_unit_length(models_find(job.model),
+                                                            job.output_dimensionality)
+                            ? "true"
+                            : "false");
     struct result_row r;
     int got = 0;
     for (size_t i = 0; w && (got = results_stream_next(&st, &r, err, sizeof(err))) > 0; i++)
@@ -382,7 +387,10 @@ void api_collection_vectors(void *appv, struct http_req *req, struct http_resp *
              jsonw_cstr(b, coll.model) &&
              buf_printf(b, ",\"output_dimensionality\":%d,\"normalized\":%s,\"vectors\":[",
                         coll.output_dimensionality,
-                        coll.normalize || coll.output_dimensionality == 3072 ? "true" : "false");
+                        coll.normalize || models_unit_length(models_find(coll.model),
+                                                             coll.output_dimensionality)
+                            ? "true"
+                            : "false");
     struct result_row r;
     int got = 0;
     for (size_t i = 0; w && (got = results_stream_next(&st, &r, err, sizeof(err))) > 0; i++)

@@ -5,6 +5,10 @@
 static const struct http_body_stream *const jobs_create_streams[] = {&api_jobs_create_json,
                                                                      &api_jobs_create_ndjson, NULL};
 
+/* POST /v1/collections/{id}/estimate: a job's JSON body, streamed */
+static const struct http_body_stream *const estimate_streams[] = {&api_collection_estimate_json,
+                                                                  NULL};
+
 const struct http_route api_routes[] = {
     {"GET", "/healthz", api_healthz, 0, NULL},
     {"GET", "/readyz", api_readyz, 0, NULL},
@@ -30,6 +34,8 @@ const struct http_route api_routes[] = {
      NULL},
     {"DELETE", "/v1/collections/{id}/documents/{doc_id}", api_collection_doc_delete,
      HTTP_ROUTE_AUTH, NULL},
+    {"POST", "/v1/collections/{id}/estimate", api_collection_estimate, HTTP_ROUTE_AUTH,
+     estimate_streams},
     {"POST", "/v1/collections/{id}/query", api_collection_query, HTTP_ROUTE_AUTH, NULL},
     {"POST", "/v1/embed", api_embed, HTTP_ROUTE_AUTH, NULL},
 };

@@ -480,7 +480,8 @@ int main(int argc, char **argv)
     }
     log_current_level = log_level_parse(cfg.log_level);
     log_json = strcmp(cfg.log_format, "json") == 0;
-    if (!models_set_prices(cfg.prices, err, sizeof(err))) {
+    if (!models_set_prices(cfg.prices, err, sizeof(err)) ||
+        !models_set_default(cfg.default_model, err, sizeof(err))) {
         fprintf(stderr, "embedd: %s\n", err);
         return 2;
     }

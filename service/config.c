@@ -149,6 +149,9 @@ static const struct setting settings[] = {
     {"prices", "EMBEDD_PRICES", STR(prices), "", false,
      "prices for the cost reports, USD per 1M input tokens: model=interactive/batch[,...] (default:"
      " the table in service/models.c, e.g. gemini-embedding-001=0.15/0.075)"},
+    {"default-model", "EMBEDD_DEFAULT_MODEL", STR(default_model), "gemini-embedding-001", false,
+     "the model of new jobs and collections that name none: gemini-embedding-001 or "
+     "gemini-embedding-2 (service/models.c; README \"Models\" says why 001 stays the default)"},
     {"search-memory-mb", "EMBEDD_SEARCH_MEMORY_MB", INT(search_memory_mb), 0, 1 << 24, "1024",
      false,
      "memory for collections held for search (least recently used evicted first); a larger "

@@ -58,6 +58,7 @@ struct config {
     int64_t key_max_pending_chunks; /* chunks without a vector per key; 0: no limit */
 
     char prices[512];         /* per-model price overrides (models.h) */
+    char default_model[64];   /* the model of jobs and collections that name none (models.h) */
     int64_t search_memory_mb; /* collections held in memory for search, at most */
     int64_t search_threads;   /* threads sharing a large scan */
     int64_t query_timeout_ms; /* the interactive Google call that embeds a query */

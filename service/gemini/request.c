@@ -2,6 +2,7 @@
  * synchronous batch, JSONL line), built in one pass and sized exactly in advance. */
 #include "gemini/request.h"
 
+#include "models.h"
 #include "util/jsonw.h"
 
 #include <stdint.h>
@@ -66,9 +67,44 @@ static void emit_cstr(struct sink *s, const char *p)
     emit_str(s, p, strlen(p));
 }
 
-/* EmbedContentRequest: model, content, taskType, title, outputDimensionality. */
+/* The model's facts (models.h) for o->model, with or without "models/". */
+static const struct model_facts *facts_of(const struct gem_req_opts *o)
+{
+    const char *m = o->model;
+    if (m && strncmp(m, "models/", 7) == 0)
+        m += 7;
+    return models_find(m);
+}
+
+/* The text of parts[0]: the text itself, or for a model that takes its task
+ * inside the prompt (models_prompt; docs/gemini-embedding-2.md §4) the
+ * task's instruction, the title in a document's template, then the text. */
+static void emit_text(struct sink *s, const struct model_facts *f, const struct gem_req_opts *o,
+                      const struct gem_text *t)
+{
+    struct model_prompt p;
+    emit_lit(s, "\"");
+    if (models_prompt(f, o->task_type, &p)) {
+        emit_lit(s, p.lead);
+        if (p.titled) {
+            if (t->title && t->title[0])
+                emit_esc(s, t->title, strlen(t->title));
+            else
+                emit_lit(s, MODEL_PROMPT_NO_TITLE);
+            emit_lit(s, MODEL_PROMPT_TITLE_END);
+        }
+    }
+    emit_esc(s, t->text ? t->text : "", t->text ? t->text_len : 0);
+    emit_lit(s, "\"");
+}
+
+/* EmbedContentRequest: model, content, taskType, title, outputDimensionality.
+ * A model whose task goes into the prompt gets neither taskType nor title:
+ * Google ignores them for it (docs/gemini-embedding-2.md §4.4). */
 static void emit_request(struct sink *s, const struct gem_req_opts *o, const struct gem_text *t)
 {
+    const struct model_facts *f = facts_of(o);
+    bool fields = !f || f->task == MODEL_TASK_FIELDS;
     emit_lit(s, "{");
     if (o->model) {
         const char *m = o->model;
@@ -79,13 +115,13 @@ static void emit_request(struct sink *s, const struct gem_req_opts *o, const str
         emit_lit(s, "\",");
     }
     emit_lit(s, "\"content\":{\"parts\":[{\"text\":");
-    emit_str(s, t->text ? t->text : "", t->text ? t->text_len : 0);
+    emit_text(s, f, o, t);
     emit_lit(s, "}]}");
-    if (o->task_type) {
+    if (fields && o->task_type) {
         emit_lit(s, ",\"taskType\":");
         emit_cstr(s, o->task_type);
     }
-    if (t->title && o->task_type && strcmp(o->task_type, "RETRIEVAL_DOCUMENT") == 0) {
+    if (fields && t->title && models_title_sent(f, o->task_type)) {
         emit_lit(s, ",\"title\":");
         emit_cstr(s, t->title);
     }
@@ -207,14 +243,16 @@ size_t gem_batch_item_size(const struct gem_req_opts *o, const struct gem_text *
 size_t gem_batch_item_size_of(const struct gem_req_opts *o, const char *key, size_t text_json_len,
                               long title_json_len)
 {
-    /* the item with an empty text and an empty title, then the two strings' insides */
-    struct gem_text t = {key, "", 0, title_json_len >= 0 ? "" : NULL};
+    /* the item with an empty text and a one-byte title (an empty one, which a
+     * prompt model replaces with "none", when the title is empty), then the
+     * insides of the two strings less that byte */
+    const char *title = title_json_len > 0 ? "x" : title_json_len == 0 ? "" : NULL;
+    struct gem_text t = {key, "", 0, title};
     size_t n = gem_batch_item_size(o, &t);
     if (n == SIZE_MAX)
         return SIZE_MAX;
-    bool titled =
-        title_json_len >= 0 && o->task_type && strcmp(o->task_type, "RETRIEVAL_DOCUMENT") == 0;
-    return n + text_json_len + (titled ? (size_t)title_json_len : 0);
+    bool titled = title_json_len > 0 && models_title_sent(facts_of(o), o->task_type);
+    return n + text_json_len + (titled ? (size_t)title_json_len - 1 : 0);
 }
 
 size_t gem_batch_overhead(const char *display_name)

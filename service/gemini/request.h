@@ -12,7 +12,11 @@
 #include "util/buf.h"
 #include "util/compiler.h"
 
-/* Settings shared by every request of a job. */
+/* Settings shared by every request of a job. The model's facts (models.h)
+ * decide how task_type and a title are sent: as the taskType and title
+ * fields (gemini-embedding-001), or as an instruction in front of the text
+ * (gemini-embedding-2; docs/gemini-embedding-2.md §4). An unknown model is
+ * treated as the first kind. */
 struct gem_req_opts {
     const char *model;     /* bare id, e.g. "gemini-embedding-001" */
     const char *task_type; /* e.g. "RETRIEVAL_DOCUMENT" */
@@ -23,7 +27,7 @@ struct gem_text {
     const char *key; /* sent as metadata.key (inline) or the line key (file) */
     const char *text;
     size_t text_len;
-    const char *title; /* NULL if none; only sent with RETRIEVAL_DOCUMENT */
+    const char *title; /* NULL if none; only sent with RETRIEVAL_DOCUMENT (models_title_sent) */
 };
 
 /* Append the inline asyncBatchEmbedContent body for texts[0..n). Returns

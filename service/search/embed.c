@@ -2,6 +2,7 @@
  */
 #include "search/search.h"
 
+#include "chunker/budget.h"
 #include "chunker/chunker.h"
 #include "gemini/request.h"
 #include "models.h"
@@ -14,9 +15,15 @@
 
 bool search_coll_normalises(const struct search_coll *c)
 {
-    const struct model_facts *m = models_find(c->model);
-    int unit = m ? m->unit_dims : 3072;
-    return c->normalize && c->dims < unit;
+    return models_normalises(c->model, c->dims, c->normalize);
+}
+
+bool search_off_unit(const float *v, int dims)
+{
+    double s = 0;
+    for (int i = 0; i < dims; i++)
+        s += (double)v[i] * (double)v[i];
+    return fabs(s - 1.0) > 1e-3;
 }
 
 bool search_normalize(float *v, int dims)
@@ -109,6 +116,11 @@ enum search_embed_status search_embed(struct search_engine *e, const struct sear
         goto out;
     }
     bool norm = search_coll_normalises(coll);
+    /* the instruction a prompt model gets with each query is paid too */
+    struct chunk_budget bud = {0, 0};
+    const struct model_facts *m = models_find(coll->model);
+    if (m && !chunk_budget_of(m, coll->query_task_type, NULL, 0, &bud))
+        bud.prompt_tokens = 0;
     for (size_t i = 0; i < n; i++) {
         if (!rs[i].values || rs[i].dims != coll->dims) {
             snprintf(info->detail, sizeof(info->detail),
@@ -117,14 +129,15 @@ enum search_embed_status search_embed(struct search_engine *e, const struct sear
         }
         float *v = out + i * (size_t)coll->dims;
         memcpy(v, rs[i].values, (size_t)coll->dims * sizeof(float));
-        if (norm && !search_normalize(v, coll->dims)) {
+        if ((norm || (coll->normalize && search_off_unit(v, coll->dims))) &&
+            !search_normalize(v, coll->dims)) {
             snprintf(info->detail, sizeof(info->detail), "Google returned a zero vector");
             goto out;
         }
         if (rs[i].token_count >= 0) {
             info->tokens += rs[i].token_count;
         } else {
-            int64_t est = chunker_token_estimate(texts[i], lens[i]);
+            int64_t est = chunker_token_estimate(texts[i], lens[i]) + bud.prompt_tokens;
             info->tokens += est;
             info->estimated += est;
         }

@@ -77,13 +77,17 @@ enum search_status { SEARCH_OK, SEARCH_NOT_FOUND, SEARCH_ERROR };
 enum search_status search_coll_get(PGconn *c, int64_t key_id, const char *id,
                                    struct search_coll *out, char *err, size_t errlen) SVC_MUSTCHECK;
 
-/* Whether embedd L2-normalises the collection's vectors (normalize, and
- * fewer dimensions than the model's unit-length one): query vectors for
- * clients are then normalised the same way. */
+/* Whether embedd L2-normalises the collection's vectors (normalize, and a
+ * size the model table does not promise unit length at, models.h): query
+ * vectors for clients are then normalised the same way (and, as stored
+ * vectors, any that comes back off unit length: search_off_unit). */
 bool search_coll_normalises(const struct search_coll *c);
 /* Normalise v[0..dims) as stored vectors are: v[i] / |v| with |v| summed
  * in double, in order. false (v unchanged) for a zero or non-finite vector. */
 bool search_normalize(float *v, int dims) SVC_MUSTCHECK;
+/* Whether v's squared length is off 1 by more than 1e-3 (store/pipeline.c
+ * normalises such vectors when the job asks, whatever the model table says). */
+bool search_off_unit(const float *v, int dims);
 
 struct search_query {
     const float *vectors;               /* n rows of the collection's dims; borrowed */

@@ -1,6 +1,8 @@
 /* identity.c: the SHA-256 identity of a chunk's vector (see identity.h). */
 #include "store/identity.h"
 
+#include "models.h"
+
 #include <openssl/evp.h>
 
 #include <stdint.h>
@@ -23,6 +25,11 @@ bool identity_of(const struct identity_space *sp, const char *title, size_t titl
         return false;
     char dims[16];
     int dl = snprintf(dims, sizeof(dims), "%d", sp->dims);
+    /* a model whose prompt carries the task and title: the prompt's templates
+     * shape the vector too (a new template set is a new identity); other
+     * models' identities stay as they were */
+    const struct model_facts *m = models_find(sp->model);
+    const char *scheme = m && m->task == MODEL_TASK_PROMPT ? m->prompt_scheme : NULL;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int n = 0;
     bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
@@ -31,6 +38,7 @@ bool identity_of(const struct identity_space *sp, const char *title, size_t titl
               field(md, sp->task_type, strlen(sp->task_type), true) &&
               field(md, sp->normalize ? "1" : "0", 1, true) &&
               field(md, title, title_len, title != NULL) && field(md, text, text_len, true) &&
+              (!scheme || field(md, scheme, strlen(scheme), true)) &&
               EVP_DigestFinal_ex(md, out, &n) == 1 && n == IDENTITY_LEN;
     EVP_MD_CTX_free(md);
     return ok;

@@ -1,9 +1,10 @@
 /*
  * identity.h: the identity of a chunk's vector, SHA-256 over everything that
  * determines it: model, output dimensions, task type, normalisation, title
- * and text. Two chunks of one API key with the same identity have the same
- * vector, so the second is filled from the first instead of being sent to
- * Google again (migrations/0004: chunks.identity).
+ * and text, and for a model that takes its task inside the prompt
+ * (models.h) the name of its prompt templates. Two chunks of one API key with the same identity
+ * have the same vector, so the second is filled from the first instead of being sent to Google
+ * again (migrations/0004: chunks.identity).
  */
 #ifndef SVC_STORE_IDENTITY_H
 #define SVC_STORE_IDENTITY_H

@@ -2,6 +2,7 @@
  * and written with COPY, all in one transaction (see jobs_ingest.h). */
 #include "store/jobs_ingest.h"
 
+#include "chunker/budget.h"
 #include "chunker/chunker.h"
 #include "store/collections.h"
 #include "store/counters.h"
@@ -164,6 +165,7 @@ struct jobs_ingest {
     size_t over_doc;    /* that document */
     char key[24];       /* the API key's id, as text */
     char model[64], task[32];
+    const struct model_facts *facts; /* the model's limit and prompt (models.h) */
     struct identity_space sp;
     /* collection upserts ("" when the job stands alone) */
     char coll[JOB_ID_LEN + 1];
@@ -390,7 +392,14 @@ static bool store_doc(struct jobs_ingest *in, size_t i, const struct ingest_doc 
 {
     struct chunk *ch = NULL;
     size_t nc = 0;
-    if (chunks && !chunker_split(d->text, d->text_len, &in->opts, &ch, &nc))
+    /* the model's limit less its prompt's instruction (chunker/budget.h); the
+     * instruction's tokens are sent, and paid, with every chunk */
+    struct chunk_opts o = in->opts;
+    struct chunk_budget bud = {(int64_t)o.max_tokens, 0};
+    if (chunks && !chunk_budget_of(in->facts, in->task, d->title, d->title_len, &bud))
+        return false;
+    o.max_tokens = chunks ? bud.max_tokens : o.max_tokens;
+    if (chunks && !chunker_split(d->text, d->text_len, &o, &ch, &nc))
         return false;
     if (in->seq + (int64_t)nc > in->max_chunks) {
         free(ch);
@@ -418,10 +427,11 @@ static bool store_doc(struct jobs_ingest *in, size_t i, const struct ingest_doc 
         ok = identity_of(&in->sp, d->title, d->title_len, t, tl, ident) &&
              buf_printf(cb, "%s\t%lld\t%zu\t%zu\t%zu\t%zu\t%lld\t%zu\t%ld\t%s\t", in->id,
                         (long long)in->seq++, i, k, ch[k].char_start, ch[k].char_end,
-                        (long long)ch[k].tokens, jsonw_str_len(t, tl), title_len, in->key) &&
+                        (long long)(ch[k].tokens + bud.prompt_tokens), jsonw_str_len(t, tl),
+                        title_len, in->key) &&
              copy_bytea(cb, ident, IDENTITY_LEN) && buf_putc(cb, '\t') && copy_text(cb, t, tl) &&
              buf_putc(cb, '\n');
-        in->tokens += ch[k].tokens;
+        in->tokens += ch[k].tokens + bud.prompt_tokens;
     }
     free(ch);
     return ok;
@@ -437,9 +447,15 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
     }
     in->c = c;
     in->max_chunks = INT32_MAX; /* what seq holds */
+    in->facts = models_find(spec->model);
+    if (!in->facts) {
+        snprintf(err, errlen, "unknown model \"%.60s\"", spec->model);
+        free(in);
+        return NULL;
+    }
     in->opts = (struct chunk_opts){.max_chars = (size_t)spec->max_chars,
                                    .overlap_chars = (size_t)spec->overlap_chars,
-                                   .max_tokens = CHUNK_DEFAULT_MAX_TOKENS};
+                                   .max_tokens = in->facts->max_input_tokens};
     /* one document may pass the batch size: the cap only stops runaway growth */
     buf_init(&in->docs, SIZE_MAX / 4);
     buf_init(&in->chunks, SIZE_MAX / 4);

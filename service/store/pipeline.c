@@ -7,8 +7,10 @@
 #include "store/db.h"
 #include "store/pgarray.h"
 #include "log.h"
+#include "models.h"
 #include "util/buf.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,12 +283,28 @@ struct store_tally {
     struct buf docs;           /* "1,5,..." doc_index of every stored chunk (collection jobs) */
 };
 
+/* Whether a vector of the batch's job is L2-normalised before it is stored:
+ * the job asks for normalised vectors and the model table does not promise
+ * unit length at this size (models.h), or it does but this vector is not
+ * (some third parties say gemini-embedding-2's truncated vectors are not;
+ * docs/gemini-embedding-2.md §3). */
+static bool needs_normalising(const struct pipe_batch *b, const float *v, int dims)
+{
+    if (!b->normalize)
+        return false;
+    if (models_normalises(b->model, dims, true))
+        return true;
+    double s = 0;
+    for (int i = 0; i < dims; i++)
+        s += (double)v[i] * (double)v[i];
+    return fabs(s - 1.0) > 1e-3;
+}
+
 static bool store_slice(PGconn *c, const struct pipe_batch *b, const char *bid,
                         const struct pipe_result *res, size_t from, size_t to, struct buf *seqs,
                         struct buf *vecs, struct buf *toks, struct store_tally *t, char *err,
                         size_t errlen)
 {
-    bool norm = b->normalize;
     size_t nok = 0;
     for (size_t i = from; i < to; i++)
         nok += res[i].values != NULL;
@@ -301,7 +319,8 @@ static bool store_slice(PGconn *c, const struct pipe_batch *b, const char *bid,
     for (size_t i = from; i < to && ok; i++)
         if (res[i].values)
             ok = pgarray_int4(seqs, res[i].seq) &&
-                 pgarray_vector(vecs, res[i].values, res[i].dims, norm && res[i].dims < 3072) &&
+                 pgarray_vector(vecs, res[i].values, res[i].dims,
+                                needs_normalising(b, res[i].values, res[i].dims)) &&
                  pgarray_int4(toks, res[i].tokens >= 0 && res[i].tokens < INT32_MAX
                                         ? (int32_t)res[i].tokens
                                         : -1);

@@ -149,7 +149,8 @@ struct pipe_result {
 
 /*
  * Store a succeeded batch's results: vectors (L2-normalised when the job
- * asks and dims < 3072) for the succeeded items; failed items, and chunks
+ * asks and the model table does not promise unit length, models.h, or the
+ * vector is not) for the succeeded items; failed items, and chunks
  * of the batch with no result at all, go back to pending until they have
  * been tried max_attempts times, then fail with their error. Finishes the
  * job when nothing is left. Counts go to *stored, *requeued, *failed.

@@ -7,6 +7,7 @@
 #include "gemini/status.h"
 
 #include "chunker/chunker.h"
+#include "models.h"
 
 #include <json-c/json.h>
 
@@ -261,24 +262,53 @@ static void check_str_eq(json_object *v, const char *s, size_t n)
     CHECK(memcmp(json_object_get_string(v), s, n) == 0);
 }
 
-/* An EmbedContentRequest as built for t with o. */
+/* An EmbedContentRequest as built for t with o: for gemini-embedding-001 the text as it is with
+ * the taskType and title fields; for gemini-embedding-2 (its task in the prompt) the instruction
+ * of models_prompt_head (the title, or "none", in a document's) then the text, and neither
+ * field. */
 static void check_request(json_object *req, const struct gem_req_opts *o, const struct gem_text *t)
 {
+    const char *name = o->model;
+    if (name && strncmp(name, "models/", 7) == 0)
+        name += 7;
+    const struct model_facts *m = models_find(name);
+    bool prompt = m && m->task == MODEL_TASK_PROMPT;
     json_object *parts = get(get(req, "content"), "parts");
     CHECK(json_object_is_type(parts, json_type_array) && json_object_array_length(parts) == 1);
-    check_str_eq(get(json_object_array_get_idx(parts, 0), "text"), t->text, t->text_len);
+    json_object *text = get(json_object_array_get_idx(parts, 0), "text");
+    if (prompt) {
+        size_t tl = t->title ? strlen(t->title) : 0, cap = tl + 128;
+        char *head = malloc(cap);
+        CHECK(head != NULL);
+        size_t hn = models_prompt_head(m, o->task_type, t->title, tl, head, cap);
+        CHECK(hn != SIZE_MAX);
+        CHECK(json_object_is_type(text, json_type_string));
+        CHECK((size_t)json_object_get_string_len(text) == hn + t->text_len);
+        CHECK(memcmp(json_object_get_string(text), head, hn) == 0);
+        CHECK(memcmp(json_object_get_string(text) + hn, t->text, t->text_len) == 0);
+        if (o->task_type && strcmp(o->task_type, "RETRIEVAL_DOCUMENT") == 0)
+            CHECK(strncmp(head, "title: ", 7) == 0);
+        free(head);
+    } else {
+        check_str_eq(text, t->text, t->text_len);
+    }
     json_object *title = NULL;
     bool has_title = json_object_object_get_ex(req, "title", &title);
-    bool want_title = t->title && o->task_type && strcmp(o->task_type, "RETRIEVAL_DOCUMENT") == 0;
+    bool want_title =
+        !prompt && t->title && o->task_type && strcmp(o->task_type, "RETRIEVAL_DOCUMENT") == 0;
     CHECK(has_title == want_title);
     if (want_title)
         check_str_eq(title, t->title, strlen(t->title));
-    if (o->task_type)
+    CHECK(json_object_object_get_ex(req, "taskType", NULL) == (!prompt && o->task_type));
+    if (!prompt && o->task_type)
         check_str_eq(get(req, "taskType"), o->task_type, strlen(o->task_type));
     if (o->dims > 0)
         CHECK(json_object_get_int(get(req, "outputDimensionality")) == o->dims);
-    if (o->model)
-        check_str_eq(get(req, "model"), "models/gemini-embedding-001", 27);
+    if (o->model) {
+        char want[64];
+        int n = snprintf(want, sizeof(want), "models/%s", name);
+        check_str_eq(get(req, "model"), want, (size_t)n);
+    }
 }
 
 static void check_batch(const struct texts *ts, const struct gem_req_opts *o)
@@ -356,12 +386,13 @@ static void check_jsonl(const struct texts *ts, const struct gem_req_opts *o)
 static void fuzz_builders(const char *p, size_t len)
 {
     static const char *const models[] = {"gemini-embedding-001", "models/gemini-embedding-001",
-                                         NULL};
-    static const char *const tasks[] = {"RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY", NULL};
+                                         "gemini-embedding-2", "models/gemini-embedding-2", NULL};
+    static const char *const tasks[] = {"RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY", "CLUSTERING",
+                                        NULL};
     if (len < 1)
         return;
     unsigned char sel = (unsigned char)p[0];
-    struct gem_req_opts o = {models[sel % 3], tasks[(sel / 3) % 3], (sel / 9) % 2 ? 768 : 0};
+    struct gem_req_opts o = {models[sel % 5], tasks[(sel / 5) % 4], (sel / 20) % 2 ? 768 : 0};
     struct texts ts;
     if (texts_split(p + 1, len - 1, &ts) && ts.n > 0) {
         check_batch(&ts, &o);

@@ -4,6 +4,7 @@
 #include "job_stream.h"
 
 #include "chunker/chunker.h"
+#include "models.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -61,11 +62,12 @@ static void check_ok(const struct job_request *r)
     CHECK(r->root != NULL);
     CHECK(r->n_docs >= 1 && r->n_docs <= lim.documents);
     CHECK(r->docs != NULL);
-    CHECK(r->model && strcmp(r->model, "gemini-embedding-001") == 0);
+    const struct model_facts *m = models_find(r->model);
+    CHECK(m != NULL && m->batch);
     CHECK(r->task_type && r->task_type[0]);
-    CHECK(r->output_dimensionality >= 128 && r->output_dimensionality <= 3072);
+    CHECK(r->output_dimensionality >= m->min_dims && r->output_dimensionality <= m->max_dims);
     CHECK(r->priority >= -1000 && r->priority <= 1000);
-    CHECK(r->max_chars >= 100 && r->max_chars <= 8000);
+    CHECK(r->max_chars >= 100 && r->max_chars <= models_max_chunk_chars(m));
     CHECK(r->overlap_chars >= 0 && r->overlap_chars * 2 <= r->max_chars);
     if (r->display_name)
         check_str(r->display_name, strlen(r->display_name), JOB_MAX_NAME_BYTES);

@@ -383,6 +383,33 @@ void simh_expected_vector(const char *model, int native_dims, const char *task, 
     free(v);
 }
 
+void simh_expected_vector_renormalised(const char *model, int native_dims, const char *text,
+                                       size_t text_len, int dims, float *out)
+{
+    uint64_t h = 14695981039346656037ULL;
+    h = fnv(h, model, strlen(model) + 1);
+    h = fnv(h, "TASK_TYPE_UNSPECIFIED", sizeof("TASK_TYPE_UNSPECIFIED"));
+    h = fnv(h, text, text_len);
+    double *v = malloc(sizeof(double) * (size_t)native_dims);
+    cr_assert(v);
+    uint64_t state = h;
+    for (int i = 0; i < native_dims; i++) {
+        state += 0x9e3779b97f4a7c15ULL;
+        uint64_t z = state;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        v[i] = ldexp((double)(z >> 11), -53) * 2.0 - 1.0;
+    }
+    double sum = 0;
+    for (int i = 0; i < dims; i++)
+        sum += v[i] * v[i];
+    double norm = sqrt(sum);
+    for (int i = 0; i < dims; i++)
+        out[i] = (float)(v[i] / norm);
+    free(v);
+}
+
 void simh_assert_vector(json_object *values, const float *expected, int dims)
 {
     cr_assert(values && json_object_is_type(values, json_type_array), "values is not an array");

@@ -77,6 +77,11 @@ void simh_config(struct simh *s, const char *json);
  * recomputed here independently. out receives dims floats. */
 void simh_expected_vector(const char *model, int native_dims, const char *task, const char *text,
                           size_t text_len, int dims, float *out);
+/* The same for gemini-embedding-2 (vector.c): taskType plays no part (the
+ * hash takes "TASK_TYPE_UNSPECIFIED"), and the first dims values are
+ * re-normalised to unit length. */
+void simh_expected_vector_renormalised(const char *model, int native_dims, const char *text,
+                                       size_t text_len, int dims, float *out);
 /* Compare a JSON array of numbers to expected floats exactly (as float32). */
 void simh_assert_vector(json_object *values, const float *expected, int dims);
 

@@ -65,6 +65,42 @@ static bool load_file_items(struct sim *sim, const struct sim_model *m, struct s
     return ok;
 }
 
+/*
+ * taskType and title sent to a model that takes its task inside the text
+ * (gemini-embedding-2): Google accepts and ignores them (docs/gemini-embedding-2.md
+ * §4.4), and so does the simulator, counting them in task_fields_ignored. With
+ * strict_task_fields they are refused instead, with a 400 of the simulator's
+ * own wording (Google has published none), so that a test catches a client
+ * that treats the model like gemini-embedding-001.
+ */
+static bool task_fields_ok(struct sim *sim, const struct sim_model *m, const struct sim_item *items,
+                           size_t n, struct reply *r)
+{
+    if (!m->prompt_task)
+        return true;
+    size_t k = 0, first = 0;
+    for (size_t i = n; i-- > 0;)
+        if (items[i].task_fields) {
+            k++;
+            first = i;
+        }
+    pthread_mutex_lock(&sim->lock);
+    bool strict = sim->cfg.s.strict_task_fields;
+    if (!strict)
+        sim->stats.task_fields_ignored += k;
+    pthread_mutex_unlock(&sim->lock);
+    if (!strict || k == 0)
+        return true;
+    char msg[400];
+    snprintf(msg, sizeof(msg),
+             "request %zu: taskType and title are not used by models/%s, which takes the task as "
+             "an instruction inside the text (gemini-sim strict_task_fields; Google accepts and "
+             "ignores these fields)",
+             first, m->id);
+    reply_error(r, 400, "INVALID_ARGUMENT", msg);
+    return false;
+}
+
 static void do_create(struct sim *sim, struct route *rt, struct reply *r)
 {
     pthread_mutex_lock(&sim->lock);
@@ -84,7 +120,8 @@ static void do_create(struct sim *sim, struct route *rt, struct reply *r)
         return;
     }
     json_object_put(root);
-    if (req.file_name && !load_file_items(sim, m, &req, r)) {
+    if ((req.file_name && !load_file_items(sim, m, &req, r)) ||
+        !task_fields_ok(sim, m, req.items, req.n_items, r)) {
         sim_batch_req_cleanup(&req);
         return;
     }
@@ -203,13 +240,22 @@ static void do_cancel_delete(struct sim *sim, struct route *rt, struct reply *r,
         reply_oom(r);
 }
 
-static bool tokens_ok(struct sim *sim, struct sim_item *items, size_t n, struct reply *r)
+static bool tokens_ok(struct sim *sim, const struct sim_model *m, struct sim_item *items, size_t n,
+                      struct reply *r)
 {
     pthread_mutex_lock(&sim->lock);
-    int64_t max = sim->cfg.s.max_input_tokens;
+    int64_t max = sim_token_limit(&sim->cfg.s, m);
+    bool cut = m->truncates && !sim->cfg.s.long_input_error;
     pthread_mutex_unlock(&sim->lock);
     for (size_t i = 0; i < n; i++) {
         items[i].tokens = sim_token_count(items[i].text, items[i].text_len);
+        if (items[i].tokens > max && cut) {
+            items[i].text_len = sim_token_prefix(items[i].text, items[i].text_len, max);
+            items[i].tokens = sim_token_count(items[i].text, items[i].text_len);
+            pthread_mutex_lock(&sim->lock);
+            sim->stats.texts_truncated++;
+            pthread_mutex_unlock(&sim->lock);
+        }
         if (items[i].tokens > max) {
             char msg[200];
             snprintf(msg, sizeof(msg),
@@ -249,15 +295,25 @@ static void do_sync(struct sim *sim, struct route *rt, struct reply *r, bool one
         sim_items_free(items, n);
         return;
     }
-    if (tokens_ok(sim, items, n, r)) {
+    if (task_fields_ok(sim, m, items, n, r) && tokens_ok(sim, m, items, n, r)) {
         pthread_mutex_lock(&sim->lock);
         sim->stats.sync_calls++;
         sim->stats.sync_texts += n;
         pthread_mutex_unlock(&sim->lock);
+        int64_t total = 0;
         bool w = buf_puts(&r->body, one ? "{\"embedding\":" : "{\"embeddings\":[");
-        for (size_t i = 0; i < n && w; i++)
+        for (size_t i = 0; i < n && w; i++) {
             w = (!i || buf_putc(&r->body, ',')) && sim_put_embedding(&r->body, m, &items[i]);
-        w = w && buf_puts(&r->body, one ? "}" : "]}");
+            total += items[i].tokens;
+        }
+        w = w && (one || buf_putc(&r->body, ']'));
+        /* gemini-embedding-2 reports usage on interactive calls too: one
+         * usageMetadata for the whole call (the schema's; no live capture of
+         * batchEmbedContents was found: docs/gemini-embedding-2.md §5.2) */
+        if (m->usage_metadata)
+            w = w && buf_printf(&r->body, ",\"usageMetadata\":{\"promptTokenCount\":%lld}",
+                                (long long)total);
+        w = w && buf_putc(&r->body, '}');
         if (!w)
             reply_oom(r);
     }

@@ -38,6 +38,8 @@ static void stats(struct sim *sim, struct reply *r)
               put_counter(b, "texts_in_files", s.texts_in_files, false) &&
               put_counter(b, "texts_unique", s.texts_unique, false) &&
               put_counter(b, "texts_duplicate", s.texts_duplicate, false) &&
+              put_counter(b, "texts_truncated", s.texts_truncated, false) &&
+              put_counter(b, "task_fields_ignored", s.task_fields_ignored, false) &&
               put_counter(b, "gets", s.gets, false) && put_counter(b, "lists", s.lists, false) &&
               put_counter(b, "cancels", s.cancels, false) &&
               put_counter(b, "deletes", s.deletes, false) &&

@@ -51,8 +51,17 @@ static const struct opt opts[] = {
      "extra RUNNING time per request in a batch, microseconds (default 0)"},
     {"max_request_bytes", OPT_INT, SET(max_request_bytes), 0, 1, I64MAX, true,
      "largest JSON request body, e.g. an inline batch (default 20971520 = 20 MiB)"},
-    {"max_input_tokens", OPT_INT, SET(max_input_tokens), 0, 1, I64MAX, true,
-     "token limit per text; longer texts fail (default 2048)"},
+    {"max_input_tokens", OPT_INT, SET(max_input_tokens), 0, 0, I64MAX, true,
+     "token limit per text for every model; 0 (default): each model's own, 2048 for\n"
+     "        gemini-embedding-001 (longer texts fail) and 8192 for gemini-embedding-2\n"
+     "        (longer texts are cut to the limit, as Google documents)"},
+    {"long_input_error", OPT_BOOL, SET(long_input_error), 0, 0, 0, true,
+     "gemini-embedding-2 refuses over-long texts with gemini-embedding-001's 400\n"
+     "        instead of cutting them (default off)"},
+    {"strict_task_fields", OPT_BOOL, SET(strict_task_fields), 0, 0, 0, true,
+     "refuse (400 INVALID_ARGUMENT, the simulator's own wording) taskType or title sent\n"
+     "        to gemini-embedding-2, which ignores them at Google; off (default): accept,\n"
+     "        ignore and count them in task_fields_ignored"},
     {"item_error_rate", OPT_DOUBLE, SET(item_error_rate), 0, 0, 1, true,
      "fraction of batch items that fail with item_error_code (default 0)"},
     {"item_error_code", OPT_INT, SET(item_error_code), 0, 1, 16, true,
@@ -124,7 +133,7 @@ void sim_config_defaults(struct sim_config *cfg)
     s->pending_ms = 1000;
     s->running_ms = 2000;
     s->max_request_bytes = 20971520;
-    s->max_input_tokens = 2048;
+    s->max_input_tokens = 0; /* each model's own limit */
     s->item_error_code = 13;
     s->http_error_code = 429;
     snprintf(s->fault_scope, sizeof(s->fault_scope), "all");

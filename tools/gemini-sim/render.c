@@ -42,7 +42,7 @@ bool sim_put_embedding(struct buf *out, const struct sim_model *m, const struct 
 {
     float v[SIM_NATIVE_DIMS_MAX];
     int dims = it->dims > 0 ? it->dims : m->native_dims;
-    sim_vector(m, it->task, it->text, it->text_len, v);
+    sim_vector_dims(m, it->task, it->text, it->text_len, dims, v);
     if (!buf_reserve(out, (size_t)dims * NUMFMT_F32_MAX + 16) || !buf_puts(out, "{\"values\":["))
         return false;
     for (int i = 0; i < dims; i++) {
@@ -52,6 +52,16 @@ bool sim_put_embedding(struct buf *out, const struct sim_model *m, const struct 
     }
     out->data[out->len] = '\0';
     return buf_puts(out, "]}");
+}
+
+bool sim_put_usage(struct buf *out, const struct sim_model *m, int64_t tokens)
+{
+    /* gemini-embedding-2: "usageMetadata":{"promptTokenCount":81}, a number
+     * (a live capture, docs/gemini-embedding-2.md §5.2); 001: "tokenCount":"1",
+     * a string (shared/gemini-batch-api.md §3.5) */
+    if (m->usage_metadata)
+        return buf_printf(out, "\"usageMetadata\":{\"promptTokenCount\":%lld}", (long long)tokens);
+    return buf_printf(out, "\"tokenCount\":\"%lld\"", (long long)tokens);
 }
 
 bool sim_render_error(struct buf *out, int http, const char *status, const char *msg,
@@ -111,8 +121,8 @@ static bool render_inline(const struct sim_batch *b, const size_t *ord, struct b
             ok = buf_puts(out, "{\"error\":") && put_item_error(out, it);
         else
             ok = buf_puts(out, "{\"response\":{\"embedding\":") &&
-                 sim_put_embedding(out, b->model, it) &&
-                 buf_printf(out, ",\"tokenCount\":\"%lld\"}", (long long)it->tokens);
+                 sim_put_embedding(out, b->model, it) && buf_putc(out, ',') &&
+                 sim_put_usage(out, b->model, it->tokens) && buf_putc(out, '}');
         if (!ok)
             return false;
         if (it->metadata && !b->omit_metadata &&
@@ -132,9 +142,9 @@ static bool render_jsonl(const struct sim_batch *b, const size_t *ord, struct bu
         if (it->error_code)
             ok = buf_puts(out, "{\"error\":") && put_item_error(out, it);
         else
-            ok = buf_printf(out, "{\"response\":{\"tokenCount\":\"%lld\",\"embedding\":",
-                            (long long)it->tokens) &&
-                 sim_put_embedding(out, b->model, it) && buf_putc(out, '}');
+            ok = buf_puts(out, "{\"response\":{") && sim_put_usage(out, b->model, it->tokens) &&
+                 buf_puts(out, ",\"embedding\":") && sim_put_embedding(out, b->model, it) &&
+                 buf_putc(out, '}');
         if (!ok)
             return false;
         if (it->key && !(buf_puts(out, ",\"key\":") && put_jstr0(out, it->key)))

@@ -313,6 +313,7 @@ bool sim_parse_embed_request(json_object *o, const struct sim_model *m, const ch
     }
     if (!parse_task(o, path, &it->task, e) || !get_string(o, &f_title, path, &title, NULL, e))
         return false;
+    it->task_fields = field(o, &f_task) != NULL || title != NULL;
     int64_t dims = 0;
     if (!get_int(o, &f_dims, path, "TYPE_INT32", &dims, e))
         return false;

@@ -38,11 +38,16 @@ enum sim_task {
 };
 extern const char *const sim_task_names[SIM_TASK_COUNT];
 
-/* A model the simulator knows. */
+/* A model the simulator knows (facts: docs/gemini-embedding-2.md §8). */
 struct sim_model {
-    const char *id;  /* bare id, e.g. "gemini-embedding-001" */
-    int native_dims; /* length of the full (unit) vector */
-    bool batch;      /* supports asyncBatchEmbedContent */
+    const char *id;      /* bare id, e.g. "gemini-embedding-001" */
+    int native_dims;     /* length of the full (unit) vector */
+    bool batch;          /* supports asyncBatchEmbedContent */
+    int max_tokens;      /* input token limit per text */
+    bool prompt_task;    /* takes the task inside the text: taskType and title are ignored */
+    bool unit_all_dims;  /* truncated vectors are re-normalised to unit length */
+    bool truncates;      /* over-long input is cut to max_tokens, not refused */
+    bool usage_metadata; /* reports usageMetadata.promptTokenCount, not tokenCount */
 };
 /* Look up a bare model id; NULL if unknown. */
 const struct sim_model *sim_model_find(const char *id);
@@ -54,7 +59,9 @@ struct sim_settings {
     int64_t running_ms;        /* base time a batch stays RUNNING */
     int64_t per_request_us;    /* extra RUNNING time per request in the batch */
     int64_t max_request_bytes; /* JSON request body limit (inline batches: 20 MiB) */
-    int64_t max_input_tokens;  /* per text */
+    int64_t max_input_tokens;  /* per text, for every model; 0: each model's own limit */
+    bool strict_task_fields;   /* refuse taskType/title sent to a model that ignores them */
+    bool long_input_error;     /* a model that truncates over-long input refuses it instead */
     /* per-item faults (decided when a batch is created) */
     double item_error_rate;
     int64_t item_error_code;
@@ -102,12 +109,13 @@ struct sim_config {
 struct sim_item {
     char *text; /* concatenated parts[].text; owned */
     size_t text_len;
-    char *title;    /* owned; NULL if absent */
-    char *key;      /* file input: the line's key; owned; NULL if absent */
-    char *metadata; /* inline input: metadata object as JSON text; owned; NULL if absent */
-    int task;       /* enum sim_task */
-    int dims;       /* outputDimensionality; 0 = model's native size */
-    int error_code; /* decided at creation; 0 = succeeds */
+    char *title;      /* owned; NULL if absent */
+    char *key;        /* file input: the line's key; owned; NULL if absent */
+    char *metadata;   /* inline input: metadata object as JSON text; owned; NULL if absent */
+    int task;         /* enum sim_task */
+    bool task_fields; /* the request carried taskType or title */
+    int dims;         /* outputDimensionality; 0 = model's native size */
+    int error_code;   /* decided at creation; 0 = succeeds */
     const char *error_msg;
     int64_t tokens;
 };
@@ -171,14 +179,16 @@ struct sim_file {
 /* Introspection counters (guarded by sim->lock). */
 struct sim_stats {
     uint64_t requests;
-    uint64_t creates;          /* asyncBatchEmbedContent calls that reached the handler */
-    uint64_t creates_accepted; /* batches created */
-    uint64_t file_batches;     /* of those, batches with file input */
-    uint64_t texts_received;   /* items in created batches, inline or file (once per batch) */
-    uint64_t texts_in_files;   /* of those, items that came from an input file */
-    uint64_t texts_unique;     /* distinct (model, task, dims, title, text) seen in batches */
-    uint64_t texts_duplicate;  /* texts sent again in a later batch (counted once per batch) */
-    uint64_t gets;             /* GET batches/{id} */
+    uint64_t creates;             /* asyncBatchEmbedContent calls that reached the handler */
+    uint64_t creates_accepted;    /* batches created */
+    uint64_t file_batches;        /* of those, batches with file input */
+    uint64_t texts_received;      /* items in created batches, inline or file (once per batch) */
+    uint64_t texts_in_files;      /* of those, items that came from an input file */
+    uint64_t texts_unique;        /* distinct (model, task, dims, title, text) seen in batches */
+    uint64_t texts_duplicate;     /* texts sent again in a later batch (counted once per batch) */
+    uint64_t texts_truncated;     /* over-long texts cut to the model's limit (batches and sync) */
+    uint64_t task_fields_ignored; /* texts whose taskType/title the model ignored */
+    uint64_t gets;                /* GET batches/{id} */
     uint64_t lists;
     uint64_t cancels;
     uint64_t deletes;
@@ -234,11 +244,20 @@ struct sim {
 /* ---- vector.c: the deterministic embedding function ---- */
 
 /* Write the model's full native vector for (model, task, text): unit length.
- * out must hold model->native_dims floats. */
+ * out must hold model->native_dims floats. A prompt_task model ignores task. */
 void sim_vector(const struct sim_model *model, int task, const char *text, size_t text_len,
                 float *out);
+/* The vector returned for outputDimensionality dims (0: native): the first
+ * dims values of sim_vector, re-normalised for a unit_all_dims model. */
+void sim_vector_dims(const struct sim_model *model, int task, const char *text, size_t text_len,
+                     int dims, float *out);
 /* Simulated token count of a text (see vector.c for the rule). */
 int64_t sim_token_count(const char *text, size_t len);
+/* The length of the longest prefix of text (at a code point boundary) that
+ * counts at most max tokens. */
+size_t sim_token_prefix(const char *text, size_t len, int64_t max);
+/* The token limit of model m under settings s (max_input_tokens, else m's). */
+int64_t sim_token_limit(const struct sim_settings *s, const struct sim_model *m);
 /* 64-bit FNV-1a, continuing from h (start with SIM_FNV_OFFSET). */
 #define SIM_FNV_OFFSET 0xcbf29ce484222325ULL
 uint64_t sim_fnv1a(uint64_t h, const void *p, size_t n);
@@ -336,6 +355,9 @@ bool sim_render_operation(struct sim *sim, struct sim_batch *b, bool with_output
 bool sim_batch_results(struct sim_batch *b, const char **data, size_t *len);
 /* Append {"values":[...]} for an item. */
 bool sim_put_embedding(struct buf *out, const struct sim_model *m, const struct sim_item *it);
+/* Append the token count of a result as model m reports it (no braces):
+ * "tokenCount":"N", or "usageMetadata":{"promptTokenCount":N}. */
+bool sim_put_usage(struct buf *out, const struct sim_model *m, int64_t tokens);
 /* Append a File resource. */
 bool sim_render_file(const struct sim_file *f, const char *base_url, struct buf *out);
 /* Append a google.rpc.Status error body. details_json: a JSON array or NULL. */

@@ -167,15 +167,24 @@ static bool contains(const char *hay, size_t n, const char *needle)
     return false;
 }
 
-/* Decide per-item outcomes (deterministic in seed, batch seq and index). */
-static void decide_items(struct sim_batch *b, const struct sim_settings *s)
+/* Decide per-item outcomes (deterministic in seed, batch seq and index).
+ * Over-long texts fail, or are cut to the limit for a model that truncates
+ * (counted in texts_truncated). Under sim->lock. */
+static void decide_items(struct sim *sim, struct sim_batch *b, const struct sim_settings *s)
 {
+    int64_t limit = sim_token_limit(s, b->model);
+    bool cut = b->model->truncates && !s->long_input_error;
     for (size_t i = 0; i < b->n_items; i++) {
         struct sim_item *it = &b->items[i];
         it->tokens = sim_token_count(it->text, it->text_len);
+        if (it->tokens > limit && cut) {
+            it->text_len = sim_token_prefix(it->text, it->text_len, limit);
+            it->tokens = sim_token_count(it->text, it->text_len);
+            sim->stats.texts_truncated++;
+        }
         uint64_t st = b->seed ^ (b->seq * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)i << 32);
         double roll = sim_unit(sim_splitmix(&st));
-        if (it->tokens > s->max_input_tokens) {
+        if (it->tokens > limit) {
             it->error_code = 3;
             it->error_msg = "The input token count exceeds the maximum number of tokens allowed.";
         } else if (contains(it->text, it->text_len, s->fail_marker) || roll < s->item_error_rate) {
@@ -238,7 +247,7 @@ struct sim_batch *sim_batch_create(struct sim *sim, const struct sim_model *m,
         b->outcome = SIM_OUT_STUCK;
     else
         b->outcome = SIM_OUT_SUCCEEDED;
-    decide_items(b, s);
+    decide_items(sim, b, s);
     sim->stats.creates_accepted++;
     sim->stats.texts_received += b->n_items;
     if (b->input_file) {
