@@ -88,6 +88,8 @@ void api_job_created(struct http_req *req, struct http_resp *resp, const struct 
  * failure (e->detail: the log message). */
 struct jobs_ingest *api_job_begin(const struct config *cfg, PGconn *c, int64_t key_id,
                                   const struct job_request *r, struct job_req_error *e);
+/* The per-job limits of the settings (job-max-documents, job-max-deletes). */
+struct job_limits api_job_limits(const struct config *cfg);
 /* A job with options r into collection c: the settings r named must be the
  * collection's (a different model, dimension, task type, normalisation or
  * chunking is 409 space_mismatch in e, naming both values); the others are
@@ -95,8 +97,9 @@ struct jobs_ingest *api_job_begin(const struct config *cfg, PGconn *c, int64_t k
 bool api_job_apply_space(const struct job_request *r, const struct coll_row *c, struct job_spec *s,
                          struct job_req_error *e);
 /* The error of jobs_ingest_add's result r for document index (first: the
- * earlier document with its id): duplicate_id, deleted_and_upserted, or a
- * database failure (status 0, detail err). Returns false. */
+ * earlier document with its id): duplicate_id, deleted_and_upserted,
+ * too_many_chunks, or a database failure (status 0, detail err). Returns
+ * false. */
 bool api_job_add_error(enum jobs_result r, size_t index, const struct ingest_doc *d, size_t first,
                        const char *err, struct job_req_error *e);
 

@@ -181,7 +181,8 @@ static void *est_begin(void *appv, struct http_req *req, struct http_resp *resp)
     x->app = app;
     x->max = max;
     /* one document at most max-body-bytes, as for a job */
-    job_stream_init(&x->js, (size_t)app->cfg->max_body_bytes, &estimate_ops, x);
+    struct job_limits lim = api_job_limits(app->cfg);
+    job_stream_init(&x->js, (size_t)app->cfg->max_body_bytes, &lim, &estimate_ops, x);
     return x;
 }
 

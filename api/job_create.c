@@ -76,6 +76,11 @@ bool api_job_apply_space(const struct job_request *r, const struct coll_row *c, 
     return true;
 }
 
+struct job_limits api_job_limits(const struct config *cfg)
+{
+    return (struct job_limits){(size_t)cfg->job_max_documents, (size_t)cfg->job_max_deletes};
+}
+
 /* The job's webhook: its URL's address against the settings, and a secret
  * to sign with. false with e filled (status 0: a database failure). */
 static bool check_webhook(const struct config *cfg, PGconn *c, int64_t key_id,
@@ -133,6 +138,7 @@ struct jobs_ingest *api_job_begin(const struct config *cfg, PGconn *c, int64_t k
         jsonv_fail(e, 0, "", "", "%s", err);
         return NULL;
     }
+    jobs_ingest_limit_chunks(in, cfg->job_max_chunks);
     if (!jobs_ingest_webhook(in, r->webhook_url, (int)cfg->webhook_degraded_threshold,
                              (int)cfg->webhook_degraded_min_chunks, err, sizeof(err))) {
         jobs_ingest_abort(in);
@@ -171,6 +177,9 @@ bool api_job_add_error(enum jobs_result r, size_t index, const struct ingest_doc
             "a document",
             (int)(d->id_len > 60 ? 60 : d->id_len), d->id);
     }
+    if (r == JOBS_LIMIT)
+        return jsonv_fail(e, 422, "too_many_chunks", "/documents",
+                          "%s, the most accepted per job (setting job-max-chunks)", err);
     return jsonv_fail(e, 0, "", "", "%s", err);
 }
 
@@ -283,6 +292,18 @@ void api_job_commit(struct app *app, PGconn *c, struct jobs_ingest *in, struct a
             http_resp_header(resp, "Idempotent-Replayed", "true");
             api_job_created(req, resp, &row, "a replay", im->replay_status);
         }
+        return;
+    }
+    /* a collection job's last documents are chunked now: its chunk limit may show */
+    enum jobs_result sr = jobs_ingest_settle(in, err, sizeof(err));
+    if (sr != JOBS_OK) {
+        struct job_req_error e;
+        jobs_ingest_abort(in);
+        (void)api_job_add_error(sr, 0, NULL, 0, err, &e);
+        if (e.status)
+            http_problem(resp, req, e.status, e.code, e.pointer, "%s", e.detail);
+        else
+            api_db_failed(req, resp, e.detail);
         return;
     }
     struct job_row row;

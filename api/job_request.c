@@ -41,16 +41,24 @@ bool job_request_err_no_documents(struct job_req_error *e)
     return jsonv_fail(e, 400, "missing_field", "/documents", "/documents is required");
 }
 
-bool job_request_check_count(size_t n, const struct job_request *r, struct job_req_error *e)
+bool job_request_err_too_many(struct job_req_error *e, const struct job_limits *lim, size_t n,
+                              bool exact)
+{
+    return jsonv_fail(e, 422, "too_many_documents", "/documents",
+                      "/documents has %s%zu entries; at most %zu are accepted per job (setting "
+                      "job-max-documents)",
+                      exact ? "" : "more than ", exact ? n : lim->documents, lim->documents);
+}
+
+bool job_request_check_count(size_t n, const struct job_limits *lim, const struct job_request *r,
+                             struct job_req_error *e)
 {
     if (n == 0 && r->n_deletes > 0)
         return true; /* a collection job that only removes documents */
     if (n == 0)
         return jsonv_fail(e, 422, "no_documents", "/documents", "/documents must not be empty");
-    if (n > JOB_MAX_DOCUMENTS)
-        return jsonv_fail(e, 422, "too_many_documents", "/documents",
-                          "/documents has %zu entries; at most %d are accepted per job", n,
-                          JOB_MAX_DOCUMENTS);
+    if (n > lim->documents)
+        return job_request_err_too_many(e, lim, n, true);
     return true;
 }
 
@@ -65,7 +73,8 @@ bool job_request_err_duplicate(struct job_req_error *e, const char *id, size_t i
 }
 
 /* "collection": a collection id; "delete": document ids it removes. */
-static bool parse_collection(json_object *root, struct job_request *r, struct job_req_error *e)
+static bool parse_collection(json_object *root, const struct job_limits *lim, struct job_request *r,
+                             struct job_req_error *e)
 {
     size_t len = 0;
     if (!jsonv_string(root, "collection", "/collection", 64, &r->collection, &len, e))
@@ -79,9 +88,11 @@ static bool parse_collection(json_object *root, struct job_request *r, struct jo
         return jsonv_fail(e, 422, "delete_without_collection", "/delete",
                           "/delete removes documents of a collection: name one with /collection");
     size_t n = json_object_array_length(v);
-    if (n > JOB_MAX_DELETES)
-        return jsonv_fail(e, 422, "out_of_range", "/delete", "/delete holds more than %d ids",
-                          JOB_MAX_DELETES);
+    if (n > lim->deletes)
+        return jsonv_fail(e, 422, "out_of_range", "/delete",
+                          "/delete holds %zu ids; at most %zu are accepted per job (setting "
+                          "job-max-deletes)",
+                          n, lim->deletes);
     r->deletes = calloc(n ? n : 1, sizeof(*r->deletes));
     if (!r->deletes)
         return job_request_err_oom(e);
@@ -102,7 +113,8 @@ static bool parse_collection(json_object *root, struct job_request *r, struct jo
     return true;
 }
 
-static bool parse_options(json_object *root, struct job_request *r, struct job_req_error *e)
+static bool parse_options(json_object *root, const struct job_limits *lim, struct job_request *r,
+                          struct job_req_error *e)
 {
     if (!jsonv_string(root, "display_name", "/display_name", JOB_MAX_NAME_BYTES, &r->display_name,
                       NULL, e) ||
@@ -149,7 +161,7 @@ static bool parse_options(json_object *root, struct job_request *r, struct job_r
         if (wh_url_parse(r->webhook_url, true, &t, why, sizeof(why)) != WH_URL_OK)
             return jsonv_fail(e, 422, "invalid_webhook_url", "/webhook_url", "%s", why);
     }
-    return parse_collection(root, r, e);
+    return parse_collection(root, lim, r, e);
 }
 
 /* Strings inside metadata must not hold NUL (kept out of the database's text, as for texts). */
@@ -319,7 +331,8 @@ static bool parse_json(const char *body, size_t len, bool trusted, json_object *
     return true;
 }
 
-bool job_request_parse(const char *body, size_t len, struct job_request *r, struct job_req_error *e)
+bool job_request_parse(const char *body, size_t len, const struct job_limits *lim,
+                       struct job_request *r, struct job_req_error *e)
 {
     static const char *const keys[] = {
         "documents", "display_name", "model",      "task_type", "output_dimensionality", "priority",
@@ -328,7 +341,7 @@ bool job_request_parse(const char *body, size_t len, struct job_request *r, stru
     if (!parse_json(body, len, false, &r->root, e))
         return false;
     bool ok = jsonv_want(r->root, json_type_object, "an object", "", e) &&
-              jsonv_only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
+              jsonv_only_known(r->root, keys, "", e) && parse_options(r->root, lim, r, e);
     json_object *docs = NULL;
     bool have = ok && json_object_object_get_ex(r->root, "documents", &docs);
     if (ok && !have && r->n_deletes == 0) /* a job that only deletes may leave it out */
@@ -337,7 +350,7 @@ bool job_request_parse(const char *body, size_t len, struct job_request *r, stru
         ok = jsonv_want(docs, json_type_array, "an array", "/documents", e);
     size_t n = ok && have ? json_object_array_length(docs) : 0;
     if (ok)
-        ok = job_request_check_count(n, r, e);
+        ok = job_request_check_count(n, lim, r, e);
     if (ok && !(r->docs = calloc(n, sizeof(*r->docs))))
         ok = job_request_err_oom(e);
     for (size_t i = 0; ok && i < n; i++)
@@ -350,8 +363,8 @@ bool job_request_parse(const char *body, size_t len, struct job_request *r, stru
     return ok;
 }
 
-bool job_request_parse_options(const char *line, size_t len, struct job_request *r,
-                               struct job_req_error *e)
+bool job_request_parse_options(const char *line, size_t len, const struct job_limits *lim,
+                               struct job_request *r, struct job_req_error *e)
 {
     static const char *const keys[] = {
         "display_name", "model",      "task_type", "output_dimensionality", "priority", "normalize",
@@ -360,7 +373,7 @@ bool job_request_parse_options(const char *line, size_t len, struct job_request 
     if (!parse_json(line, len, false, &r->root, e))
         return false;
     bool ok = jsonv_want(r->root, json_type_object, "an object", "", e) &&
-              jsonv_only_known(r->root, keys, "", e) && parse_options(r->root, r, e);
+              jsonv_only_known(r->root, keys, "", e) && parse_options(r->root, lim, r, e);
     if (!ok)
         job_request_free(r);
     return ok;

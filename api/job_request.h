@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define JOB_MAX_DOCUMENTS     100000
 #define JOB_MAX_ID_BYTES      256
 #define JOB_MAX_TITLE_BYTES   1000
 #define JOB_MAX_NAME_BYTES    200
@@ -41,7 +40,12 @@ enum {
     JOB_GIVEN_OVERLAP = 32,
 };
 
-#define JOB_MAX_DELETES 100000
+/* The per-job limits, from the settings job-max-documents and
+ * job-max-deletes (service/config.c); errors name the setting. */
+struct job_limits {
+    size_t documents; /* most documents in one job */
+    size_t deletes;   /* most ids in "delete" */
+};
 
 struct job_request {
     json_object *root;        /* owns every borrowed pointer */
@@ -77,8 +81,8 @@ struct job_req_error {
  * tests/fuzz/fuzz_job_request.c). Of several documents with one id, the
  * first whose id an earlier document has is named, as when streaming.
  */
-bool job_request_parse(const char *body, size_t len, struct job_request *out,
-                       struct job_req_error *e);
+bool job_request_parse(const char *body, size_t len, const struct job_limits *lim,
+                       struct job_request *out, struct job_req_error *e);
 void job_request_free(struct job_request *r);
 
 /*
@@ -94,8 +98,8 @@ struct job_doc_line {
     struct job_doc doc;
 };
 
-bool job_request_parse_options(const char *line, size_t len, struct job_request *out,
-                               struct job_req_error *e);
+bool job_request_parse_options(const char *line, size_t len, const struct job_limits *lim,
+                               struct job_request *out, struct job_req_error *e);
 bool job_request_parse_doc(const char *line, size_t len, size_t index, struct job_doc_line *out,
                            struct job_req_error *e);
 /* The same for a document that json_stream.h has already found to be valid
@@ -121,6 +125,11 @@ bool job_request_err_duplicate(struct job_req_error *e, const char *id, size_t i
                                size_t first);
 /* true if n documents are acceptable for a job with options r (none only
  * when it deletes documents); else no_documents or too_many_documents. */
-bool job_request_check_count(size_t n, const struct job_request *r, struct job_req_error *e);
+bool job_request_check_count(size_t n, const struct job_limits *lim, const struct job_request *r,
+                             struct job_req_error *e);
+/* 422 too_many_documents for a body that has more than lim->documents (at
+ * least n; exact when exact). */
+bool job_request_err_too_many(struct job_req_error *e, const struct job_limits *lim, size_t n,
+                              bool exact);
 
 #endif

@@ -65,7 +65,7 @@ static bool gathered_options(struct job_stream *js, struct job_request *r, struc
         memset(r, 0, sizeof(*r));
         return false;
     }
-    bool ok = job_request_parse_options(js->opts.data, js->opts.len, r, e);
+    bool ok = job_request_parse_options(js->opts.data, js->opts.len, &js->lim, r, e);
     js->opts.len = len;
     js->opts.data[len] = '\0';
     return ok;
@@ -125,7 +125,7 @@ static void member(struct job_stream *js, struct json_stream *s, const struct js
 
 static void element_begin(struct job_stream *js, struct json_stream *s)
 {
-    if (++js->n_docs > JOB_MAX_DOCUMENTS) {
+    if (++js->n_docs > js->lim.documents) {
         discard(js); /* too many: only counted from here */
         return;
     }
@@ -137,7 +137,7 @@ static void element_begin(struct job_stream *js, struct json_stream *s)
 
 static void element_end(struct job_stream *js, const struct json_stream_ev *ev)
 {
-    if (js->doc_failed || js->n_docs > JOB_MAX_DOCUMENTS || js->scan.capture_failed)
+    if (js->doc_failed || js->n_docs > js->lim.documents || js->scan.capture_failed)
         return;
     size_t i = js->n_docs - 1;
     if (ev->kind != JSON_STREAM_OBJECT) { /* as parse_doc words it (json-c wants more after "1") */
@@ -190,10 +190,11 @@ static void on_event(void *cls, struct json_stream *s, const struct json_stream_
     }
 }
 
-void job_stream_init(struct job_stream *js, size_t max_element, const struct job_stream_ops *ops,
-                     void *cls)
+void job_stream_init(struct job_stream *js, size_t max_element, const struct job_limits *lim,
+                     const struct job_stream_ops *ops, void *cls)
 {
     memset(js, 0, sizeof(*js));
+    js->lim = *lim;
     json_stream_init(&js->scan, JOB_MAX_DEPTH, 2, on_event, js);
     js->ops = ops;
     js->cls = cls;
@@ -236,7 +237,7 @@ static bool verdict(struct job_stream *js, struct job_request *out, struct job_r
     if (js->docs_kind != JSON_STREAM_ARRAY)
         return job_request_err_type(e, "/documents", "an array",
                                     json_type_of(js->docs_kind, js->docs_fraction));
-    if (!job_request_check_count(js->n_docs, out, e))
+    if (!job_request_check_count(js->n_docs, &js->lim, out, e))
         return false;
     if (js->doc_failed || js->dup_failed) {
         *e = js->doc_failed ? js->doc_err : js->dup_err;

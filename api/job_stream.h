@@ -51,6 +51,7 @@ struct job_stream {
     struct json_stream scan;
     const struct job_stream_ops *ops;
     void *cls;
+    struct job_limits lim;
     struct buf opts; /* '{' and the option members as written, comma-separated */
     struct buf name; /* the member name being read, as written */
     struct buf elem; /* the document being read, as written */
@@ -66,9 +67,10 @@ struct job_stream {
     struct job_req_error doc_err, dup_err;
 };
 
-/* Start a body whose elements are at most max_element bytes each. */
-void job_stream_init(struct job_stream *js, size_t max_element, const struct job_stream_ops *ops,
-                     void *cls);
+/* Start a body whose elements are at most max_element bytes each, for a job
+ * within lim (copied). */
+void job_stream_init(struct job_stream *js, size_t max_element, const struct job_limits *lim,
+                     const struct job_stream_ops *ops, void *cls);
 /* The next piece of the body (split anywhere). */
 void job_stream_feed(struct job_stream *js, const char *p, size_t n);
 /*

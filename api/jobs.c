@@ -224,7 +224,8 @@ static bool nd_fail_req(struct ndjson *nd, const struct job_req_error *e)
 static bool nd_options(struct ndjson *nd, struct http_req *req, const char *p, size_t n)
 {
     struct job_req_error e;
-    if (!job_request_parse_options(p, n, &nd->opts, &e))
+    struct job_limits lim = api_job_limits(nd->app->cfg);
+    if (!job_request_parse_options(p, n, &lim, &nd->opts, &e))
         return nd_fail_req(nd, &e);
     nd->have_options = true;
     char err[512];
@@ -245,11 +246,12 @@ static bool nd_options(struct ndjson *nd, struct http_req *req, const char *p, s
 static bool nd_document(struct ndjson *nd, const char *p, size_t n)
 {
     size_t i = jobs_ingest_documents(nd->in);
-    if (i >= JOB_MAX_DOCUMENTS)
+    size_t max = (size_t)nd->app->cfg->job_max_documents;
+    if (i >= max)
         return nd_fail(nd, 422, "too_many_documents", "/documents",
-                       "the body has more than %d documents; at most %d are accepted per job"
-                       " (line %zu)",
-                       JOB_MAX_DOCUMENTS, JOB_MAX_DOCUMENTS, nd->line_no);
+                       "the body has more than %zu documents; at most %zu are accepted per job"
+                       " (setting job-max-documents) (line %zu)",
+                       max, max, nd->line_no);
     struct job_doc_line dl;
     struct job_req_error e;
     if (!job_request_parse_doc(p, n, i, &dl, &e))
@@ -289,7 +291,8 @@ static void *nd_begin(void *appv, struct http_req *req, struct http_resp *resp)
     const char *cl = http_req_header(req, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > max) {
         http_problem(resp, req, 413, "body_too_large", NULL,
-                     "the request body is larger than the limit of %llu bytes",
+                     "the request body is larger than the limit of %llu bytes (setting "
+                     "max-stream-bytes)",
                      (unsigned long long)max);
         return NULL;
     }
@@ -317,15 +320,17 @@ static bool nd_data(void *state, struct http_req *req, const char *data, size_t 
     api_idem_update(&nd->idem, data, len);
     if (nd->bytes > (uint64_t)nd->app->cfg->max_stream_bytes)
         return nd_fail(nd, 413, "body_too_large", NULL,
-                       "the request body is larger than the limit of %lld bytes",
+                       "the request body is larger than the limit of %lld bytes (setting "
+                       "max-stream-bytes)",
                        (long long)nd->app->cfg->max_stream_bytes);
     while (len) {
         const char *nl = memchr(data, '\n', len);
         size_t n = nl ? (size_t)(nl - data) : len;
         if (!buf_append(&nd->line, data, n))
             return nd_fail(nd, 413, "line_too_large", NULL,
-                           "line %zu is longer than the limit of %zu bytes", nd->line_no + 1,
-                           nd->line.max);
+                           "line %zu is longer than the limit of %zu bytes (setting "
+                           "max-body-bytes)",
+                           nd->line_no + 1, nd->line.max);
         if (!nl)
             return true;
         bool ok = nd_line(nd, req, nd->line.data ? nd->line.data : "", nd->line.len);

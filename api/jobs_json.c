@@ -121,7 +121,7 @@ static enum job_stream_take on_document(void *cls, size_t index, const struct jo
         if (r == JOBS_CONFLICT)
             return JOB_STREAM_DUPLICATE;
         if (r != JOBS_OK) { /* tried again from the spool at the end, which answers it */
-            if (r != JOBS_IN_USE)
+            if (r != JOBS_IN_USE && r != JOBS_LIMIT)
                 log_warn("request %s: %s", j->req_id, err);
             release_db(j);
         }
@@ -146,7 +146,8 @@ static void *json_begin(void *appv, struct http_req *req, struct http_resp *resp
     const char *cl = http_req_header(req, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > max) {
         http_problem(resp, req, 413, "body_too_large", NULL,
-                     "the request body is larger than the limit of %llu bytes",
+                     "the request body is larger than the limit of %llu bytes (setting "
+                     "max-body-bytes)",
                      (unsigned long long)max);
         return NULL;
     }
@@ -166,7 +167,8 @@ static void *json_begin(void *appv, struct http_req *req, struct http_resp *resp
         free(j);
         return NULL;
     }
-    job_stream_init(&j->js, (size_t)max, &json_job_ops, j);
+    struct job_limits lim = api_job_limits(app->cfg);
+    job_stream_init(&j->js, (size_t)max, &lim, &json_job_ops, j);
     return j;
 }
 
@@ -275,7 +277,8 @@ static void json_end(void *state, struct http_req *req, struct http_resp *resp)
     bool after = false;
     if (j->too_large) {
         http_problem(resp, req, 413, "body_too_large", NULL,
-                     "the request body is larger than the limit of %llu bytes",
+                     "the request body is larger than the limit of %llu bytes (setting "
+                     "max-body-bytes)",
                      (unsigned long long)j->max);
     } else if (!job_stream_finish(&j->js, &opts, &after, &e)) {
         http_problem(resp, req, e.status, e.code, e.pointer[0] ? e.pointer : NULL, "%s", e.detail);

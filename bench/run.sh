@@ -7,7 +7,8 @@
 #
 # Installs what is missing (scripts/deps.sh, wrk), builds build/release,
 # starts a private PostgreSQL, runs every figure script (bench/ingest.sh,
-# pipeline.sh, export.sh, status.sh, transport.sh, callgrind.sh, search.sh, resubmit.sh; each on its own database,
+# pipeline.sh, export.sh, status.sh, transport.sh, callgrind.sh, search.sh, resubmit.sh,
+# scale.sh; each on its own database,
 # with its own embedd and gemini-sim), then prints the table: median, spread,
 # baseline median, ratio and goal per figure (bench/render.sh). Environment: BENCH_REPEAT (runs
 # per figure; default 3, smoke 2), BENCH_ONLY (space-separated script names),
@@ -68,7 +69,7 @@ admin_url=${pg_url%/*}/postgres
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 t_start=$SECONDS
-scripts=${BENCH_ONLY:-ingest pipeline export status transport callgrind search resubmit}
+scripts=${BENCH_ONLY:-ingest pipeline export status transport callgrind search resubmit scale}
 failed=""
 for s in $scripts; do
   f=bench/$s.sh

@@ -91,10 +91,11 @@ static const struct setting settings[] = {
      "documents of a JSON body until its options are known (they may come last; up to "
      "max-body-bytes of disk per request in progress); empty: $TMPDIR, else /tmp"},
     {"max-body-bytes", "EMBEDD_MAX_BODY_BYTES", INT(max_body_bytes), 1024, BIG, "67108864", false,
-     "largest accepted request body (larger gets 413)"},
+     "largest accepted request body (larger gets 413), a JSON job's included"},
     {"max-stream-bytes", "EMBEDD_MAX_STREAM_BYTES", INT(max_stream_bytes), 1024, BIG, "8589934592",
      false,
-     "largest streamed (application/x-ndjson) request body; one line of it may hold at most"
+     "largest streamed (application/x-ndjson) request body, the bytes limit of an NDJSON job "
+     "(8 GiB: 10,000,000 documents of ~800 bytes); one line of it may hold at most"
      " max-body-bytes"},
     {"openai-file-max-bytes", "EMBEDD_OPENAI_FILE_MAX_BYTES", INT(openai_file_max_bytes), 1024, BIG,
      "209715200", false,
@@ -103,6 +104,18 @@ static const struct setting settings[] = {
     {"openai-batch-max-requests", "EMBEDD_OPENAI_BATCH_MAX_REQUESTS",
      INT(openai_batch_max_requests), 1, 1000000, "50000", false,
      "most requests (lines) in one /openai/v1 batch (OpenAI's limit: 50,000)"},
+    {"job-max-documents", "EMBEDD_JOB_MAX_DOCUMENTS", INT(job_max_documents), 1, INT32_MAX,
+     "10000000", false,
+     "most documents in one job (more: 422 too_many_documents, nothing stored). JSON and NDJSON "
+     "bodies alike are stored as they arrive, so memory does not grow with the body; the "
+     "duplicate-id check keeps 11 to 21 bytes per document (134 MB at 10,000,000). A JSON body is "
+     "bounded by max-body-bytes as well: for larger jobs use NDJSON (max-stream-bytes)"},
+    {"job-max-chunks", "EMBEDD_JOB_MAX_CHUNKS", INT(job_max_chunks), 1, INT32_MAX, "100000000",
+     false, "most chunks in one job after chunking (more: 422 too_many_chunks, nothing stored)"},
+    {"job-max-deletes", "EMBEDD_JOB_MAX_DELETES", INT(job_max_deletes), 0, 10000000, "100000",
+     false,
+     "most document ids in one job's \"delete\" list (more: 422 out_of_range); the list is held "
+     "in memory while the job is stored (~100 bytes per id)"},
     {"max-connections", "EMBEDD_MAX_CONNECTIONS", INT(max_connections), 1, 1000000, "4096", false,
      "most open HTTP connections; more wait in the listen backlog (the file limit is raised to "
      "fit)"},

@@ -6,30 +6,7 @@
 
 #include <string.h>
 
-static void do_create_batch(struct gem_client *c, const char *model, const char *body, size_t len,
-                            struct gem_operation *op, struct gem_call *res)
-{
-    static const char what[] = "create batch";
-    char url[URL_MAX], err[256] = "";
-    memset(op, 0, sizeof(*op));
-    const char *id = gem_client_model_id(model);
-    if (!id || !body) {
-        gem_client_reject(c, res, what, !id ? "invalid model id" : "no request body");
-        return;
-    }
-    if (!gem_client_fmt_url(url, sizeof(url), "%s/%s/models/%s:asyncBatchEmbedContent", c->base,
-                            c->version, id)) {
-        gem_client_reject(c, res, what, "URL too long");
-        return;
-    }
-    struct req r = {what, "POST",     url,  body, len,  JSON_CTYPE,
-                    NULL, REQ_CREATE, NULL, NULL, NULL, NULL};
-    if (gem_client_perform(c, &r, res) &&
-        !gem_parse_operation(gem_client_data_of(&c->body), c->body.len, op, err, sizeof(err)))
-        gem_client_body_unusable(c, &r, &c->body, err, res);
-}
-
-/* A batch GET's body, parsed as it arrives (never held whole), within the client's cap. */
+/* An Operation's body, parsed as it arrives (never held whole), within the client's cap. */
 struct op_feed {
     struct gem_op_stream st;
     size_t seen, max;
@@ -47,11 +24,60 @@ static bool op_feed(void *ud, const char *p, size_t n)
     return gem_op_stream_feed(&f->st, p, n);
 }
 
-static void do_get_batch(struct gem_client *c, const char *name, struct gem_operation *op,
-                         struct gem_call *res)
+/* Perform r with its 2xx body streamed into f, then parse it into op. */
+static void perform_op(struct gem_client *c, struct req *r, struct op_feed *f,
+                       struct gem_operation *op, struct gem_call *res)
+{
+    char err[256] = "";
+    bool json = false, limit = false;
+    const char *why;
+    r->feed = op_feed;
+    r->feed_ud = f;
+    f->max = c->max_response;
+    if (gem_client_perform(c, r, res)) {
+        if (!gem_op_stream_finish(&f->st, op, &json, err, sizeof(err)))
+            gem_client_body_unusable_as(c, r, json, err, res);
+    } else if (f->over) {
+        res->outcome = r->kind == REQ_CREATE ? GEM_UNKNOWN : GEM_FATAL;
+        gem_client_set_detail(c, res, "%s: response larger than %zu bytes", r->op, f->max);
+    } else if ((why = gem_op_stream_error(&f->st, &limit))) {
+        /* refused on the way: mangled (worth another GET) or beyond reason */
+        gem_client_body_unusable_as(c, r, limit, why, res);
+        if (limit && r->kind != REQ_CREATE)
+            res->outcome = GEM_FATAL;
+    }
+    gem_op_stream_cleanup(&f->st);
+}
+
+static void do_create_batch(struct gem_client *c, const char *model, const char *body, size_t len,
+                            struct gem_operation *op, struct gem_call *res)
+{
+    static const char what[] = "create batch";
+    char url[URL_MAX];
+    memset(op, 0, sizeof(*op));
+    const char *id = gem_client_model_id(model);
+    if (!id || !body) {
+        gem_client_reject(c, res, what, !id ? "invalid model id" : "no request body");
+        return;
+    }
+    if (!gem_client_fmt_url(url, sizeof(url), "%s/%s/models/%s:asyncBatchEmbedContent", c->base,
+                            c->version, id)) {
+        gem_client_reject(c, res, what, "URL too long");
+        return;
+    }
+    struct req r = {what, "POST",     url,  body, len,  JSON_CTYPE,
+                    NULL, REQ_CREATE, NULL, NULL, NULL, NULL};
+    /* a batch done at once may carry its results in the answer: not needed here */
+    struct op_feed f = {0};
+    gem_op_stream_init_mode(&f.st, GEM_RESULTS_DROP, NULL);
+    perform_op(c, &r, &f, op, res);
+}
+
+static void do_get_batch(struct gem_client *c, const char *name, const struct gem_result_sink *sink,
+                         struct gem_operation *op, struct gem_call *res)
 {
     static const char what[] = "get batch";
-    char url[URL_MAX], err[256] = "";
+    char url[URL_MAX];
     memset(op, 0, sizeof(*op));
     if (!gem_client_valid_name(name, "batches/") ||
         !gem_client_fmt_url(url, sizeof(url), "%s/%s/%s", c->base, c->version, name)) {
@@ -59,24 +85,10 @@ static void do_get_batch(struct gem_client *c, const char *name, struct gem_oper
         return;
     }
     /* a succeeded batch's body holds its inline results: hundreds of MB */
-    struct op_feed f = {.max = c->max_response};
-    gem_op_stream_init(&f.st);
-    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, NULL, op_feed, &f, NULL};
-    bool json = false, limit = false;
-    const char *why;
-    if (gem_client_perform(c, &r, res)) {
-        if (!gem_op_stream_finish(&f.st, op, &json, err, sizeof(err)))
-            gem_client_body_unusable_as(c, &r, json, err, res);
-    } else if (f.over) {
-        res->outcome = GEM_FATAL;
-        gem_client_set_detail(c, res, "%s: response larger than %zu bytes", what, f.max);
-    } else if ((why = gem_op_stream_error(&f.st, &limit))) {
-        /* refused on the way: mangled (worth another GET) or beyond reason */
-        gem_client_body_unusable_as(c, &r, limit, why, res);
-        if (limit)
-            res->outcome = GEM_FATAL;
-    }
-    gem_op_stream_cleanup(&f.st);
+    struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, NULL, NULL, NULL, NULL};
+    struct op_feed f = {0};
+    gem_op_stream_init_mode(&f.st, sink ? GEM_RESULTS_SINK : GEM_RESULTS_KEEP, sink);
+    perform_op(c, &r, &f, op, res);
 }
 
 static void do_list_batches(struct gem_client *c, int page_size, const char *page_token,
@@ -165,7 +177,15 @@ void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation 
                    struct gem_call *res)
 {
     gem_client_begin(c, GEM_EP_GET);
-    do_get_batch(c, name, op, res);
+    do_get_batch(c, name, NULL, op, res);
+    gem_client_end(c, res);
+}
+
+void gem_get_batch_to(struct gem_client *c, const char *name, const struct gem_result_sink *sink,
+                      struct gem_operation *op, struct gem_call *res)
+{
+    gem_client_begin(c, GEM_EP_GET);
+    do_get_batch(c, name, sink, op, res);
     gem_client_end(c, res);
 }
 

@@ -100,12 +100,18 @@ struct gem_client *gem_client_new(const struct gem_client_opts *o);
 void gem_client_free(struct gem_client *c);
 
 /* POST models/{model}:asyncBatchEmbedContent with a body from gem_build_batch
- * (or a file-based body). On GEM_OK op is filled (caller frees it). */
+ * (or a file-based body). On GEM_OK op is filled (caller frees it); results
+ * in the answer (a batch done at once) are read as they arrive and dropped. */
 void gem_create_batch(struct gem_client *c, const char *model, const char *body, size_t len,
                       struct gem_operation *op, struct gem_call *res);
-/* GET {name} ("batches/<id>"). */
+/* GET {name} ("batches/<id>"); inline results are kept in op. */
 void gem_get_batch(struct gem_client *c, const char *name, struct gem_operation *op,
                    struct gem_call *res);
+/* The same, with inline results handed to sink one at a time as they arrive
+ * (op->results stays empty; memory: one result). What the sink got is only
+ * good once the call ends with GEM_OK and op says the batch succeeded. */
+void gem_get_batch_to(struct gem_client *c, const char *name, const struct gem_result_sink *sink,
+                      struct gem_operation *op, struct gem_call *res);
 /* GET batches?pageSize=&pageToken= (token may be NULL or "", and may be next_token itself). */
 void gem_list_batches(struct gem_client *c, int page_size, const char *page_token,
                       struct gem_operation **ops, size_t *n, char *next_token, size_t token_len,

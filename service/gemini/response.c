@@ -250,9 +250,65 @@ static json_object *slim_root(struct jslim *js, char *err, size_t errlen)
 
 void gem_op_stream_init(struct gem_op_stream *s)
 {
+    gem_op_stream_init_mode(s, GEM_RESULTS_KEEP, NULL);
+}
+
+/* Which copy of a batch's results list an array is: 1 response.inlinedResponses,
+ * 2 metadata.output.inlinedResponses, 3 response.output.inlinedResponses (the
+ * order of output_member), each nested twice on the wire or bare; 0 none. */
+static int results_array(void *ud, const struct jslim *js)
+{
+    static const char *const paths[][4] = {
+        {"response", "inlinedResponses", "inlinedResponses", NULL},
+        {"metadata", "output", "inlinedResponses", "inlinedResponses"},
+        {"response", "output", "inlinedResponses", "inlinedResponses"},
+    };
+    static const int len[] = {3, 4, 4};
+    (void)ud;
+    for (int i = 0; i < 3; i++)
+        if (jslim_path_is(js, paths[i], len[i]) || jslim_path_is(js, paths[i], len[i] - 1))
+            return i + 1;
+    return 0;
+}
+
+/* One complete element of a results list: parsed and handed to the sink. */
+static bool results_element(void *ud, struct jslim *js, int source, const char *p, size_t n)
+{
+    struct gem_op_stream *s = ud;
+    if (!s->sink || s->bad || (s->source && source != s->source))
+        return true; /* dropped, or another copy of the list */
+    s->source = source;
+    char why[200] = "";
+    json_object *item = gem_json_parse_body(p, n, why, sizeof(why));
+    struct gem_result r;
+    bool ok = item && parse_item(item, gem_json_dig(item, "metadata", "key", NULL), &r, js, why,
+                                 sizeof(why));
+    json_object_put(item);
+    if (!ok) { /* the body fails at finish, as when the results are kept */
+        s->bad = true;
+        snprintf(s->bad_err, sizeof(s->bad_err), "inline result %zu: %s", s->streamed, why);
+        return true;
+    }
+    ok = s->sink->result(s->sink->ud, &r);
+    gem_result_free(&r);
+    s->streamed++;
+    s->refused = !ok;
+    return ok;
+}
+
+void gem_op_stream_init_mode(struct gem_op_stream *s, enum gem_results_mode mode,
+                             const struct gem_result_sink *sink)
+{
+    memset(s, 0, sizeof(*s));
     s->js = calloc(1, sizeof(*s->js));
-    if (s->js)
-        jslim_init(s->js, GEM_SLIM_MAX);
+    if (!s->js)
+        return;
+    jslim_init(s->js, GEM_SLIM_MAX);
+    if (mode == GEM_RESULTS_KEEP)
+        return;
+    s->sink = mode == GEM_RESULTS_SINK ? sink : NULL;
+    struct jslim_hooks h = {results_array, results_element, s};
+    jslim_set_hooks(s->js, &h);
 }
 
 bool gem_op_stream_feed(struct gem_op_stream *s, const char *p, size_t n)
@@ -276,6 +332,12 @@ bool gem_op_stream_finish(struct gem_op_stream *s, struct gem_operation *op, boo
     *json = true;
     bool ok = parse_op(o, op, s->js, true, err, errlen);
     json_object_put(o);
+    if (ok && s->bad) {
+        gem_operation_free(op);
+        op->has_inline = false;
+        gem_json_fail(err, errlen, "%s", s->bad_err);
+        return false;
+    }
     return ok;
 }
 
@@ -284,6 +346,8 @@ const char *gem_op_stream_error(const struct gem_op_stream *s, bool *limit)
     *limit = s->js && s->js->limit;
     if (!s->js)
         return "out of memory";
+    if (s->refused)
+        return "a result could not be kept";
     return s->js->err[0] ? s->js->err : NULL;
 }
 

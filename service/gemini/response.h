@@ -55,17 +55,49 @@ bool gem_parse_operation(const char *body, size_t len, struct gem_operation *op,
 /* The same, fed in pieces as they arrive (a GET of a batch whose inline
  * results run to hundreds of megabytes): the numbers of every "values" array
  * become float32 at once, the rest is parsed when the body is complete.
- * Memory: the vectors plus a slim copy of everything else. */
+ * Memory: the vectors plus a slim copy of everything else; or, when the
+ * results are dropped or handed to a sink as they arrive, one result and the
+ * slim copy of everything but the results. */
 struct jslim;
+
+/* Who takes a batch's inline results one at a time as they arrive. */
+struct gem_result_sink {
+    /* One result (borrowed for the call), in response order. Of the copies
+     * of the list a body holds (response.inlinedResponses and
+     * metadata.output.inlinedResponses, shared/gemini-batch-api.md §3), only
+     * the first that has a result is handed over. false stops the body (the
+     * GET then fails as refused). */
+    bool (*result)(void *ud, const struct gem_result *r);
+    void *ud;
+};
+
+enum gem_results_mode {
+    GEM_RESULTS_KEEP, /* op->results holds them */
+    GEM_RESULTS_DROP, /* not kept (a create's answer; its results are not needed) */
+    GEM_RESULTS_SINK, /* handed to a sink as they arrive; op->results stays empty */
+};
+
 struct gem_op_stream {
     struct jslim *js;
+    const struct gem_result_sink *sink; /* GEM_RESULTS_SINK */
+    int source;                         /* the copy of the list handed over; 0: none yet */
+    size_t streamed;                    /* results handed to the sink */
+    bool bad;                           /* a result was malformed: nothing more is handed over */
+    bool refused;                       /* the sink refused a result */
+    char bad_err[240];                  /* why */
 };
 #define GEM_SLIM_MAX ((size_t)256 << 20) /* the body without its vectors */
+/* GEM_RESULTS_KEEP */
 void gem_op_stream_init(struct gem_op_stream *s);
+/* sink: for GEM_RESULTS_SINK (kept, not copied); NULL otherwise. */
+void gem_op_stream_init_mode(struct gem_op_stream *s, enum gem_results_mode mode,
+                             const struct gem_result_sink *sink);
 /* false once the body is known not to be JSON (or memory ran out); finish says why */
 bool gem_op_stream_feed(struct gem_op_stream *s, const char *p, size_t n);
 /* The body is complete: parse it into op. *json: it was well-formed JSON
- * (false means truncated or mangled, worth fetching again). */
+ * (false means truncated or mangled, worth fetching again). Streamed or
+ * dropped results leave op->has_inline set and op->results empty; a
+ * malformed one fails here, as when kept. */
 bool gem_op_stream_finish(struct gem_op_stream *s, struct gem_operation *op, bool *json, char *err,
                           size_t errlen) SVC_MUSTCHECK;
 /* Why feeding was refused (NULL while it was not); *limit: for its size, not its syntax. */

@@ -59,8 +59,9 @@ struct job_row {
 
 extern const char *const jobs_batch_states[7];
 
-/* JOBS_IN_USE: the job holds the current version of a collection's documents. */
-enum jobs_result { JOBS_OK, JOBS_NOT_FOUND, JOBS_CONFLICT, JOBS_ERROR, JOBS_IN_USE };
+/* JOBS_IN_USE: the job holds the current version of a collection's documents.
+ * JOBS_LIMIT: a new job passed its chunk limit (store/jobs_ingest.h). */
+enum jobs_result { JOBS_OK, JOBS_NOT_FOUND, JOBS_CONFLICT, JOBS_ERROR, JOBS_IN_USE, JOBS_LIMIT };
 
 /* The job id of key key_id (another key's job is JOBS_NOT_FOUND). */
 enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_row *out, char *err,

@@ -130,11 +130,10 @@ static bool copy_rows(PGconn *c, const char *sql, const struct buf *b, const cha
 #define INGEST_DOCS_BATCH (4u << 20)
 #define INGEST_CHUNK_SEND (256u << 10) /* chunk rows handed to libpq at a time */
 
-struct seen { /* one document id, by hash (exactness is checked on a hit) */
-    uint64_t hash;
-    uint32_t index_plus1; /* 0: empty slot */
-};
-
+/* The duplicate-id check keeps one 64-bit hash per document (0 marks an
+ * empty slot), in an open-addressing table at most 3/4 full: 8 bytes per slot,
+ * 11 to 21 bytes per document (~134 MB at 10,000,000 documents). */
+#define SEEN_EMPTY 0
 /*
  * A collection job compares each document with the collection's stored one
  * before chunking it (an unchanged document costs a hash and a lookup, no
@@ -159,9 +158,12 @@ struct jobs_ingest {
     bool copying;            /* the chunks COPY is open */
     size_t n_docs;           /* documents added so far */
     int64_t seq, tokens;
-    struct seen *seen; /* open addressing, at most half full */
+    uint64_t *seen; /* id hashes, open addressing (SEEN_EMPTY: free) */
     size_t seen_cap;
-    char key[24]; /* the API key's id, as text */
+    int64_t max_chunks; /* the job's chunk limit */
+    bool over_chunks;   /* a document passed it: the ingest can only be aborted */
+    size_t over_doc;    /* that document */
+    char key[24];       /* the API key's id, as text */
     char model[64], task[32];
     const struct model_facts *facts; /* the model's limit and prompt (models.h) */
     struct identity_space sp;
@@ -190,20 +192,20 @@ static uint64_t id_hash(const char *s, size_t n)
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
-    return h;
+    return h == SEEN_EMPTY ? 1 : h;
 }
 
 static bool seen_grow(struct jobs_ingest *in)
 {
     size_t cap = in->seen_cap ? in->seen_cap * 2 : 1024;
-    struct seen *t = calloc(cap, sizeof(*t));
+    uint64_t *t = calloc(cap, sizeof(*t));
     if (!t)
         return false;
     for (size_t i = 0; i < in->seen_cap; i++) {
-        if (!in->seen[i].index_plus1)
+        if (in->seen[i] == SEEN_EMPTY)
             continue;
-        size_t k = (size_t)in->seen[i].hash & (cap - 1);
-        while (t[k].index_plus1)
+        size_t k = (size_t)in->seen[i] & (cap - 1);
+        while (t[k] != SEEN_EMPTY)
             k = (k + 1) & (cap - 1);
         t[k] = in->seen[i];
     }
@@ -276,21 +278,27 @@ static bool ingest_flush(struct jobs_ingest *in, char *err, size_t errlen)
     return ok;
 }
 
-/* Whether the stored doc_id of document index i (already flushed) is id. */
-static bool stored_doc_id_is(struct jobs_ingest *in, size_t i, const char *id, size_t len,
-                             bool *same, char *err, size_t errlen)
+/* The index of the (flushed) document of this job whose id is id; *found
+ * false when there is none (a hash collision). */
+static bool stored_doc_index(struct jobs_ingest *in, const char *id, size_t len, bool *found,
+                             size_t *index, char *err, size_t errlen)
 {
-    char idx[24];
-    snprintf(idx, sizeof(idx), "%zu", i);
-    const char *vals[2] = {in->id, idx};
+    char *idz = strndup(id, len);
+    if (!idz) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    const char *vals[2] = {in->id, idz};
     PGresult *r =
-        PQexecParams(in->c, "SELECT doc_id FROM documents WHERE job_id = $1 AND doc_index = $2", 2,
+        PQexecParams(in->c, "SELECT doc_index FROM documents WHERE job_id = $1 AND doc_id = $2", 2,
                      NULL, vals, NULL, NULL, 0);
-    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    free(idz);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
         db_error(r, in->c, "could not check document ids", err, errlen);
-    else
-        *same = (size_t)PQgetlength(r, 0, 0) == len && memcmp(PQgetvalue(r, 0, 0), id, len) == 0;
+    *found = ok && PQntuples(r) == 1;
+    if (*found)
+        *index = (size_t)db_int(PQgetvalue(r, 0, 0));
     PQclear(r);
     return ok;
 }
@@ -299,36 +307,38 @@ static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen);
 
 /*
  * Whether d->id was already used in this job; records it otherwise. Only a
- * 16-byte entry per document is kept (1.6 MB for 100,000 documents), not the
- * ids: a hash hit is confirmed against the stored row, so the answer is exact
- * and names the first occurrence, like the JSON body's check. The UNIQUE
- * (job_id, doc_id) constraint stays as the last line of defence.
+ * hash per document is kept (see SEEN_EMPTY), not the ids: a hash hit is
+ * confirmed against the stored rows (by the UNIQUE (job_id, doc_id) index),
+ * so the answer is exact and names the first occurrence, like the JSON
+ * body's check. That constraint stays as the last line of defence.
  */
 static enum jobs_result ingest_check_id(struct jobs_ingest *in, const struct ingest_doc *d,
                                         size_t *dup_of, char *err, size_t errlen)
 {
-    if ((in->n_docs + 1) * 2 > in->seen_cap && !seen_grow(in)) {
+    if ((in->n_docs + 1) * 4 > in->seen_cap * 3 && !seen_grow(in)) {
         snprintf(err, errlen, "out of memory");
         return JOBS_ERROR;
     }
     uint64_t h = id_hash(d->id, d->id_len);
     size_t k = (size_t)h & (in->seen_cap - 1);
-    for (; in->seen[k].index_plus1; k = (k + 1) & (in->seen_cap - 1)) {
-        if (in->seen[k].hash != h)
+    bool checked = false;
+    for (; in->seen[k] != SEEN_EMPTY; k = (k + 1) & (in->seen_cap - 1)) {
+        if (in->seen[k] != h || checked)
             continue;
-        /* a duplicate or (rarely) a hash collision: compare with the stored id */
+        /* a duplicate or (rarely) a hash collision: look the id up */
         if (!(in->coll[0] ? queue_resolve(in, err, errlen) : ingest_flush(in, err, errlen)))
             return JOBS_ERROR;
-        bool same = false;
-        size_t first = in->seen[k].index_plus1 - 1;
-        if (!stored_doc_id_is(in, first, d->id, d->id_len, &same, err, errlen))
+        bool found = false;
+        size_t first = 0;
+        if (!stored_doc_index(in, d->id, d->id_len, &found, &first, err, errlen))
             return JOBS_ERROR;
-        if (same) {
+        if (found) {
             *dup_of = first;
             return JOBS_CONFLICT;
         }
+        checked = true; /* a collision: the id is new; find a free slot */
     }
-    in->seen[k] = (struct seen){h, (uint32_t)(in->n_docs + 1)};
+    in->seen[k] = h;
     return JOBS_OK;
 }
 
@@ -399,6 +409,12 @@ static bool store_doc(struct jobs_ingest *in, size_t i, const struct ingest_doc 
     } else if (chunks && !chunker_split(d->text, d->text_len, &o, &ch, &nc)) {
         return false;
     }
+    if (in->seq + (int64_t)nc > in->max_chunks) {
+        free(ch);
+        in->over_chunks = true;
+        in->over_doc = i;
+        return false;
+    }
     struct buf *db = &in->docs, *cb = &in->chunks;
     bool ok = buf_printf(db, "%s\t%zu\t", in->id, i) && copy_text(db, d->id, d->id_len) &&
               buf_putc(db, '\t') &&
@@ -438,6 +454,7 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
         return NULL;
     }
     in->c = c;
+    in->max_chunks = INT32_MAX; /* what seq holds */
     in->facts = models_find(spec->model);
     if (!in->facts) {
         snprintf(err, errlen, "unknown model \"%.60s\"", spec->model);
@@ -496,6 +513,11 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
         return NULL;
     }
     return in;
+}
+
+void jobs_ingest_limit_chunks(struct jobs_ingest *in, int64_t max_chunks)
+{
+    in->max_chunks = max_chunks > 0 && max_chunks < INT32_MAX ? max_chunks : INT32_MAX;
 }
 
 bool jobs_ingest_webhook(struct jobs_ingest *in, const char *url, int degraded_below,
@@ -623,6 +645,12 @@ static bool upserts_send(struct jobs_ingest *in, char *err, size_t errlen)
     return ok;
 }
 
+static void over_chunks_err(const struct jobs_ingest *in, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "document %zu brings the job past %lld chunks", in->over_doc,
+             (long long)in->max_chunks);
+}
+
 /* Append to a text-array literal being built ("{" first). */
 static bool arr_add(struct buf *b, size_t n, const char *s)
 {
@@ -696,7 +724,9 @@ static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen)
         }
     }
     PQclear(r);
-    if (!ok)
+    if (!ok && in->over_chunks)
+        over_chunks_err(in, err, errlen);
+    else if (!ok)
         snprintf(err, errlen, "could not store documents: out of memory");
     for (size_t k = 0; k < in->nq; k++)
         qdoc_free(&in->q[k]);
@@ -777,10 +807,16 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
         ok = queue_doc(in, i, d);
         in->n_docs++;
         if (ok && (in->nq == QUEUE_DOCS || in->qbytes >= QUEUE_BYTES))
-            return queue_resolve(in, err, errlen) ? JOBS_OK : JOBS_ERROR;
+            return queue_resolve(in, err, errlen) ? JOBS_OK
+                   : in->over_chunks              ? JOBS_LIMIT
+                                                  : JOBS_ERROR;
     } else {
         ok = store_doc(in, i, d, NULL, true);
         in->n_docs++;
+    }
+    if (!ok && in->over_chunks) {
+        over_chunks_err(in, err, errlen);
+        return JOBS_LIMIT;
     }
     if (!ok) {
         snprintf(err, errlen, "could not chunk documents: out of memory");
@@ -796,39 +832,35 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
 /*
  * Fill the job's pending chunks whose identity already has a vector under
  * the same API key (any earlier job or collection), without calling Google:
- * the vector's bytes are copied, and Google's token count with them.
- *
- * The cost must be the job's size, not the table's, whatever the planner
- * believes of a job whose rows it has not analysed yet (it believes one row).
- * So the probes are correlated subqueries (one index probe per chunk, never
- * a join), no sequential scans, and no nested loops for the one join left
- * (documents with the per-document counts): a nested loop there, between two
- * sides both thought to be one row long, was quadratic (10,000 chunks took
- * 42 s, 100,000 would take an hour). Returns the counts through *n and *tokens.
+ * the vector's bytes are copied, and Google's token count with them. Every
+ * lookup is a subquery run once per pending chunk of the job (an index probe
+ * of chunks_by_identity), never a join: the job's rows are not yet committed,
+ * so the planner's statistics know nothing of them, and a join planned on
+ * those statistics was a nested loop of the job's chunks against themselves
+ * (a 10,000-document upsert spent 20 s here). The documents' counters follow
+ * in a second statement, only when something was reused, each document
+ * counting its own range of chunks. The cost is the job's size, not the
+ * table's. Returns the counts through *n and *tokens.
  */
+#define REUSE_PROBE                                                                                \
+    " FROM chunks s WHERE s.key_id = $2 AND s.identity = c.identity AND s.state = 2 LIMIT 1)"
+#define DOC_REUSED                                                                                 \
+    " FROM chunks c WHERE c.job_id = $1 AND c.seq >= d.first_seq"                                  \
+    " AND c.seq < d.first_seq + d.n_chunks AND c.reused"
 static bool reuse_vectors(struct jobs_ingest *in, int64_t *n, int64_t *tokens, char *err,
                           size_t errlen)
 {
     const char *v[2] = {in->id, in->key};
-    bool ok = db_exec(in->c, "SET LOCAL enable_seqscan = off; SET LOCAL enable_nestloop = off", err,
-                      errlen);
+    bool ok = db_exec(in->c, "SET LOCAL enable_seqscan = off", err, errlen);
     PGresult *r =
-        ok ? PQexecParams(
-                 in->c,
-                 "WITH upd AS (UPDATE chunks c SET (embedding, google_tokens) ="
-                 "   (SELECT s.embedding, s.google_tokens FROM chunks s"
-                 "     WHERE s.key_id = $2 AND s.identity = c.identity AND s.state = 2 LIMIT 1),"
-                 "   state = 2, reused = true"
-                 "   WHERE c.job_id = $1 AND c.state = 0"
-                 "   AND (SELECT true FROM chunks s"
-                 "     WHERE s.key_id = $2 AND s.identity = c.identity AND s.state = 2 LIMIT 1)"
-                 "   RETURNING c.doc_index, coalesce(c.google_tokens, c.tokens) AS t),"
-                 " docs AS (UPDATE documents d SET chunks_done = d.chunks_done + x.n"
-                 "   FROM (SELECT doc_index, count(*) AS n FROM upd GROUP BY doc_index) x"
-                 "   WHERE d.job_id = $1 AND d.doc_index = x.doc_index RETURNING 1)"
-                 " SELECT (SELECT count(*) FROM upd), (SELECT coalesce(sum(t), 0) FROM upd),"
-                 " (SELECT count(*) FROM docs)",
-                 2, NULL, v, NULL, NULL, 0)
+        ok ? PQexecParams(in->c,
+                          "WITH upd AS (UPDATE chunks c SET state = 2, reused = true,"
+                          "   (embedding, google_tokens) = (SELECT s.embedding,"
+                          "   s.google_tokens" REUSE_PROBE "   WHERE c.job_id = $1 AND c.state = 0"
+                          "   AND (SELECT true" REUSE_PROBE
+                          "   RETURNING coalesce(c.google_tokens, c.tokens) AS t)"
+                          " SELECT count(*), coalesce(sum(t), 0) FROM upd",
+                          2, NULL, v, NULL, NULL, 0)
            : NULL;
     ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok && r)
@@ -838,13 +870,35 @@ static bool reuse_vectors(struct jobs_ingest *in, int64_t *n, int64_t *tokens, c
         *tokens = db_int(PQgetvalue(r, 0, 1));
     }
     PQclear(r);
-    return ok && db_exec(in->c, "SET LOCAL enable_seqscan = on; SET LOCAL enable_nestloop = on",
-                         err, errlen);
+    /* a later statement: it sees the chunks just filled */
+    ok = ok && (*n == 0 || exec_params(in->c,
+                                       "UPDATE documents d SET chunks_done = d.chunks_done +"
+                                       " (SELECT count(*)" DOC_REUSED ")"
+                                       " WHERE d.job_id = $1 AND d.n_chunks > 0"
+                                       " AND (SELECT true" DOC_REUSED " LIMIT 1)",
+                                       1, v, "could not count reused vectors", err, errlen));
+    return ok && db_exec(in->c, "SET LOCAL enable_seqscan = on", err, errlen);
+}
+
+enum jobs_result jobs_ingest_settle(struct jobs_ingest *in, char *err, size_t errlen)
+{
+    if (in->over_chunks) {
+        over_chunks_err(in, err, errlen);
+        return JOBS_LIMIT;
+    }
+    if (queue_resolve(in, err, errlen))
+        return JOBS_OK;
+    return in->over_chunks ? JOBS_LIMIT : JOBS_ERROR;
 }
 
 bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], char *err,
                         size_t errlen)
 {
+    if (in->over_chunks) {
+        over_chunks_err(in, err, errlen);
+        jobs_ingest_abort(in);
+        return false;
+    }
     int64_t reused = 0, reused_tokens = 0, deleted = 0;
     bool ok = queue_resolve(in, err, errlen) && ingest_flush(in, err, errlen) &&
               reuse_vectors(in, &reused, &reused_tokens, err, errlen);

@@ -63,8 +63,10 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
                                       size_t errlen) SVC_MUSTCHECK;
 /* Add document number jobs_ingest_documents(in). JOBS_CONFLICT: its id is
  * the id of an earlier document, whose index goes to *dup_of; JOBS_IN_USE:
- * the job also deletes that id (the ingest can only be aborted then, as
- * after JOBS_ERROR). d is not kept. */
+ * the job also deletes that id; JOBS_LIMIT: the job's chunks (this
+ * document's, or a queued one's: err names it) pass its limit (the
+ * ingest can only be aborted after these, as after JOBS_ERROR). d is not
+ * kept. */
 enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc *d, size_t *dup_of,
                                  char *err, size_t errlen) SVC_MUSTCHECK;
 /* A collection job also removes documents ids[0..n) (kept until finish).
@@ -72,6 +74,9 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
  * can only be aborted then). A no-op for a job outside collections. */
 enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *ids, size_t n,
                                     size_t *missing, char *err, size_t errlen) SVC_MUSTCHECK;
+/* At most max_chunks chunks in the job (INT32_MAX, what a seq holds, until
+ * set; <= 0 means that too): the document that passes it is refused. */
+void jobs_ingest_limit_chunks(struct jobs_ingest *in, int64_t max_chunks);
 /* The job's webhook (before finish): its own URL (NULL: its key's default
  * when an event happens) and the job.degraded threshold, percent of
  * finished chunks succeeded (0: never), with the finished chunks needed
@@ -93,6 +98,11 @@ int64_t jobs_ingest_chunks(const struct jobs_ingest *in);
  * NULL with err set on failure (the ingest can only be aborted then). Valid
  * until the next jobs_ingest_* call. */
 PGconn *jobs_ingest_conn(struct jobs_ingest *in, char *err, size_t errlen) SVC_MUSTCHECK;
+/* Store the documents still queued (a collection job's last lookups):
+ * JOBS_LIMIT (err says which document) when the chunks pass the job's limit,
+ * JOBS_ERROR on other failures; the ingest can only be aborted after either.
+ * finish does this too; calling it first tells a limit from other errors. */
+enum jobs_result jobs_ingest_settle(struct jobs_ingest *in, char *err, size_t errlen) SVC_MUSTCHECK;
 /* The API key's pending-chunk limit (store/limits.h), checked by finish as
  * the last step of the transaction: when the job's chunks left to send (those
  * not reused) would take the key's pending chunks past lim->max, finish rolls

@@ -7,14 +7,20 @@
 #include <string.h>
 
 /* A job's chunks from seq $2 on, in order, at most $3 rows; binary results,
- * so the vectors arrive as raw bytes with no hex round trip. */
+ * so the vectors arrive as raw bytes with no hex round trip. The page is
+ * taken first (the primary key, in order), then each row's document by its
+ * key, in a subquery the planner keeps (OFFSET 0): a join could be planned as
+ * a scan of every document of the job (a million for a large one) to serve
+ * a page of 100; this costs the page, whatever the statistics. */
 static const char results_sql[] = "SELECT c.seq::int8, c.doc_index, c.chunk_index, c.char_start,"
                                   " c.char_end, c.tokens, c.state::int4, d.doc_id, d.title,"
                                   " d.metadata::text, c.text, c.embedding, c.error"
-                                  " FROM chunks c JOIN documents d"
-                                  "   ON d.job_id = c.job_id AND d.doc_index = c.doc_index"
-                                  " WHERE c.job_id = $1 AND c.seq >= $2::int8"
-                                  " ORDER BY c.seq LIMIT $3::int4";
+                                  " FROM (SELECT * FROM chunks WHERE job_id = $1"
+                                  "   AND seq >= $2::int8 ORDER BY seq LIMIT $3::int4) c"
+                                  " CROSS JOIN LATERAL (SELECT doc_id, title, metadata"
+                                  "   FROM documents WHERE job_id = c.job_id"
+                                  "   AND doc_index = c.doc_index OFFSET 0) d"
+                                  " ORDER BY c.seq";
 
 /* A collection's current vectors: each document's current version, its
  * chunks in order, documents by id, from (doc id $2, chunk index $3) on. The

@@ -50,6 +50,24 @@ void jslim_cleanup(struct jslim *s)
     s->nvec = s->capvec = s->cn = s->ccap = 0;
 }
 
+void jslim_set_hooks(struct jslim *s, const struct jslim_hooks *h)
+{
+    s->hooks = *h;
+}
+
+bool jslim_path_is(const struct jslim *s, const char *const *names, int n)
+{
+    if (s->depth != n + 1 || s->stack[0].kind != '{')
+        return false;
+    for (int i = 0; i < n; i++) {
+        const struct jslim_frame *f = &s->stack[i + 1];
+        size_t l = strlen(names[i]);
+        if (!f->member || l > sizeof(f->name) || f->name_len != l || memcmp(f->name, names[i], l))
+            return false;
+    }
+    return true;
+}
+
 bool jslim_take(struct jslim *s, size_t k, float **v, int *dims, int *bad)
 {
     if (k >= s->nvec || s->vecs[k].taken)
@@ -88,11 +106,36 @@ static bool push(struct jslim *s, unsigned char kind)
 {
     if (s->depth == (int)(sizeof(s->stack) / sizeof(s->stack[0])))
         return fail(s, "nesting deeper than %d", s->depth);
+    const struct jslim_frame *parent = frame(s);
     struct jslim_frame *f = &s->stack[s->depth++];
     f->kind = kind;
     f->expect = kind == '{' ? E_KEY_OR_END : E_VALUE_OR_END;
     f->count = 0;
+    /* the parent object's current member name is its key (kept from the key string) */
+    f->member = parent && parent->kind == '{';
+    f->name_len = 0;
+    if (f->member) {
+        f->name_len = s->keylen > sizeof(f->name) ? 255 : (unsigned char)s->keylen;
+        memcpy(f->name, s->key, s->keylen < sizeof(f->name) ? s->keylen : sizeof(f->name));
+    }
     return true;
+}
+
+/* The current element of the chosen array is complete: hand it over, then
+ * drop its text (and the comma before it) and its vectors. */
+static bool element_done(struct jslim *s)
+{
+    bool ok = true;
+    if (s->hooks.element)
+        ok = s->hooks.element(s->hooks.ud, s, s->el_cls, s->out.data + s->el_start,
+                              s->out.len - s->el_start);
+    s->out.len = s->el_mark;
+    if (s->out.data)
+        s->out.data[s->out.len] = '\0';
+    for (size_t i = s->el_vec; i < s->nvec; i++)
+        free(s->vecs[i].v);
+    s->nvec = s->el_vec;
+    return ok || fail(s, "refused by its reader");
 }
 
 /* a finished "values" array: store its vector, write what stands for it */
@@ -166,14 +209,24 @@ static bool begin_value(struct jslim *s, char kind, bool *key)
             s->cbad = idx;
         return true;
     }
+    if (s->el_depth == s->depth) { /* an element of a chosen array */
+        s->el_mark = s->out.len;
+        s->el_vec = s->nvec;
+        bool ok = idx == 0 || emit_c(s, ',');
+        s->el_start = s->out.len;
+        return ok;
+    }
     return idx == 0 || emit_c(s, ',');
 }
 
-/* A value ended; at depth 0 the text is complete. */
-static void end_value(struct jslim *s)
+/* A value ended (its text written); at depth 0 the text is complete. */
+static bool end_value(struct jslim *s)
 {
     if (!s->depth)
         s->top = TOP_DONE;
+    if (s->el_depth && s->depth == s->el_depth)
+        return element_done(s);
+    return true;
 }
 
 static bool open_container(struct jslim *s, char c)
@@ -196,7 +249,16 @@ static bool open_container(struct jslim *s, char c)
         s->cbad = -1;
         return true;
     }
-    return emit_c(s, c) && push(s, (unsigned char)c);
+    if (!emit_c(s, c) || !push(s, (unsigned char)c))
+        return false;
+    if (c == '[' && !s->capture && !s->el_depth && s->hooks.select) {
+        int cls = s->hooks.select(s->hooks.ud, s);
+        if (cls > 0) {
+            s->el_depth = s->depth;
+            s->el_cls = cls;
+        }
+    }
+    return true;
 }
 
 static bool close_container(struct jslim *s, char c)
@@ -209,6 +271,8 @@ static bool close_container(struct jslim *s, char c)
         return fail(s, "unexpected '%c'", c);
     bool ok;
     int count = f->count;
+    if (s->el_depth == s->depth)
+        s->el_depth = 0; /* the chosen array ends */
     if (s->capture == s->depth) {
         s->depth--;
         ok = end_capture(s, count);
@@ -216,8 +280,7 @@ static bool close_container(struct jslim *s, char c)
         s->depth--;
         ok = emit_c(s, c);
     }
-    end_value(s);
-    return ok;
+    return ok && end_value(s);
 }
 
 static bool punct(struct jslim *s, char c)
@@ -349,8 +412,7 @@ static bool end_number(struct jslim *s)
         }
         return push_float(s, v);
     }
-    end_value(s);
-    return emit(s, s->num, s->numlen);
+    return emit(s, s->num, s->numlen) && end_value(s);
 }
 
 /* characters that can be part of a number */
@@ -368,8 +430,7 @@ static bool end_string(struct jslim *s)
             return fail(s, "a member named \\u0001v");
         return true; /* keylen and key stay for the value that follows */
     }
-    end_value(s);
-    return true;
+    return end_value(s);
 }
 
 static bool is_hex(char c)
@@ -602,8 +663,7 @@ bool jslim_feed(struct jslim *s, const char *p, size_t n)
                 return fail(s, "invalid literal");
             if (s->lit[++s->lit_pos] == '\0') {
                 s->tok = T_WS;
-                end_value(s);
-                if (!emit(s, s->lit, strlen(s->lit)))
+                if (!emit(s, s->lit, strlen(s->lit)) || !end_value(s))
                     return false;
             }
             break;

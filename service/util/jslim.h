@@ -36,9 +36,32 @@ struct jslim_vec {
 };
 
 struct jslim_frame {
-    unsigned char kind;   /* '{' or '[' */
-    unsigned char expect; /* what the grammar wants next in this container */
-    int count;            /* members or elements seen so far */
+    unsigned char kind;     /* '{' or '[' */
+    unsigned char expect;   /* what the grammar wants next in this container */
+    bool member;            /* the container is an object member's value (name below) */
+    unsigned char name_len; /* bytes of its member name as written (255: more than 16) */
+    char name[16];          /* the head of that name */
+    int count;              /* members or elements seen so far */
+};
+
+struct jslim;
+
+/*
+ * Optional: the elements of chosen arrays handed over one at a time, each as
+ * soon as it is complete, and then dropped from the slim text (which keeps
+ * the array, empty) together with its vectors: memory holds one element, not
+ * the array. Not nested: an array inside a chosen array's element is never
+ * chosen.
+ */
+struct jslim_hooks {
+    /* An array begins (it is the innermost frame, s->stack[s->depth - 1]; see
+     * jslim_path_is): a class > 0 chooses it, 0 does not. */
+    int (*select)(void *ud, const struct jslim *s);
+    /* An element of a chosen array of class cls, as slim text p[0..n) (its
+     * vectors taken with jslim_take, before the call returns). NULL: elements
+     * are only dropped. false refuses the text (feeding fails). */
+    bool (*element)(void *ud, struct jslim *s, int cls, const char *p, size_t n);
+    void *ud;
 };
 
 struct jslim {
@@ -66,10 +89,22 @@ struct jslim {
     size_t offset;   /* bytes consumed in all */
     char err[160];   /* why the text was refused; "" while fine */
     bool limit;      /* refused for passing max_out (not for its syntax) */
+    struct jslim_hooks hooks;
+    int el_depth;    /* depth of the chosen array being read; 0 = none */
+    int el_cls;      /* its class */
+    size_t el_mark;  /* out.len before the current element (and its comma) */
+    size_t el_start; /* out.len where the current element's text starts */
+    size_t el_vec;   /* nvec before the current element */
 };
 
 /* Start a slimmer whose slim text may grow to at most max_out bytes. */
 void jslim_init(struct jslim *s, size_t max_out);
+/* Set hooks (before the first feed). */
+void jslim_set_hooks(struct jslim *s, const struct jslim_hooks *h);
+/* Whether the innermost container is at names[0] / names[1] / ... /
+ * names[n-1] under the top-level object: frame i + 1 is the value of member
+ * names[i] (exact names of at most 16 bytes, as written). */
+bool jslim_path_is(const struct jslim *s, const char *const *names, int n);
 /* Free everything, including vectors not taken. */
 void jslim_cleanup(struct jslim *s);
 /* Feed the next piece of the text. false: it is not JSON (or a limit or

@@ -31,9 +31,7 @@
 
 /* ---- writing the JSONL ---- */
 
-/* A new file in dir, unlinked at once: it goes away with its descriptor,
- * whatever happens to the process. -1 with err set on failure. */
-static int spool_open(const char *dir, char *err, size_t errlen)
+int worker_spool_open(const char *dir, char *err, size_t errlen)
 {
     char path[600];
     if (snprintf(path, sizeof(path), "%s/embedd-batch-XXXXXX", dir) >= (int)sizeof(path)) {
@@ -220,7 +218,7 @@ void file_submit(struct worker *w, PGconn *c, struct pipe_batch *b)
 {
     const struct config *cfg = w->wp->cfg;
     char err[512] = "", name[128] = "";
-    int fd = spool_open(w->wp->spool, err, sizeof(err));
+    int fd = worker_spool_open(w->wp->spool, err, sizeof(err));
     if (fd < 0) {
         log_error("batch %s: %s", b->display_name, err);
         worker_retry_later(w, c, b, worker_retry_delay(w, b, -1));

@@ -423,6 +423,8 @@ void worker_map_results(const struct pipe_batch *b, const struct gem_result *r, 
             seq = b->chunks[i].seq;
         else if (!r[i].key || !end || *end || seq < 0)
             continue; /* unmatched: the chunk counts as "no result" */
+        /* every member set: pr may be a reused array (a slice after a slice) */
+        memset(&pr[k], 0, sizeof(pr[k]));
         pr[k].seq = (int32_t)seq;
         pr[k].tokens = -1;
         if (r[i].values && r[i].dims == b->dims) {
@@ -477,11 +479,13 @@ static bool store(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_
     return ok;
 }
 
-/* Results of a succeeded batch, inline or from its output file; true once stored. */
-static bool collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_operation *op)
+/* Results of a succeeded batch, inline (spooled by the GET) or from its
+ * output file; true once stored. Either way a slice at a time. */
+static bool collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct gem_operation *op,
+                    struct inline_spool *sp)
 {
     if (op->has_inline || !op->responses_file[0])
-        return store(w, c, b, op->results, op->n_results);
+        return inline_collect(w, c, b, sp);
     /* the file is stored as it arrives, a slice at a time: whatever its size */
     return file_collect(w, c, b, op->responses_file);
 }
@@ -533,7 +537,13 @@ static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
     struct gem_operation op;
     struct gem_call res;
     memset(&op, 0, sizeof(op));
-    gem_get_batch(w->gem, b->gemini_name, &op, &res);
+    /* a succeeded inline batch's answer holds its results: spooled as they arrive */
+    struct inline_spool sp;
+    inline_spool_init(&sp, w);
+    struct gem_result_sink sink = {inline_spool_result, &sp};
+    gem_get_batch_to(w->gem, b->gemini_name, &sink, &op, &res);
+    if (sp.failed)
+        log_error("batch %s: %s", b->display_name, sp.err);
     worker_count_received(w, c, b, "poll", &res);
     bool ok = true;
     if (res.outcome == GEM_RETRY) {
@@ -552,7 +562,7 @@ static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
     } else {
         switch (op.state) {
         case GEM_STATE_SUCCEEDED:
-            if (collect(w, c, b, &op)) {            /* only once the vectors are safely stored: */
+            if (collect(w, c, b, &op, &sp)) {       /* only once the vectors are safely stored: */
                 file_tidy(w, b, op.responses_file); /* before its batch: it may go with it */
                 tidy(w, b);
             }
@@ -585,6 +595,7 @@ static void poll_batch(struct worker *w, PGconn *c, struct pipe_batch *b)
         }
     }
     gem_operation_free(&op);
+    inline_spool_cleanup(&sp);
     if (!ok)
         log_error("batch %s: %s", b->display_name, err);
 }

@@ -10,6 +10,7 @@
 #include "gemini/client.h"
 #include "store/pipeline.h"
 #include "store/pool.h"
+#include "util/buf.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -76,7 +77,32 @@ void worker_count_received(struct worker *w, PGconn *c, const struct pipe_batch 
 void worker_map_results(const struct pipe_batch *b, const struct gem_result *r, size_t n,
                         bool positional, struct pipe_result *pr, char (*emsg)[300], size_t *k);
 
+/* ---- inline_results.c ---- */
+
+/* The inline results of one GET, spooled as they arrive (never held). */
+struct inline_spool {
+    struct worker *w;
+    int fd;         /* an unlinked file in the spool directory; -1 until the first result */
+    struct buf out; /* records not written yet */
+    uint64_t bytes; /* written so far */
+    size_t n;       /* results spooled */
+    size_t keyless; /* of which without a key */
+    bool failed;    /* a result could not be spooled (err says why) */
+    char err[256];
+};
+void inline_spool_init(struct inline_spool *s, struct worker *w);
+void inline_spool_cleanup(struct inline_spool *s);
+/* A gem_result_sink's result callback (ud: the spool). */
+bool inline_spool_result(void *ud, const struct gem_result *r);
+/* The batch succeeded with the results in s: store them a slice at a time,
+ * then close the batch (chunks without a result go back); true once done. */
+bool inline_collect(struct worker *w, PGconn *c, struct pipe_batch *b, struct inline_spool *s);
+
 /* ---- file_batch.c ---- */
+
+/* A new file in dir, unlinked at once: it goes away with its descriptor,
+ * whatever happens to the process. -1 with err set on failure. */
+int worker_spool_open(const char *dir, char *err, size_t errlen);
 
 /* A new file intent: its JSONL written to the spool a page of chunks at a
  * time, uploaded (resuming broken pieces), recorded on the batch row, then

@@ -396,21 +396,8 @@ Test(ndjson, ingest_late_errors_roll_back_flushed_batches)
 
 Test(ndjson, ingest_limits)
 {
-    /* more documents than the limit: 422 at document 100,001 */
-    struct buf b;
-    buf_init(&b, SIZE_MAX / 2);
-    cr_assert(buf_puts(&b, "{}\n"));
-    for (int i = 0; i <= 100000; i++)
-        cr_assert(buf_printf(&b, "{\"id\":\"%d\",\"text\":\"t\"}\n", i));
+    /* more documents than job-max-documents: tests/api/test_job_limits.c */
     struct simh_resp r;
-    call(&r, "POST", "/v1/jobs", "application/x-ndjson", NULL, b.data, b.len);
-    struct bad_case many = {"too many",           NULL,         422,
-                            "too_many_documents", "/documents", "(line 100002)"};
-    expect_problem(&r, &many);
-    simh_resp_free(&r);
-    cr_assert_eq(count_stored(), 0);
-    buf_cleanup(&b);
-
     /* a declared length over max-stream-bytes is refused before anything is read */
     char url[128], auth[128];
     snprintf(url, sizeof(url), "%s/v1/jobs", svc.base);

@@ -718,4 +718,9 @@ Test(pipeline, store_plans_cost_the_batch)
     cr_assert_null(strstr(plan, "Seq Scan on chunks"), "%s", plan);
     cr_assert_null(strstr(plan, "Seq Scan on documents"), "%s", plan);
     cr_assert_null(strstr(plan, "Hash Join"), "%s", plan);
+    /* each result finds its row (by key, in a subquery the planner keeps),
+     * then the row is updated by its ctid: no scan of the job's or the
+     * batch's rows per result */
+    cr_assert_not_null(strstr(plan, "Tid Scan on chunks"), "%s", plan);
+    cr_assert_not_null(strstr(plan, "Tid Scan on documents"), "%s", plan);
 }

@@ -54,10 +54,13 @@ static void check_str(const char *s, size_t len, size_t max)
     CHECK(utf8_valid(s, len));
 }
 
+/* small limits, so that the fuzzer reaches them */
+static const struct job_limits lim = {100, 10};
+
 static void check_ok(const struct job_request *r)
 {
     CHECK(r->root != NULL);
-    CHECK(r->n_docs >= 1 && r->n_docs <= JOB_MAX_DOCUMENTS);
+    CHECK(r->n_docs >= 1 && r->n_docs <= lim.documents);
     CHECK(r->docs != NULL);
     const struct model_facts *m = models_find(r->model);
     CHECK(m != NULL && m->batch);
@@ -196,7 +199,7 @@ static void check_stream(const uint8_t *data, size_t size, uint32_t seed, bool w
     struct taken t;
     memset(&t, 0, sizeof(t));
     struct job_stream js;
-    job_stream_init(&js, size + 16, &ops, &t);
+    job_stream_init(&js, size + 16, &lim, &ops, &t);
     uint32_t x = seed;
     for (size_t off = 0; off < size;) {
         x = x * 1103515245u + 12345u;
@@ -250,7 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct job_request r;
     struct job_req_error e;
-    bool ok = job_request_parse((const char *)data, size, &r, &e);
+    bool ok = job_request_parse((const char *)data, size, &lim, &r, &e);
     if (ok)
         check_ok(&r);
     else

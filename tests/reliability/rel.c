@@ -445,42 +445,58 @@ static void audit_job(struct rel *r, json_object *job, struct rel_audit *a)
     const char *model = simh_str(job, "settings.model");
     const char *task = simh_str(job, "settings.task_type");
     cr_assert(dims > 0 && model && task, "job %s representation", id);
-    /* the chunks themselves, in binary so that vectors come as raw bytes */
-    const char *v[1] = {id};
-    PGresult *res = PQexecParams(r->db.conn,
-                                 "SELECT state::text, text, embedding, error FROM chunks"
-                                 " WHERE job_id = $1 ORDER BY seq",
-                                 1, NULL, v, NULL, NULL, 1);
-    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(r->db.conn));
-    cr_assert_eq(PQntuples(res), total, "job %s: chunk rows match the total", id);
+    /* the chunks themselves, in binary so that vectors come as raw bytes, a
+     * page at a time (a job of a million chunks is gigabytes) */
     float *exp = malloc(sizeof(float) * 3072);
-    long n_ok = 0, n_bad = 0;
-    for (int i = 0; i < PQntuples(res); i++) {
-        int st = (int)strtol(PQgetvalue(res, i, 0), NULL,
-                             10); /* text column in binary format: raw text */
-        if (st == 3) {
-            cr_assert(!PQgetisnull(res, i, 3), "job %s chunk %d failed without a reason", id, i);
-            cr_assert(PQgetisnull(res, i, 2), "a failed chunk has no vector");
-            n_bad++;
-            continue;
+    long n_ok = 0, n_bad = 0, rows = 0;
+    for (int32_t after = -1;;) {
+        char from[16];
+        snprintf(from, sizeof(from), "%d", after);
+        const char *v[2] = {id, from};
+        PGresult *res =
+            PQexecParams(r->db.conn,
+                         "SELECT seq, state::text, text, embedding, error FROM chunks"
+                         " WHERE job_id = $1 AND seq > $2::int ORDER BY seq LIMIT 20000",
+                         2, NULL, v, NULL, NULL, 1);
+        cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(r->db.conn));
+        int n = PQntuples(res);
+        for (int i = 0; i < n; i++) {
+            const unsigned char *sq = (const unsigned char *)PQgetvalue(res, i, 0);
+            after = (int32_t)((uint32_t)sq[0] << 24 | (uint32_t)sq[1] << 16 | (uint32_t)sq[2] << 8 |
+                              (uint32_t)sq[3]);
+            int st = (int)strtol(PQgetvalue(res, i, 1), NULL,
+                                 10); /* text column in binary format: raw text */
+            if (st == 3) {
+                cr_assert(!PQgetisnull(res, i, 4), "job %s chunk %d failed without a reason", id,
+                          after);
+                cr_assert(PQgetisnull(res, i, 3), "a failed chunk has no vector");
+                n_bad++;
+                continue;
+            }
+            cr_assert_eq(st, 2, "job %s chunk %d is in state %d", id, after, st);
+            cr_assert(!PQgetisnull(res, i, 3), "job %s chunk %d succeeded without a vector", id,
+                      after);
+            cr_assert_eq(PQgetlength(res, i, 3), dims * 4, "job %s chunk %d: vector length", id,
+                         after);
+            expected_vector(model, task, PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2),
+                            dims, normalize, exp);
+            const unsigned char *e = (const unsigned char *)PQgetvalue(res, i, 3);
+            for (int k = 0; k < dims; k++) {
+                float got = le_float(e + 4 * k);
+                if (memcmp(&got, &exp[k], 4) != 0)
+                    cr_assert_fail("job %s chunk %d dim %d: stored %.9g, simulator's %.9g", id,
+                                   after, k, (double)got, (double)exp[k]);
+            }
+            n_ok++;
+            a->vectors_checked++;
         }
-        cr_assert_eq(st, 2, "job %s chunk %d is in state %d", id, i, st);
-        cr_assert(!PQgetisnull(res, i, 2), "job %s chunk %d succeeded without a vector", id, i);
-        cr_assert_eq(PQgetlength(res, i, 2), dims * 4, "job %s chunk %d: vector length", id, i);
-        expected_vector(model, task, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1), dims,
-                        normalize, exp);
-        const unsigned char *e = (const unsigned char *)PQgetvalue(res, i, 2);
-        for (int k = 0; k < dims; k++) {
-            float got = le_float(e + 4 * k);
-            if (memcmp(&got, &exp[k], 4) != 0)
-                cr_assert_fail("job %s chunk %d dim %d: stored %.9g, simulator's %.9g", id, i, k,
-                               (double)got, (double)exp[k]);
-        }
-        n_ok++;
-        a->vectors_checked++;
+        PQclear(res);
+        rows += n;
+        if (n < 20000)
+            break;
     }
     free(exp);
-    PQclear(res);
+    cr_assert_eq(rows, total, "job %s: chunk rows match the total", id);
     cr_assert_eq(n_ok, ok, "job %s: succeeded chunks match its stats", id);
     cr_assert_eq(n_bad, bad, "job %s: failed chunks match its stats", id);
 }

@@ -1,5 +1,5 @@
 /*
- * test_webhooks_crash.c: scenario 10. Webhooks at least once across crashes
+ * test_webhooks_crash.c: scenario 13. Webhooks at least once across crashes
  * and replicas. Two embedd serve processes share one database and a dozen
  * jobs with webhooks; the receiver (in this process) refuses every delivery
  * with 503 at first, so each job ends with its event committed in the

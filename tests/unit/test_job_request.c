@@ -16,6 +16,8 @@ struct bad_case {
     char pointer[48];
 };
 
+static const struct job_limits lim = {100000, 100000};
+
 #define D1 "\"documents\":[{\"id\":\"a\",\"text\":\"hello\"}]"
 
 ParameterizedTestParameters(job_request, rejects)
@@ -78,7 +80,8 @@ ParameterizedTest(struct bad_case *c, job_request, rejects)
 {
     struct job_request r;
     struct job_req_error e;
-    cr_assert_not(job_request_parse(c->body, strlen(c->body), &r, &e), "accepted: %s", c->body);
+    cr_assert_not(job_request_parse(c->body, strlen(c->body), &lim, &r, &e), "accepted: %s",
+                  c->body);
     cr_assert_eq(e.status, c->status, "%s: status %d (%s: %s)", c->body, e.status, e.code,
                  e.detail);
     cr_assert_str_eq(e.code, c->code, "%s: %s", c->body, e.detail);
@@ -94,7 +97,7 @@ Test(job_request, defaults_and_borrowed_fields)
         "\"metadata\":{\"lang\":\"fr\",\"n\":[1,2]}},{\"id\":\"d2\",\"text\":\"b\"}]}";
     struct job_request r;
     struct job_req_error e;
-    cr_assert(job_request_parse(body, strlen(body), &r, &e), "%s", e.detail);
+    cr_assert(job_request_parse(body, strlen(body), &lim, &r, &e), "%s", e.detail);
     cr_assert_str_eq(r.model, "gemini-embedding-001");
     cr_assert_str_eq(r.task_type, "RETRIEVAL_DOCUMENT");
     cr_assert_eq(r.output_dimensionality, 768);
@@ -121,7 +124,7 @@ Test(job_request, options_are_read)
         "\"priority\":-5,\"normalize\":false,\"chunking\":{\"max_chars\":500,\"overlap_chars\":0}}";
     struct job_request r;
     struct job_req_error e;
-    cr_assert(job_request_parse(body, strlen(body), &r, &e), "%s", e.detail);
+    cr_assert(job_request_parse(body, strlen(body), &lim, &r, &e), "%s", e.detail);
     cr_assert_str_eq(r.display_name, "n");
     cr_assert_str_eq(r.task_type, "CLUSTERING");
     cr_assert_eq(r.output_dimensionality, 3072);
@@ -144,7 +147,7 @@ Test(job_request, deep_nesting_and_long_values)
     snprintf(body + n, sizeof(body) - (size_t)n, "}]}");
     struct job_request r;
     struct job_req_error e;
-    cr_assert_not(job_request_parse(body, strlen(body), &r, &e));
+    cr_assert_not(job_request_parse(body, strlen(body), &lim, &r, &e));
     cr_assert_eq(e.status, 400, "deep nesting is refused, not a crash");
 
     char *title = malloc(3000);
@@ -152,7 +155,7 @@ Test(job_request, deep_nesting_and_long_values)
     title[2999] = '\0';
     char *b2 = malloc(4000);
     snprintf(b2, 4000, "{\"documents\":[{\"id\":\"a\",\"text\":\"x\",\"title\":\"%s\"}]}", title);
-    cr_assert_not(job_request_parse(b2, strlen(b2), &r, &e));
+    cr_assert_not(job_request_parse(b2, strlen(b2), &lim, &r, &e));
     cr_assert_eq(e.status, 422);
     cr_assert_str_eq(e.code, "too_long");
     cr_assert_str_eq(e.pointer, "/documents/0/title");

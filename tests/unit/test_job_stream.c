@@ -96,6 +96,9 @@ static void on_discard(void *cls)
 
 static const struct job_stream_ops ops = {on_documents, on_document, on_discard};
 
+/* small limits, so that passing them costs little */
+static const struct job_limits lim = {1000, 100};
+
 static bool str_eq(const char *a, const char *b)
 {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
@@ -107,12 +110,12 @@ static void same_as_tree(const char *b, size_t n, unsigned mode)
 {
     struct job_request want;
     struct job_req_error we;
-    bool want_ok = job_request_parse(b, n, &want, &we);
+    bool want_ok = job_request_parse(b, n, &lim, &want, &we);
 
     struct taken t;
     memset(&t, 0, sizeof(t));
     struct job_stream js;
-    job_stream_init(&js, n + 16, &ops, &t);
+    job_stream_init(&js, n + 16, &lim, &ops, &t);
     uint32_t x = mode * 2654435761u + 7;
     for (size_t off = 0; off < n;) {
         size_t k = n - off;
@@ -315,8 +318,8 @@ Test(job_stream, too_many_documents_and_a_late_error)
     size_t cap = 3u << 20, n = 0;
     char *b = malloc(cap);
     n += (size_t)snprintf(b + n, cap - n, "{\"documents\":[");
-    for (int i = 0; i <= JOB_MAX_DOCUMENTS; i++)
-        n += (size_t)snprintf(b + n, cap - n, "%s{\"id\":\"%d\",\"text\":\"%s\"}", i ? "," : "", i,
+    for (size_t i = 0; i <= lim.documents; i++)
+        n += (size_t)snprintf(b + n, cap - n, "%s{\"id\":\"%zu\",\"text\":\"%s\"}", i ? "," : "", i,
                               i == 5 ? "" : "t");
     n += (size_t)snprintf(b + n, cap - n, "]}");
     same_as_tree(b, n, 0);

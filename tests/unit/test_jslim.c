@@ -235,3 +235,121 @@ Test(jslim, slim_text_cap_is_enforced)
     cr_assert_eq(s.vecs[0].dims, 12);
     jslim_cleanup(&s);
 }
+
+/* ---- hooks: elements of chosen arrays handed over one at a time ---- */
+
+struct seen_elems {
+    char text[8][128];
+    float first[8]; /* the first number of the element's vector, if any */
+    int n;
+    int refuse_at; /* -1: never */
+};
+
+static int choose_items(void *ud, const struct jslim *s)
+{
+    static const char *const path[] = {"out", "items"};
+    (void)ud;
+    return jslim_path_is(s, path, 2) ? 7 : 0;
+}
+
+static bool take_elem(void *ud, struct jslim *s, int cls, const char *p, size_t n)
+{
+    struct seen_elems *e = ud;
+    cr_assert_eq(cls, 7);
+    cr_assert_lt(e->n, 8);
+    snprintf(e->text[e->n], sizeof(e->text[0]), "%.*s", (int)n, p);
+    e->first[e->n] = NAN;
+    /* the element's vectors are the ones after those before it: at most one here */
+    float *v;
+    int dims, bad;
+    if (s->nvec > 0 && jslim_take(s, s->nvec - 1, &v, &dims, &bad)) {
+        e->first[e->n] = v[0];
+        free(v);
+    }
+    return e->n++ != e->refuse_at;
+}
+
+static bool slim_hooked(struct jslim *s, struct seen_elems *e, const char *text, size_t piece)
+{
+    memset(e, 0, sizeof(*e));
+    e->refuse_at = -1;
+    jslim_init(s, 1 << 20);
+    struct jslim_hooks h = {choose_items, take_elem, e};
+    jslim_set_hooks(s, &h);
+    size_t n = strlen(text);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i += piece)
+        ok = jslim_feed(s, text + i, n - i < piece ? n - i : piece);
+    return ok && jslim_finish(s);
+}
+
+Test(jslim, chosen_array_elements_are_handed_over_and_dropped)
+{
+    static const char text[] =
+        "{\"items\":[1,2],\"out\":{\"a\":1,\"items\":[{\"k\":\"x\",\"values\":[0.5,2]},"
+        " 42 , \"s\", true, null, {\"k\":\"y\",\"values\":[-1]}, [3, [4]], {\"items\":[9]}],"
+        "\"b\":{\"items\":[5]}},\"z\":[{\"out\":1}]}";
+    for (size_t piece = 1; piece <= sizeof(text); piece = piece * 2 + 1) {
+        struct jslim s;
+        struct seen_elems e;
+        cr_assert(slim_hooked(&s, &e, text, piece), "piece %zu: %s", piece, s.err);
+        /* the chosen array stays, empty; its elements' vectors are gone */
+        cr_assert_str_eq(s.out.data, "{\"items\":[1,2],\"out\":{\"a\":1,\"items\":[],"
+                                     "\"b\":{\"items\":[5]}},\"z\":[{\"out\":1}]}");
+        cr_assert_eq(s.nvec, 0);
+        cr_assert_eq(e.n, 8, "piece %zu: %d elements", piece, e.n);
+        cr_assert_str_eq(e.text[0], "{\"k\":\"x\",\"\\u0001v\":0}");
+        cr_assert(e.first[0] == 0.5f);
+        cr_assert_str_eq(e.text[1], "42");
+        cr_assert_str_eq(e.text[2], "\"s\"");
+        cr_assert_str_eq(e.text[3], "true");
+        cr_assert_str_eq(e.text[4], "null");
+        cr_assert_str_eq(e.text[5], "{\"k\":\"y\",\"\\u0001v\":0}", "%s", e.text[5]);
+        cr_assert(e.first[5] == -1.0f);
+        cr_assert_str_eq(e.text[6], "[3,[4]]");
+        cr_assert_str_eq(e.text[7], "{\"items\":[9]}", "an array inside an element is not chosen");
+        jslim_cleanup(&s);
+    }
+}
+
+Test(jslim, a_refused_element_refuses_the_text)
+{
+    static const char text[] = "{\"out\":{\"items\":[1,2,3]}}";
+    struct jslim s;
+    struct seen_elems e;
+    memset(&e, 0, sizeof(e));
+    e.refuse_at = 1;
+    jslim_init(&s, 1 << 20);
+    struct jslim_hooks h = {choose_items, take_elem, &e};
+    jslim_set_hooks(&s, &h);
+    cr_assert_not(jslim_feed(&s, text, strlen(text)));
+    cr_assert(strstr(s.err, "refused"), "%s", s.err);
+    cr_assert_eq(e.n, 2);
+    jslim_cleanup(&s);
+}
+
+Test(jslim, dropped_elements_keep_memory_flat)
+{
+    /* 5,000 elements of 256 numbers (~7 MB of text): only one element is held */
+    struct jslim s;
+    jslim_init(&s, 1 << 16); /* a slim text of 64 KB would not hold the array */
+    struct jslim_hooks h = {choose_items, NULL, NULL};
+    jslim_set_hooks(&s, &h);
+    char piece[4096];
+    cr_assert(jslim_feed(&s, "{\"out\":{\"items\":[", 17));
+    for (int i = 0; i < 5000; i++) {
+        int n = snprintf(piece, sizeof(piece), "%s{\"key\":\"%d\",\"values\":[", i ? "," : "", i);
+        cr_assert(jslim_feed(&s, piece, (size_t)n));
+        for (int k = 0; k < 256; k++) {
+            n = snprintf(piece, sizeof(piece), "%s%.6f", k ? "," : "", (double)(i + k) * 1e-4);
+            cr_assert(jslim_feed(&s, piece, (size_t)n), "%s", s.err);
+        }
+        cr_assert(jslim_feed(&s, "]}", 2));
+        cr_assert_eq(s.nvec, 0);
+    }
+    cr_assert(jslim_feed(&s, "]}}", 3));
+    cr_assert(jslim_finish(&s), "%s", s.err);
+    cr_assert_str_eq(s.out.data, "{\"out\":{\"items\":[]}}");
+    cr_assert_lt(s.out.cap, 4096, "slim text capacity %zu", s.out.cap);
+    jslim_cleanup(&s);
+}
