@@ -42,10 +42,9 @@ struct config {
     int64_t max_stream_bytes;          /* a streamed (NDJSON) request body */
     int64_t openai_file_max_bytes;     /* a file uploaded to /openai/v1/files */
     int64_t openai_batch_max_requests; /* requests in one /openai/v1 batch */
-    int64_t max_stream_bytes;  /* a streamed (NDJSON) request body */
-    int64_t job_max_documents; /* per job, JSON and NDJSON */
-    int64_t job_max_chunks;    /* per job, after chunking */
-    int64_t job_max_deletes;   /* ids in one job's "delete" */
+    int64_t job_max_documents;         /* per job, JSON and NDJSON */
+    int64_t job_max_chunks;            /* per job, after chunking */
+    int64_t job_max_deletes;           /* ids in one job's "delete" */
     int64_t max_connections;
     int64_t max_connections_per_ip;
     int64_t connection_timeout_s;
