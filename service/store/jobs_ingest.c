@@ -308,7 +308,7 @@ static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen);
 /*
  * Whether d->id was already used in this job; records it otherwise. Only a
  * hash per document is kept (see SEEN_EMPTY), not the ids: a hash hit is
- * confirmed against the stored rows (by the UNIQUE (job_id, doc_id) index),
+ * confirmed against the stored rows (by the UNIQUE (doc_id, job_id) index),
  * so the answer is exact and names the first occurrence, like the JSON
  * body's check. That constraint stays as the last line of defence.
  */
