@@ -192,13 +192,19 @@ bool pipe_retry_later(PGconn *c, int64_t batch_id, int64_t delay_ms, char *err, 
         2, v, "could not reschedule the batch", err, errlen);
 }
 
-/* Finish the job when nothing is pending or in flight (a cancelled job stays cancelled). */
+/* Finish the job when nothing is pending or in flight and none of its
+ * batches is still open (a cancelled job stays cancelled). A batch stored in
+ * slices has all its chunks counted before it is closed: without the last
+ * condition another batch closing in that moment finished the job while this
+ * one still showed as submitted (a finished job with a batch in flight). The
+ * batch closing is closed earlier in the same transaction. */
 static const char *const finish_sql =
     "UPDATE jobs SET state = CASE WHEN chunks_failed = 0 THEN 'succeeded'"
     " WHEN chunks_succeeded = 0 THEN 'failed' ELSE 'completed_with_errors' END,"
     " finished_at = now(), last_activity_at = now()"
     " WHERE id = $1 AND state IN ('pending', 'running') AND chunks_pending = 0"
-    " AND chunks_in_flight = 0";
+    " AND chunks_in_flight = 0 AND NOT EXISTS (SELECT 1 FROM batches"
+    "   WHERE batches.job_id = $1 AND batches.state IN ('intent', 'submitted'))";
 
 /* Fail or requeue the chunks seqs of the batch (with their errors); counts
  * go to *requeued and *failed, and *min_back gets the lowest seq requeued
