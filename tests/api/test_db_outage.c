@@ -60,7 +60,29 @@ static void teardown(void)
     cr_assert_eq(system(cmd), 0);
 }
 
-TestSuite(outage, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(outage, .init = setup, .fini = teardown, .timeout = 300);
+
+/* The end of embedd's log, for a failure's report. */
+static void dump_log_tail(void)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/log", svc.dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    static char buf[8192];
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        if (end > (long)sizeof(buf) - 1)
+            (void)fseek(f, end - (long)sizeof(buf) + 1, SEEK_SET);
+        else
+            rewind(f);
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "embedd log (end):\n%s\n", buf);
+}
 
 static void call(struct simh_resp *r, const char *method, const char *path, const char *body)
 {
@@ -107,10 +129,15 @@ Test(outage, database_down_then_back)
     nanosleep(&ts, NULL);
 
     pg("start");
-    int64_t deadline = simh_ms() + 60000;
+    /* seconds normally; generous for a loaded machine (the lease is 120 s) */
+    int64_t deadline = simh_ms() + 150000;
     for (;;) {
         call(&r, "GET", path, NULL);
         bool done = r.status == 200 && strstr(r.body, "\"state\":\"succeeded\"");
+        if (!done && simh_ms() >= deadline) {
+            fprintf(stderr, "last answer: %ld %s\n", r.status, r.body);
+            dump_log_tail();
+        }
         simh_resp_free(&r);
         if (done)
             break;
