@@ -4,6 +4,7 @@
 #include "chunker/chunker.h"
 #include "store/jobs.h"
 #include "store/pgarray.h"
+#include "util/crypto.h"
 #include "openai/render.h"
 #include "store/db.h"
 #include "store/identity.h"
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 bool oai_vectors_init(struct oai_vectors *v, size_t n, int dims)
 {
@@ -184,20 +184,6 @@ static bool bytea_elem(struct buf *b, const unsigned char *p, size_t n)
     return buf_append(b, len, 4) && buf_append(b, p, n);
 }
 
-static bool new_job_id(char out[JOB_ID_LEN + 1])
-{
-    unsigned char b[16];
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-        return false;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, JOB_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-    return true;
-}
-
 bool oai_vectors_record(PGconn *c, int64_t key_id, const struct oai_space *sp,
                         const char *const *texts, const size_t *lens, const struct oai_vectors *v,
                         char *err, size_t errlen)
@@ -245,7 +231,7 @@ bool oai_vectors_record(PGconn *c, int64_t key_id, const struct oai_space *sp,
     ok = ok && buf_putc(&txt, '}') && buf_putc(&ids, '}') && buf_putc(&toks, '}') &&
          buf_putc(&chars, '}');
     char job[JOB_ID_LEN + 1], key[24], dims[16], cnt[24], tok[24], est[24];
-    if (ok && !new_job_id(job))
+    if (ok && !uuid_v4(job))
         ok = false;
     if (!ok) {
         snprintf(err, errlen, "out of memory");

@@ -2,11 +2,11 @@
 #include "store/collections.h"
 
 #include "store/db.h"
+#include "util/crypto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 /* RFC 3339 with microseconds, as jobs are shown */
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -26,20 +26,6 @@
     "   coalesce(sum(tokens_batch), 0) AS tb, coalesce(sum(tokens_interactive), 0) AS ti,"         \
     "   coalesce(sum(tokens_reused), 0) AS tr, coalesce(sum(tokens_estimated), 0) AS te,"          \
     "   coalesce(sum(chunks_reused), 0) AS cr FROM jobs WHERE jobs.collection_id = c.id) j"
-
-static bool new_uuid(char out[JOB_ID_LEN + 1])
-{
-    unsigned char b[16];
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-        return false;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, JOB_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-    return true;
-}
 
 static void copy_col(const PGresult *r, int i, int col, char *out, size_t n)
 {
@@ -78,7 +64,7 @@ enum jobs_result coll_create(PGconn *c, const struct coll_spec *s, char id_out[J
                              char *err, size_t errlen)
 {
     char key[24], dims[16], maxc[16], ovl[16];
-    if (!new_uuid(id_out)) {
+    if (!uuid_v4(id_out)) {
         snprintf(err, errlen, "could not read random bytes");
         return JOBS_ERROR;
     }

@@ -10,6 +10,7 @@
 #include "store/identity.h"
 #include "store/limits.h"
 #include "store/pgarray.h"
+#include "util/crypto.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
 
@@ -17,23 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+
+_Static_assert(JOB_ID_LEN == UUID_TEXT_LEN, "a job id is a random UUID");
 
 #define COPY_FLUSH (1 << 20) /* bytes per PQputCopyData */
-
-static bool new_uuid(char out[JOB_ID_LEN + 1])
-{
-    unsigned char b[16];
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-        return false;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, JOB_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-    return true;
-}
 
 static bool exec_params(PGconn *c, const char *sql, int n, const char *const *vals,
                         const char *what, char *err, size_t errlen)
@@ -467,7 +455,7 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
     /* one document may pass the batch size: the cap only stops runaway growth */
     buf_init(&in->docs, SIZE_MAX / 4);
     buf_init(&in->chunks, SIZE_MAX / 4);
-    if (!new_uuid(in->id)) {
+    if (!uuid_v4(in->id)) {
         snprintf(err, errlen, "could not read random bytes");
         ingest_free(in);
         return NULL;

@@ -181,3 +181,22 @@ bool random_bytes(void *out, size_t n)
     }
     return true;
 }
+
+bool uuid_v4(char out[UUID_TEXT_LEN + 1])
+{
+    unsigned char b[16];
+    if (!random_bytes(b, sizeof(b)))
+        return false;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof(b); i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+    return true;
+}

@@ -63,4 +63,9 @@ bool aead_open(const unsigned char key[AEAD_KEY_LEN], const void *aad, size_t aa
 /* n bytes from the kernel's random source; false when it fails. */
 bool random_bytes(void *out, size_t n) SVC_MUSTCHECK;
 
+/* A random (version 4, RFC 9562) UUID in its 36-character text form, NUL
+ * ended; false when the random source fails. */
+#define UUID_TEXT_LEN 36
+bool uuid_v4(char out[UUID_TEXT_LEN + 1]) SVC_MUSTCHECK;
+
 #endif
