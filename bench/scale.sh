@@ -27,7 +27,7 @@ mkdir -p "$dir"
 start_sim scale
 start_embedd scale
 key1=$API_KEY
-key2=$("$EMBEDD_BIN" keys create --name bench-scale-2 2>>"$dir/embedd.log")
+key2=$("$EMBEDD_BIN" keys create --name bench-scale-2 2>>"$dir/embedd.log" | head -n1) # line 2: its webhook secret
 
 # median_ms FILE: median of the seconds in FILE (one a line), in ms
 median_ms() { sort -g "$1" | awk '{ a[NR] = $1 } END { if (NR) printf "%.2f", (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) * 1000; else print 0 }'; }
