@@ -242,9 +242,13 @@ key=$(dc exec -T embedd embedd keys create --name docker-test 2>/dev/null | tr -
 base="http://127.0.0.1:$port"
 api() { curl -sS --max-time 20 -H "Authorization: Bearer $key" -H 'Content-Type: application/json' "$@"; }
 
+# submit [TAG]: the sample set, each text suffixed with TAG when given (texts
+# already embedded under the key are reused, not sent: a job meant to be in
+# flight at Google needs texts of its own)
 submit() {
-  local out id
-  out=$(api -X POST "$base/v1/jobs" --data-binary @examples/documents.json) || fail "POST /v1/jobs: curl failed"
+  local out id body
+  body=$(jq -c --arg t "${1:-}" 'if $t == "" then . else .documents |= map(.text += " " + $t) end' examples/documents.json)
+  out=$(api -X POST "$base/v1/jobs" --data-binary "$body") || fail "POST /v1/jobs: curl failed"
   id=$(jq -r '.id // empty' <<<"$out")
   [ -n "$id" ] || fail "POST /v1/jobs refused: $out"
   echo "$id"
@@ -279,7 +283,7 @@ fp_a=$(fingerprint "$job_a")
 say "job $job_a (examples/documents.json) succeeded through 127.0.0.1:$port in $((SECONDS - t0)) s: $chunks chunks, $vectors vectors"
 
 # a second job, in flight at Google (the simulator) when the stack stops
-job_b=$(submit)
+job_b=$(submit "(second job)")
 t0=$SECONDS
 until [ "$(api "$base/v1/jobs/$job_b" | jq -r '.stats.batches.submitted // 0' || echo 0)" -ge 1 ]; do
   [ $((SECONDS - t0)) -lt 60 ] || fail "job $job_b submitted no batch within 60 s"
@@ -320,7 +324,7 @@ say "restart kept the data: job $job_a unchanged, job $job_b (in flight at the s
 # read-only root filesystem, non-root, health check on another EMBEDD_LISTEN
 net=$("$docker" inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' "$(cid embedd)")
 "$docker" rm -f "$project-readonly" >/dev/null 2>&1 || true
-"$docker" run -d --name "$project-readonly" --read-only --network "$net" \
+"$docker" run -d --name "$project-readonly" --read-only --tmpfs /tmp --network "$net" \
   -e DATABASE_URL=postgresql://embedd:embedd@postgres:5432/embedd \
   -e EMBEDD_LISTEN=0.0.0.0:9090 --health-interval 2s embedd:local serve >/dev/null ||
   fail "docker run --read-only embedd:local"
