@@ -41,34 +41,31 @@ rss_growth() {
   div "$(($(max_of "$BENCH_WORK/export/rss") - rss0))" 1024
 }
 
-# the NDJSON stream: available once the server answers it
-ctype=$(curl -s -o /dev/null -w '%{content_type}' -H "Authorization: Bearer $API_KEY" \
-  -H 'Accept: application/x-ndjson' "$EMBEDD_URL/v1/jobs/$id/results?limit=1")
-nd_runs="" nd_rss=""
-if [ "${ctype%%;*}" = application/x-ndjson ]; then
-  for r in $(seq "$BENCH_REPEAT"); do
-    rss0=$(proc_kb "$EMBEDD_PID" VmRSS)
-    rss_sampler "$EMBEDD_PID" "$BENCH_WORK/export/rss"
-    t0=$(now)
-    lines=$(api GET "/v1/jobs/$id/results" -H 'Accept: application/x-ndjson' | wc -l)
-    secs=$(elapsed "$t0")
-    growth=$(rss_growth)
-    [ "$lines" = "$rows" ] || die "NDJSON export gave $lines lines for $rows results"
-    nd_runs="$nd_runs $(div "$rows" "$secs")"
-    nd_rss="$nd_rss $growth"
-    log "NDJSON export $r: $rows vectors in ${secs}s, RSS +$growth MiB"
-  done
-fi
-
-# paged JSON: the time is the sum of the requests' times (curl's time_total)
-pg_runs="" pg_rss=""
-page=$BENCH_WORK/export/page.json
-for r in $(seq "$BENCH_REPEAT"); do
+# export_ndjson QUERY: one streamed export of every vector (QUERY: extra
+# query string); appends vectors/s to nd_runs and the RSS growth to nd_rss
+export_ndjson() {
+  local r=$1 q=$2 lines secs growth t0
   rss0=$(proc_kb "$EMBEDD_PID" VmRSS)
   rss_sampler "$EMBEDD_PID" "$BENCH_WORK/export/rss"
-  total=0 got=0 cursor="" pages=0
+  t0=$(now)
+  lines=$(api GET "/v1/jobs/$id/results${q:+?$q}" -H 'Accept: application/x-ndjson' | wc -l)
+  secs=$(elapsed "$t0")
+  growth=$(rss_growth)
+  [ "$lines" = "$rows" ] || die "NDJSON export ($q) gave $lines lines for $rows results"
+  nd_runs="$nd_runs $(div "$rows" "$secs")"
+  nd_rss="$nd_rss $growth"
+  log "NDJSON export $r${q:+ ($q)}: $rows vectors in ${secs}s, RSS +$growth MiB"
+}
+
+# export_paged QUERY: one paged JSON export (limit 1000, walking next_cursor);
+# the time is the sum of the requests' times (curl's time_total)
+export_paged() {
+  local r=$1 extra=$2 total=0 got=0 cursor="" pages=0 q t n growth
+  local page=$BENCH_WORK/export/page.json
+  rss0=$(proc_kb "$EMBEDD_PID" VmRSS)
+  rss_sampler "$EMBEDD_PID" "$BENCH_WORK/export/rss"
   while :; do
-    q="limit=1000"
+    q="limit=1000${extra:+&$extra}"
     [ -z "$cursor" ] || q="$q&cursor=$cursor"
     t=$(curl -sS -o "$page" -w '%{time_total}' -H "Authorization: Bearer $API_KEY" \
       "$EMBEDD_URL/v1/jobs/$id/results?$q")
@@ -79,12 +76,32 @@ for r in $(seq "$BENCH_REPEAT"); do
     [ -n "$cursor" ] || break
   done
   growth=$(rss_growth)
-  [ "$got" = "$rows" ] || die "paged export gave $got results for $rows"
+  [ "$got" = "$rows" ] || die "paged export ($extra) gave $got results for $rows"
   pg_runs="$pg_runs $(div "$rows" "$total")"
   pg_rss="$pg_rss $growth"
-  log "paged export $r: $rows vectors in $pages pages, ${total}s, RSS +$growth MiB"
-done
-rm -f "$page"
+  rm -f "$page"
+  log "paged export $r${extra:+ ($extra)}: $rows vectors in $pages pages, ${total}s, RSS +$growth MiB"
+}
+
+# the NDJSON stream: available once the server answers it
+ctype=$(curl -s -o /dev/null -w '%{content_type}' -H "Authorization: Bearer $API_KEY" \
+  -H 'Accept: application/x-ndjson' "$EMBEDD_URL/v1/jobs/$id/results?limit=1")
+nd_runs="" nd_rss="" pg_runs="" pg_rss=""
+nd_ok=false
+[ "${ctype%%;*}" != application/x-ndjson ] || nd_ok=true
+if $nd_ok; then
+  for r in $(seq "$BENCH_REPEAT"); do export_ndjson "$r" ""; done
+fi
+for r in $(seq "$BENCH_REPEAT"); do export_paged "$r" ""; done
+nd_num=$nd_runs pg_num=$pg_runs all_rss="$nd_rss $pg_rss"
+
+# the same with encoding=base64 (each vector as base64 of little-endian float32)
+nd_runs="" nd_rss="" pg_runs="" pg_rss=""
+if $nd_ok; then
+  for r in $(seq "$BENCH_REPEAT"); do export_ndjson "$r" "encoding=base64"; done
+fi
+for r in $(seq "$BENCH_REPEAT"); do export_paged "$r" "encoding=base64"; done
+nd_b64=$nd_runs pg_b64=$pg_runs all_rss="$all_rss $nd_rss $pg_rss"
 
 # baseline: the same rows and columns straight out of PostgreSQL
 b_runs=""
@@ -101,21 +118,26 @@ done
 
 base="COPY (SELECT the same rows and columns) TO STDOUT (psql, text format)"
 label=$(printf "%'d" "$rows")
-if [ -n "$nd_runs" ]; then
-  figure_json "export, NDJSON streaming ($label vectors, $dim-d)" "vectors/s" true "$nd_runs" \
-    "$base" "$b_runs" "≥ 0.5× baseline" 0.5 "RSS growth of embedd during each export (MiB):$nd_rss"
+if $nd_ok; then
+  figure_json "export, NDJSON streaming ($label vectors, $dim-d)" "vectors/s" true "$nd_num" \
+    "$base" "$b_runs" "≥ 0.8× baseline" 0.8 "vectors as JSON numbers"
+  figure_json "export, NDJSON streaming, encoding=base64 ($label vectors, $dim-d)" "vectors/s" true \
+    "$nd_b64" "$base" "$b_runs" "≥ 1.0× baseline" 1.0 "vectors as base64 of little-endian float32"
 else
   unavailable "export, NDJSON streaming" "vectors/s" \
     "not available: Accept: application/x-ndjson answered ${ctype:-nothing}"
 fi
-figure_json "export, paged JSON ($label vectors, $dim-d, limit 1000)" "vectors/s" true "$pg_runs" \
-  "$base" "$b_runs" "≥ 0.5× baseline" 0.5 \
-  "time = sum of the page requests; RSS growth of embedd during each export (MiB):$pg_rss"
+figure_json "export, paged JSON ($label vectors, $dim-d, limit 1000)" "vectors/s" true "$pg_num" \
+  "$base" "$b_runs" "≥ 0.8× baseline" 0.8 \
+  "time = sum of the page requests; vectors as JSON numbers"
+figure_json "export, paged JSON, encoding=base64 ($label vectors, $dim-d, limit 1000)" "vectors/s" \
+  true "$pg_b64" "$base" "$b_runs" "≥ 1.0× baseline" 1.0 \
+  "time = sum of the page requests; vectors as base64 of little-endian float32"
 met=true
-for g in $nd_rss $pg_rss; do
+for g in $all_rss; do
   awk -v g="$g" 'BEGIN { exit !(g < 32) }' || met=false
 done
-figure_json "export: RSS growth of embedd" "MiB" false "$nd_rss $pg_rss" "" "" \
+figure_json "export: RSS growth of embedd" "MiB" false "$all_rss" "" "" \
   "flat (< 32 MiB above the level before)" null \
-  "largest VmRSS during each export minus VmRSS before it, sampled every 50 ms; NDJSON runs first, then paged" \
+  "largest VmRSS during each export minus VmRSS before it, sampled every 50 ms; NDJSON, paged, NDJSON base64, paged base64" \
   "$met"

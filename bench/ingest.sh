@@ -19,11 +19,12 @@ quiesce() {
   done
 }
 
-# ingest_figure FIGURE FILE CONTENT_TYPE HWM_FIGURE: REPEAT timed POSTs and
-# REPEAT timed COPYs of the same rows; prints the figure line (and the peak
-# RSS line when HWM_FIGURE is set)
+# ingest_figure FIGURE FILE CONTENT_TYPE GOAL_RATIO [HWM_FIGURE]: REPEAT timed
+# POSTs and REPEAT timed COPYs of the same rows; prints the figure line (and
+# the peak RSS line when HWM_FIGURE is set)
 ingest_figure() {
-  local figure=$1 file=$2 ctype=$3 hwm_figure=${4:-}
+  local figure=$1 file=$2 ctype=$3 goal_ratio=$4 hwm_figure=${5:-}
+  local goal="≥ $goal_ratio× baseline"
   local runs="" bruns="" hwms="" first="" r out code secs id rows dir
   local mb
   mb=$(div "$(stat -c %s "$file")" 1048576)
@@ -59,7 +60,7 @@ ingest_figure() {
   done
   rm -f "$dir"/*.copy
   figure_json "$figure" "rows/s" true "$runs" "COPY of the same documents + chunks rows (psql)" \
-    "$bruns" "≥ 0.5× baseline" 0.5 "$rows chunk rows, body $mb MiB; embedd --workers 1, job cancelled after each run; peak RSS (MiB):$hwms"
+    "$bruns" "$goal" "$goal_ratio" "$rows chunk rows, body $mb MiB; embedd --workers 1, job cancelled after each run; peak RSS (MiB):$hwms"
   if [ -n "$hwm_figure" ]; then
     local met=true h
     for h in $hwms; do
@@ -140,7 +141,10 @@ fi
 for n in $json_sizes; do
   f=$BENCH_WORK/ingest/docs-$n.json
   gen_docs --docs "$n" --doc-bytes 1000 --seed 1 --format json --out "$f"
-  ingest_figure "ingest, JSON ($(printf "%'d" "$n") docs)" "$f" application/json
+  # issue 11's goal is for the 100,000-doc body; the 10,000-doc one also
+  # pays a job's fixed costs (its transaction, the statistics) on fewer rows
+  ingest_figure "ingest, JSON ($(printf "%'d" "$n") docs)" "$f" application/json \
+    "$([ "$n" -ge 100000 ] && echo 0.9 || echo 0.5)"
   rm -f "$f"
 done
 
@@ -162,7 +166,7 @@ if [ "$code" = 202 ]; then
   start_embedd ingest-ndjson --workers 1
   log "NDJSON: embedd VmRSS $(proc_kb "$EMBEDD_PID" VmRSS) kB before the first run"
   mb=$(div "$(stat -c %s "$f")" 1048576 0)
-  ingest_figure "ingest, NDJSON streaming ($mb MiB)" "$f" application/x-ndjson \
+  ingest_figure "ingest, NDJSON streaming ($mb MiB)" "$f" application/x-ndjson 0.9 \
     "ingest, NDJSON streaming: peak RSS of embedd"
 else
   log "NDJSON ingest not available (POST answered $code)"
