@@ -12,6 +12,7 @@
 #include "log.h"
 #include "util/jsonw.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,8 +64,9 @@ static void job_eta(PGconn *c, int64_t key_id, const struct job_row *j, struct j
     }
 }
 
-/* The job representation shared by every endpoint; eta NULL: null. */
-static bool put_job(struct buf *b, const struct job_row *j, const struct job_eta *eta)
+/* The job representation up to its cost (the part that depends on the row
+ * alone; see put_job). */
+static bool put_job_head(struct buf *b, const struct job_row *j)
 {
     int64_t done = j->chunks_succeeded + j->chunks_failed;
     double progress = j->chunks_total ? 100.0 * (double)done / (double)j->chunks_total : 0.0;
@@ -112,11 +114,84 @@ static bool put_job(struct buf *b, const struct job_row *j, const struct job_eta
                         (long long)j->documents_new, (long long)j->documents_updated,
                         (long long)j->documents_unchanged, (long long)j->documents_metadata,
                         (long long)j->documents_deleted);
-    ok = ok && buf_putc(b, ',') && api_put_cost(b, j->model, &t) && put_eta(b, eta) &&
-         put_ts(b, "created_at", j->created_at) && put_ts(b, "started_at", j->started_at) &&
-         put_ts(b, "finished_at", j->finished_at) &&
-         put_ts(b, "last_activity_at", j->last_activity_at) && buf_putc(b, '}');
-    return ok;
+    return ok && buf_putc(b, ',') && api_put_cost(b, j->model, &t);
+}
+
+/* The job representation after its ETA. */
+static bool put_job_tail(struct buf *b, const struct job_row *j)
+{
+    return put_ts(b, "created_at", j->created_at) && put_ts(b, "started_at", j->started_at) &&
+           put_ts(b, "finished_at", j->finished_at) &&
+           put_ts(b, "last_activity_at", j->last_activity_at) && buf_putc(b, '}');
+}
+
+/*
+ * The representations of recently read row versions (store/jobs.h: equal
+ * versions of a job are equal rows), without their ETA, which moves with
+ * the clock: a status poll of a job whose row has not moved copies about a
+ * kilobyte instead of formatting some forty numbers (half of embedd's own
+ * CPU time per GET /v1/jobs/{id}). Direct-mapped; a collision only costs a
+ * miss. The strings are freed when replaced (at most RENDER_SLOTS live).
+ */
+struct rendered {
+    char id[JOB_ID_LEN + 1];
+    int64_t version;
+    char *text; /* head, then tail */
+    size_t head_len, len;
+};
+
+#define RENDER_SLOTS 256 /* a power of two */
+static struct rendered render_cache[RENDER_SLOTS];
+static pthread_mutex_t render_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct rendered *render_slot(const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &render_cache[h & (RENDER_SLOTS - 1)];
+}
+
+/* The job representation shared by every endpoint; eta NULL: null. */
+static bool put_job(struct buf *b, const struct job_row *j, const struct job_eta *eta)
+{
+    struct rendered *r = j->version ? render_slot(j->id) : NULL;
+    if (r) {
+        pthread_mutex_lock(&render_lock);
+        bool hit = r->version == j->version && strcmp(r->id, j->id) == 0;
+        bool ok = hit && buf_append(b, r->text, r->head_len) && put_eta(b, eta) &&
+                  buf_append(b, r->text + r->head_len, r->len - r->head_len);
+        pthread_mutex_unlock(&render_lock);
+        if (hit)
+            return ok;
+    }
+    size_t start = b->len;
+    if (!put_job_head(b, j))
+        return false;
+    size_t head_end = b->len;
+    if (!put_eta(b, eta))
+        return false;
+    size_t tail = b->len;
+    if (!put_job_tail(b, j))
+        return false;
+    if (!r)
+        return true;
+    size_t head_len = head_end - start, len = head_len + (b->len - tail);
+    char *text = malloc(len);
+    if (!text)
+        return true; /* only not remembered */
+    memcpy(text, b->data + start, head_len);
+    memcpy(text + head_len, b->data + tail, len - head_len);
+    pthread_mutex_lock(&render_lock);
+    char *old = r->text;
+    memcpy(r->id, j->id, sizeof(r->id));
+    r->version = j->version;
+    r->text = text;
+    r->head_len = head_len;
+    r->len = len;
+    pthread_mutex_unlock(&render_lock);
+    free(old);
+    return true;
 }
 
 bool api_put_job(struct buf *b, const struct job_row *j, const struct job_eta *eta)

@@ -229,7 +229,7 @@ job=$(curl -sS --fail-with-body -H "Authorization: Bearer $key" "$e_url")
 e_p99m=$(printf '%s\n' "${e_p99[@]}" | median)
 b_p99m=$(printf '%s\n' "${b_p99[@]}" | median)
 notes="p99 embedd $e_p99m ms, baseline $b_p99m ms (medians; runs: embedd ${e_p99[*]}, baseline ${b_p99[*]});"
-notes="$notes job of $total chunks, all in flight; embedd answers each request with 1 prepared statement (the job row in binary; the API key comes from its verified-key cache and the batch counts from its summary cache while the job row is unchanged), the baseline with 1 prepared statement. For reference, the minimal server running the statements embedd used before those caches: 3 statements unprepared (embedd-sql), prepared (embedd-sql-prepared), and job row + batch counts in 1 prepared statement (one-statement), 1 run each$extra"
+notes="$notes job of $total chunks, all in flight; embedd answers each request with 1 prepared statement (the row version, xmin, of the job under the key; the row, its batch counts and its JSON come from caches while that version is unchanged; the API key from its verified-key cache), the baseline with 1 prepared statement. For reference, the minimal server running the statements embedd used before those caches: 3 statements unprepared (embedd-sql), prepared (embedd-sql-prepared), and job row + batch counts in 1 prepared statement (one-statement), 1 run each$extra"
 jq -cn --argjson runs "$(printf '%s\n' "${e_runs[@]}" | jq -s .)" \
   --argjson bruns "$(printf '%s\n' "${b_runs[@]}" | jq -s .)" --arg notes "$notes" \
   '{figure: "status GET /v1/jobs/{id}", unit: "req/s", higher_is_better: true, runs: $runs,

@@ -224,76 +224,55 @@ static void read_batch_summary(const char *s, struct job_row *j)
 }
 
 /*
- * The batch summaries of recently read jobs. Every transaction that changes a
- * job's batches also moves its job row (counters, state or last_activity_at:
- * see pipe_claim, pipe_submitted, pipe_store_results, pipe_release), so a
- * summary read in one statement with a job row stays right for as long as
- * that row reads the same. Status polls of a busy job then cost the job row
- * alone, not the aggregate over its batches (about half the database time of
- * a GET). A direct-mapped table: a collision only costs a miss.
+ * Recently read job rows, each with its row version (xmin). Every
+ * transaction that changes a job or its batches also moves the job row
+ * (counters, state or last_activity_at: see pipe_claim, pipe_submitted,
+ * pipe_store_results, pipe_release), and every update of a row gives it a new
+ * xmin, so a row read with its batch summary in one statement stays exactly
+ * right for as long as the job's xmin is the same. A status poll of a job
+ * whose row has not moved then costs one narrow index probe (its xmin, under
+ * the caller's key) instead of the 33 columns and the aggregate over its
+ * batches. A direct-mapped table: a collision only costs a miss.
  */
-struct summary_version {
-    char last_activity_at[40];
-    char state[32];
-    int64_t counters[4];
-};
-
-struct summary_slot {
+struct row_slot {
     char id[JOB_ID_LEN + 1];
-    struct summary_version v;
-    int64_t batches[7], google_batches, texts_sent;
+    int64_t key_id, version;
+    struct job_row row;
 };
 
-#define SUMMARY_SLOTS 1024 /* a power of two */
-static struct summary_slot summary_cache[SUMMARY_SLOTS];
-static pthread_mutex_t summary_lock = PTHREAD_MUTEX_INITIALIZER;
+#define ROW_SLOTS 1024 /* a power of two; about 3 MB */
+static struct row_slot row_cache[ROW_SLOTS];
+static pthread_mutex_t row_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void summary_version_of(const struct job_row *j, struct summary_version *v)
-{
-    memset(v, 0, sizeof(*v));
-    memcpy(v->last_activity_at, j->last_activity_at, sizeof(v->last_activity_at));
-    memcpy(v->state, j->state, sizeof(v->state));
-    v->counters[0] = j->chunks_pending;
-    v->counters[1] = j->chunks_in_flight;
-    v->counters[2] = j->chunks_succeeded;
-    v->counters[3] = j->chunks_failed;
-}
-
-static struct summary_slot *summary_slot_of(const char *id)
+static struct row_slot *row_slot_of(const char *id)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (const char *p = id; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
-    return &summary_cache[h & (SUMMARY_SLOTS - 1)];
+    return &row_cache[h & (ROW_SLOTS - 1)];
 }
 
-/* Fill j's batch summary from the cache; false on a miss. */
-static bool summary_lookup(struct job_row *j)
+/* The cached row of job id at version for key_id into out; false on a miss. */
+static bool row_lookup(const char *id, int64_t key_id, int64_t version, struct job_row *out)
 {
-    struct summary_version v;
-    summary_version_of(j, &v);
-    struct summary_slot *s = summary_slot_of(j->id);
-    pthread_mutex_lock(&summary_lock);
-    bool hit = strcmp(s->id, j->id) == 0 && memcmp(&s->v, &v, sizeof(v)) == 0;
-    if (hit) {
-        memcpy(j->batches, s->batches, sizeof(j->batches));
-        j->google_batches = s->google_batches;
-        j->texts_sent = s->texts_sent;
-    }
-    pthread_mutex_unlock(&summary_lock);
+    struct row_slot *s = row_slot_of(id);
+    pthread_mutex_lock(&row_lock);
+    bool hit = s->version == version && s->key_id == key_id && strcmp(s->id, id) == 0;
+    if (hit)
+        memcpy(out, &s->row, sizeof(*out));
+    pthread_mutex_unlock(&row_lock);
     return hit;
 }
 
-static void summary_store(const struct job_row *j)
+static void row_store(const struct job_row *j, int64_t key_id, int64_t version)
 {
-    struct summary_slot *s = summary_slot_of(j->id);
-    pthread_mutex_lock(&summary_lock);
+    struct row_slot *s = row_slot_of(j->id);
+    pthread_mutex_lock(&row_lock);
     memcpy(s->id, j->id, sizeof(s->id));
-    summary_version_of(j, &s->v);
-    memcpy(s->batches, j->batches, sizeof(s->batches));
-    s->google_batches = j->google_batches;
-    s->texts_sent = j->texts_sent;
-    pthread_mutex_unlock(&summary_lock);
+    s->key_id = key_id;
+    s->version = version;
+    memcpy(&s->row, j, sizeof(s->row));
+    pthread_mutex_unlock(&row_lock);
 }
 
 enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_row *out, char *err,
@@ -304,17 +283,18 @@ enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_
     char key[24];
     snprintf(key, sizeof(key), "%lld", (long long)key_id);
     const char *vals[2] = {id, key};
-    static const struct db_stmt row = {
-        "jobs_get_row", "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1 AND api_key_id = $2", 2};
+    static const struct db_stmt version = {
+        "jobs_get_version",
+        "SELECT xmin::text::bigint FROM jobs WHERE id = $1 AND api_key_id = $2", 2};
     static const struct db_stmt full = {"jobs_get",
                                         "SELECT " JOB_COLUMNS "," BATCH_SUMMARY
-                                        " FROM jobs WHERE id = $1"
+                                        ", xmin::text::bigint FROM jobs WHERE id = $1"
                                         " AND api_key_id = $2",
                                         2};
     int64_t created_us;
     for (int pass = 0; pass < 2; pass++) {
-        /* first the job row alone; on a cache miss, row and batches together */
-        PGresult *r = db_exec_stmt(c, pass ? &full : &row, vals, 1);
+        /* first the row's version; on a cache miss, the row and its batches */
+        PGresult *r = db_exec_stmt(c, pass ? &full : &version, vals, 1);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             db_error(r, c, "could not read the job", err, errlen);
             PQclear(r);
@@ -324,14 +304,20 @@ enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_
             PQclear(r);
             return JOBS_NOT_FOUND;
         }
-        read_row(r, 0, out, &created_us);
-        if (pass) {
-            read_batch_summary(PQgetvalue(r, 0, BATCH_SUMMARY_COL), out);
-            summary_store(out);
+        if (!pass) {
+            int64_t v = db_bin_int(r, 0, 0);
+            bool hit = row_lookup(id, key_id, v, out);
+            out->version = v;
+            PQclear(r);
+            if (hit)
+                return JOBS_OK;
+            continue;
         }
+        read_row(r, 0, out, &created_us);
+        read_batch_summary(PQgetvalue(r, 0, BATCH_SUMMARY_COL), out);
+        out->version = db_bin_int(r, 0, BATCH_SUMMARY_COL + 1);
+        row_store(out, key_id, out->version);
         PQclear(r);
-        if (pass || summary_lookup(out))
-            return JOBS_OK;
     }
     return JOBS_OK;
 }
@@ -426,9 +412,9 @@ enum jobs_result jobs_get_many(PGconn *c, const char *const *ids, size_t n, stru
         if (k == n)
             continue;
         read_batch_summary(PQgetvalue(r, i, BATCH_SUMMARY_COL), &row);
-        summary_store(&row);
+        row.version = db_bin_int(r, i, BATCH_SUMMARY_COL + 1);
         out[k] = row;
-        versions[k] = db_bin_int(r, i, BATCH_SUMMARY_COL + 1);
+        versions[k] = row.version;
     }
     PQclear(r);
     return JOBS_OK;

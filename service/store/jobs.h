@@ -55,6 +55,8 @@ struct job_row {
     int64_t chunks_reused; /* filled from vectors already stored under the key */
     int64_t tokens_batch, tokens_interactive, tokens_reused, tokens_estimated; /* for cost */
     char webhook_url[2049]; /* the job's own ("" when none: its key's default applies) */
+    int64_t version;        /* the row's version (xmin) as read by jobs_get or jobs_get_many;
+                               0: not known. Equal versions of a job: equal rows. */
 };
 
 extern const char *const jobs_batch_states[7];

@@ -114,6 +114,55 @@ Test(jobs, create_then_get)
     simh_resp_free(&r);
 }
 
+/* GET /v1/jobs/{id} answers from the row version it read before while the
+ * job's row has not moved (store/jobs.c, api/jobs.c): any change of the row
+ * or of its batches must show at once, for the key that owns it only. */
+Test(jobs, get_follows_every_change_of_the_row)
+{
+    char *id = create(sample);
+    char path[96], sql[512];
+    snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", id);
+    json_object_put(call_json("POST", path, NULL, 202));
+    snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+    for (int i = 0; i < 2; i++) { /* the second from the caches */
+        json_object *g = call_json("GET", path, NULL, 200);
+        cr_assert_str_eq(simh_str(g, "state"), "cancelled");
+        cr_assert_str_eq(simh_str(g, "display_name"), "t");
+        cr_assert_eq(json_object_get_int(simh_get(g, "stats.batches.cancelled")), 0);
+        json_object_put(g);
+    }
+    /* a change as the workers make them: a batch and the job's counters in
+     * one transaction, from another connection (the job is cancelled, so
+     * no worker touches it meanwhile) */
+    snprintf(sql, sizeof(sql),
+             "BEGIN; INSERT INTO batches (job_id, state, n_chunks, request_bytes, display_name)"
+             " VALUES ('%s', 'cancelled', 2, 100, 'embedd-cache-test');"
+             " UPDATE jobs SET chunks_failed = 1, chunks_succeeded = 1 WHERE id = '%s'; COMMIT",
+             id, id);
+    PGresult *res = PQexec(svc.db.conn, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(svc.db.conn));
+    PQclear(res);
+    json_object *g = call_json("GET", path, NULL, 200);
+    cr_assert_eq(json_object_get_int(simh_get(g, "stats.chunks.succeeded")), 1);
+    cr_assert_eq(json_object_get_int(simh_get(g, "stats.chunks.failed")), 1);
+    cr_assert_eq(json_object_get_int(simh_get(g, "stats.batches.cancelled")), 1);
+    json_object_put(g);
+    /* a change of one column only */
+    snprintf(sql, sizeof(sql), "UPDATE jobs SET display_name = 'renamed' WHERE id = '%s'", id);
+    PQclear(PQexec(svc.db.conn, sql));
+    g = call_json("GET", path, NULL, 200);
+    cr_assert_str_eq(simh_str(g, "display_name"), "renamed");
+    json_object_put(g);
+    /* another key never gets the cached row */
+    char other[64];
+    svch_new_key(&svc, "other-cache", other);
+    struct simh_resp r;
+    call(&r, "GET", path, other, NULL, 0);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    simh_resp_free(&r);
+    free(id);
+}
+
 Test(jobs, isolation_between_keys)
 {
     char *id = create(sample);
