@@ -67,6 +67,7 @@ struct gem_client *gem_client_new(const struct gem_client_opts *o)
         c->base[--bl] = '\0';
     c->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 300000;
+    c->stall_timeout_ms = o->stall_timeout_ms > 0 ? o->stall_timeout_ms : 120000;
     c->max_response = o->max_response_bytes ? o->max_response_bytes : (size_t)1 << 30;
     c->abort = o->abort;
     buf_init(&c->body, c->max_response);
@@ -440,7 +441,13 @@ static void set_options(struct gem_client *c, const struct req *r, struct sink *
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    if (r->stall_only) { /* under 1 byte/s for the whole stall time: ended */
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (c->stall_timeout_ms + 999) / 1000);
+    } else {
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    }
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "embedd-gemini-client");
@@ -547,7 +554,10 @@ static void classify_transport(struct gem_client *c, const struct req *r, CURLco
             gem_client_set_detail(c, res, "%s: request not sent: %.200s", r->op, why);
     } else {
         res->outcome = create ? GEM_UNKNOWN : GEM_RETRY;
-        if (rc == CURLE_OPERATION_TIMEDOUT)
+        if (rc == CURLE_OPERATION_TIMEDOUT && r->stall_only)
+            gem_client_set_detail(c, res, "%s: no data for %ld ms%s", r->op, c->stall_timeout_ms,
+                                  maybe);
+        else if (rc == CURLE_OPERATION_TIMEDOUT)
             gem_client_set_detail(c, res, "%s: timed out after %ld ms waiting for the response%s",
                                   r->op, c->timeout_ms, maybe);
         else
@@ -723,6 +733,7 @@ void gem_client_name_call(struct gem_client *c, const char *what, const char *me
                     post ? 2 : 0, post ? JSON_CTYPE : NULL,
                     NULL,         REQ_SAFE,
                     NULL,         NULL,
-                    NULL,         NULL};
+                    NULL,         NULL,
+                    false};
     gem_client_perform(c, &r, res);
 }

@@ -86,6 +86,10 @@ struct gem_client_opts {
     long timeout_ms;           /* whole request; default 300 s when 0 */
     size_t max_response_bytes; /* default 1 GiB when 0 */
     const atomic_bool *abort;  /* when set and true, calls in flight end at once (shutdown) */
+    /* File downloads are not bound by timeout_ms: a results file of 2 GB takes as long as
+     * it takes to receive and store. They end when no byte came for this long (default
+     * 120 s when 0), counted from the request (Google may take a while to begin). */
+    long stall_timeout_ms;
 };
 
 struct gem_client;

@@ -28,6 +28,7 @@ struct gem_client {
     char *key_hdr;   /* "x-goog-api-key: <key>" */
     bool key_usable; /* the key has no line break (which would split the header) */
     long connect_timeout_ms, timeout_ms;
+    long stall_timeout_ms; /* streamed downloads: see gem_client_opts */
     size_t max_response;
     const atomic_bool *abort;
     struct buf body;          /* 2xx body of the last request */
@@ -75,6 +76,8 @@ struct req {
     bool (*feed)(void *ud, const char *p, size_t n);
     void *feed_ud;
     struct gem_body_src *src; /* when set, the body comes from here (body, len unused) */
+    bool stall_only; /* no deadline for the whole request: only c->stall_timeout_ms without
+                        a byte ends it (a download of any size, stored as it arrives) */
 };
 
 /* Start the accounting of a public call (its endpoint class, clock, requests, bytes). */

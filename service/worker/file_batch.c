@@ -409,6 +409,8 @@ struct results_sink {
     char emsg[SLICE_RESULTS][300];
     size_t stored, requeued, failed;
     bool store_failed;
+    bool lease_lost;    /* another worker has the batch now: the download stops */
+    int64_t renewed_ms; /* when the lease was last renewed */
     char err[512];
 };
 
@@ -434,13 +436,26 @@ static bool sink_flush(struct results_sink *s)
     return ok;
 }
 
+/* A download is bound by a stall, not by a deadline (gem_client_opts), so it
+ * may outlast the lease: the lease is renewed as it goes, and the download
+ * stops once another worker has the batch. */
+static bool sink_keep_lease(struct results_sink *s)
+{
+    int64_t now = worker_now_ms();
+    if (now - s->renewed_ms < s->w->wp->cfg->lease_ms / 3)
+        return true;
+    s->renewed_ms = now;
+    s->lease_lost = !still_ours(s->w, s->c, s->b, "while downloading its results");
+    return !s->lease_lost;
+}
+
 static bool sink_feed(void *ud, const char *p, size_t n)
 {
     struct results_sink *s = ud;
     /* lines are parsed a piece at a time: at most a piece's worth past a slice */
     if (!gem_lines_feed(&s->lines, p, n))
         return false;
-    return s->lines.n < SLICE_RESULTS || sink_flush(s);
+    return (s->lines.n < SLICE_RESULTS || sink_flush(s)) && sink_keep_lease(s);
 }
 
 bool file_collect(struct worker *w, PGconn *c, struct pipe_batch *b, const char *responses_file)
@@ -462,6 +477,7 @@ bool file_collect(struct worker *w, PGconn *c, struct pipe_batch *b, const char 
     s->w = w;
     s->c = c;
     s->b = b;
+    s->renewed_ms = worker_now_ms();
     gem_lines_init(&s->lines);
     struct gem_call res;
     gem_download_stream(w->gem, responses_file, sink_feed, s, &res);
@@ -469,6 +485,11 @@ bool file_collect(struct worker *w, PGconn *c, struct pipe_batch *b, const char 
     if (ok && !(gem_lines_finish(&s->lines) && sink_flush(s)))
         ok = false;
     worker_count_received(w, c, b, "download", &res);
+    if (!ok && s->lease_lost) { /* logged by still_ours; the new owner goes on */
+        gem_lines_cleanup(&s->lines);
+        free(s);
+        return false;
+    }
     if (!ok) {
         const char *why = s->store_failed ? s->err
                           : s->lines.oom  ? "out of memory reading the results file"

@@ -756,7 +756,8 @@ struct worker_pool *worker_pool_start(const struct config *cfg, struct db_pool *
                                  call_ms < 10000 ? call_ms : 10000,
                                  call_ms,
                                  0,
-                                 &wp->abort};
+                                 &wp->abort,
+                                 0};
     for (size_t i = 0; i < n; i++) {
         struct worker *w = &wp->workers[i];
         w->wp = wp;

@@ -175,7 +175,7 @@ Test(create_once, dead_reused_connection_does_not_resend_the_create, .timeout = 
     server_start(&s);
     char base[64];
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
-    struct gem_client_opts o = {base, "v1beta", SIMH_KEY, 2000, 5000, 0, NULL};
+    struct gem_client_opts o = {base, "v1beta", SIMH_KEY, 2000, 5000, 0, NULL, 0};
     struct gem_client *c = gem_client_new(&o);
     cr_assert_not_null(c);
 

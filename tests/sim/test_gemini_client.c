@@ -41,7 +41,7 @@ static const struct gem_text texts[] = {
 static struct gem_client *client_for(const char *base, const char *key, long timeout_ms,
                                      size_t max_response)
 {
-    struct gem_client_opts o = {base, "v1beta", key, 2000, timeout_ms, max_response, NULL};
+    struct gem_client_opts o = {base, "v1beta", key, 2000, timeout_ms, max_response, NULL, 0};
     struct gem_client *c = gem_client_new(&o);
     cr_assert_not_null(c);
     return c;

@@ -33,7 +33,7 @@ static void setup(void)
     static const char *const f[] = {"--pending-ms=20", "--running-ms=20", NULL};
     cr_assert(gem_global_init());
     simh_start(&sim, f);
-    struct gem_client_opts o = {sim.base, "v1beta", SIMH_KEY, 2000, 20000, 0, NULL};
+    struct gem_client_opts o = {sim.base, "v1beta", SIMH_KEY, 2000, 20000, 0, NULL, 0};
     cli = gem_client_new(&o);
     cr_assert_not_null(cli);
 }
@@ -245,7 +245,7 @@ static void setup_small(void)
     static const char *const f[] = {"--max-body-bytes=600000", "--upload-granularity=262144", NULL};
     cr_assert(gem_global_init());
     simh_start(&sim, f);
-    struct gem_client_opts o = {sim.base, "v1beta", SIMH_KEY, 2000, 20000, 0, NULL};
+    struct gem_client_opts o = {sim.base, "v1beta", SIMH_KEY, 2000, 20000, 0, NULL, 0};
     cli = gem_client_new(&o);
     cr_assert_not_null(cli);
 }
@@ -439,6 +439,78 @@ Test(gfiles, inline_batch_answered_with_a_file)
     gem_operation_free(&op);
 }
 
+/* A results file whose download begins later than the client's call timeout:
+ * downloads are bound by a stall (no byte for stall_timeout_ms), not by the
+ * whole-call timeout, so a large file that takes long to receive and store is
+ * not cut and fetched again from the start forever. */
+static void done_file_batch(char *file, size_t len)
+{
+    simh_config(&sim, "{\"inline_as_file\":true}");
+    struct gem_req_opts o = {MODEL, TASK, DIMS};
+    struct buf body;
+    buf_init(&body, 1 << 20);
+    cr_assert(gem_build_batch(&body, "slow-download", &o, texts, 3));
+    struct gem_operation op;
+    struct gem_call res;
+    gem_create_batch(cli, MODEL, body.data, body.len, &op, &res);
+    buf_cleanup(&body);
+    expect(&res, GEM_OK, 200);
+    char name[128];
+    snprintf(name, sizeof(name), "%s", op.name);
+    gem_operation_free(&op);
+    int64_t deadline = simh_ms() + 10000;
+    for (;;) {
+        gem_get_batch(cli, name, &op, &res);
+        expect(&res, GEM_OK, 200);
+        if (op.state == GEM_STATE_SUCCEEDED)
+            break;
+        cr_assert(simh_ms() < deadline && !gem_state_terminal(op.state));
+        gem_operation_free(&op);
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    snprintf(file, len, "%s", op.responses_file);
+    gem_operation_free(&op);
+}
+
+Test(gfiles, download_outlasts_the_call_timeout_until_it_stalls)
+{
+    char file[256];
+    done_file_batch(file, sizeof(file));
+    /* the download waits 1.5 s at the simulator before its first byte */
+    simh_config(&sim, "{\"latency_ms\":1500,\"fault_scope\":\"download\"}");
+    struct gem_client_opts co = {sim.base, "v1beta", SIMH_KEY, 2000, 500, 0, NULL, 5000};
+    struct gem_client *c = gem_client_new(&co);
+    cr_assert_not_null(c);
+    struct gem_lines l;
+    gem_lines_init(&l);
+    struct gem_call res;
+    gem_download_stream(c, file, feed_lines, &l, &res);
+    expect(&res, GEM_OK, 200);
+    cr_assert(gem_lines_finish(&l));
+    cr_assert_eq(l.n, 3, "every line, though the call timeout is 500 ms");
+    gem_lines_cleanup(&l);
+    /* other calls keep their deadline */
+    struct gem_file f;
+    simh_config(&sim, "{\"latency_ms\":1500,\"fault_scope\":\"files\"}");
+    gem_get_file(c, file, &f, &res);
+    cr_assert_neq(res.outcome, GEM_OK, "a file GET still times out after 500 ms");
+    gem_client_free(c);
+
+    /* a stall shorter than the wait ends the download, and says so */
+    simh_config(&sim, "{\"latency_ms\":1500,\"fault_scope\":\"download\"}");
+    struct gem_client_opts so = {sim.base, "v1beta", SIMH_KEY, 2000, 20000, 0, NULL, 500};
+    c = gem_client_new(&so);
+    cr_assert_not_null(c);
+    gem_lines_init(&l);
+    gem_download_stream(c, file, feed_lines, &l, &res);
+    cr_assert_eq(res.outcome, GEM_RETRY, "%s", res.detail);
+    cr_assert(strstr(res.detail, "no data for 500 ms"), "%s", res.detail);
+    gem_lines_cleanup(&l);
+    gem_client_free(c);
+    simh_config(&sim, "{\"latency_ms\":0}");
+}
+
 /* ---- create rate-limited ---- */
 
 Test(gfiles, create_429_without_retry_info)
@@ -486,7 +558,7 @@ Test(gfiles, one_debug_line_per_call_without_the_key)
     struct gem_file f;
     gem_get_file(cli, "files/nosuchfile1", &f, &res);
     expect(&res, GEM_FATAL, 404);
-    struct gem_client_opts o = {sim.base, "v1beta", "wrong-" SIMH_KEY, 2000, 20000, 0, NULL};
+    struct gem_client_opts o = {sim.base, "v1beta", "wrong-" SIMH_KEY, 2000, 20000, 0, NULL, 0};
     struct gem_client *bad = gem_client_new(&o);
     cr_assert_not_null(bad);
     gem_delete_file(bad, name, &res);
