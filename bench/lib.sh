@@ -200,11 +200,18 @@ new_job_like() {
   echo "$nid"
 }
 
+# The columns embedd writes when it stores a job (store/jobs_ingest.c), all
+# of them: the baseline COPYs the very rows embedd stored, not a narrower
+# copy of them (the chunk's identity hash, key and JSON lengths, the
+# document's chunk range and content hash are about 70 bytes per row).
+DOC_COLUMNS="job_id, doc_index, doc_id, title, metadata, chars, first_seq, n_chunks, content_sha256"
+CHUNK_COLUMNS="job_id, seq, doc_index, chunk_index, char_start, char_end, tokens, text_json_len, title_json_len, key_id, identity, text"
+
 # dump_rows JOB NEWJOB DIR: the job's documents and chunks (text, state pending,
 # no vectors) as COPY text files, re-keyed to NEWJOB
 dump_rows() {
-  psql_db -c "\\copy (SELECT '$2'::uuid, doc_index, doc_id, title, metadata, chars FROM documents WHERE job_id = '$1' ORDER BY doc_index) TO '$3/documents.copy'"
-  psql_db -c "\\copy (SELECT '$2'::uuid, seq, doc_index, chunk_index, char_start, char_end, tokens, text FROM chunks WHERE job_id = '$1' ORDER BY seq) TO '$3/chunks.copy'"
+  psql_db -c "\\copy (SELECT '$2'::uuid, ${DOC_COLUMNS#job_id, } FROM documents WHERE job_id = '$1' ORDER BY doc_index) TO '$3/documents.copy'"
+  psql_db -c "\\copy (SELECT '$2'::uuid, ${CHUNK_COLUMNS#job_id, } FROM chunks WHERE job_id = '$1' ORDER BY seq) TO '$3/chunks.copy'"
 }
 
 # copy_rows_in DIR: COPY documents and chunks in, in one transaction (psql);
@@ -213,8 +220,8 @@ copy_rows_in() {
   local t0
   t0=$(now)
   psql -X -q -v ON_ERROR_STOP=1 -1 "$BENCH_DATABASE_URL" \
-    -c "\\copy documents (job_id, doc_index, doc_id, title, metadata, chars) FROM '$1/documents.copy'" \
-    -c "\\copy chunks (job_id, seq, doc_index, chunk_index, char_start, char_end, tokens, text) FROM '$1/chunks.copy'" ||
+    -c "\\copy documents ($DOC_COLUMNS) FROM '$1/documents.copy'" \
+    -c "\\copy chunks ($CHUNK_COLUMNS) FROM '$1/chunks.copy'" ||
     die "baseline COPY failed"
   elapsed "$t0"
 }

@@ -89,8 +89,8 @@ for r in $(seq "$repeat"); do
   new_job_like "$id" "$nid" >/dev/null
   t0=$(now)
   psql -X -q -v ON_ERROR_STOP=1 -1 "$BENCH_DATABASE_URL" \
-    -c "\\copy documents (job_id, doc_index, doc_id, title, metadata, chars) FROM '$dir/documents.copy'" \
-    -c "\\copy chunks (job_id, seq, doc_index, chunk_index, char_start, char_end, tokens, text) FROM '$dir/chunks.copy'" \
+    -c "\\copy documents ($DOC_COLUMNS) FROM '$dir/documents.copy'" \
+    -c "\\copy chunks ($CHUNK_COLUMNS) FROM '$dir/chunks.copy'" \
     -c "CREATE TEMP TABLE v (seq integer, embedding bytea) ON COMMIT DROP" \
     -c "\\copy v FROM '$dir/vectors.copy'" \
     -c "UPDATE chunks c SET embedding = v.embedding, state = 2 FROM v WHERE c.job_id = '$nid' AND c.seq = v.seq" \
