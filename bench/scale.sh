@@ -117,13 +117,31 @@ run_job() {
   [ "$JOB_DUP" = "${EXPECT_DUP:-0}" ] || die "$name: $JOB_DUP texts sent twice (expected ${EXPECT_DUP:-0})"
 }
 
-# after_job NAME: status, first results page and usage times of the finished job
+# time_sse N OUT: N sequential reads of the finished job's event stream (it
+# answers with its done event, the job's representation, and closes); seconds
+# of each to OUT; the done event's succeeded count must be the job's
+time_sse() {
+  : >"$2"
+  local ev=$dir/sse.txt t n
+  for _ in $(seq "$1"); do
+    t=$(curl -sS -N --max-time 60 -o "$ev" -w '%{time_total}' -H "Authorization: Bearer $API_KEY" \
+      -H 'Accept: text/event-stream' "$EMBEDD_URL/v1/jobs/$JOB_ID/events")
+    n=$(sed -n '/^event: done/,/^$/p' "$ev" | sed -n 's/^data: //p' | jq .stats.chunks.succeeded)
+    [ "$n" = "$JOB_CHUNKS" ] || die "SSE of job $JOB_ID: done event says $n succeeded, not $JOB_CHUNKS"
+    echo "$t" >>"$2"
+  done
+}
+
+# after_job NAME: status, first results page, event stream and usage times of
+# the finished job
 after_job() {
   time_get "/v1/jobs/$JOB_ID" 40 "$dir/$1.status_after"
   time_get "/v1/jobs/$JOB_ID/results?limit=100" 20 "$dir/$1.page"
+  time_sse 10 "$dir/$1.sse"
   time_get "/v1/usage" 10 "$dir/$1.usage"
   JOB_STATUS=$(median_ms "$dir/$1.status_after")
   JOB_PAGE=$(median_ms "$dir/$1.page")
+  JOB_SSE=$(median_ms "$dir/$1.sse")
   JOB_USAGE=$(median_ms "$dir/$1.usage")
 }
 
@@ -136,7 +154,7 @@ gen "$large" 33 "$flarge"
 
 run_job tiny "$ftiny"
 after_job tiny
-tiny_status=$JOB_STATUS tiny_page=$JOB_PAGE tiny_usage=$JOB_USAGE
+tiny_status=$JOB_STATUS tiny_page=$JOB_PAGE tiny_usage=$JOB_USAGE tiny_sse=$JOB_SSE
 
 run_job small "$fsmall"
 after_job small
@@ -147,7 +165,7 @@ rm -f "$fsmall"
 run_job large "$flarge"
 after_job large
 l_us=$JOB_US l_wall=$JOB_WALL l_post=$JOB_POST l_hwm=$JOB_HWM l_chunks=$JOB_CHUNKS
-l_status=$JOB_STATUS l_page=$JOB_PAGE l_usage=$JOB_USAGE l_db=$JOB_DB_PER
+l_status=$JOB_STATUS l_page=$JOB_PAGE l_usage=$JOB_USAGE l_db=$JOB_DB_PER l_sse=$JOB_SSE
 l_run_med=$JOB_STATUS_RUN_MED l_run_p99=$JOB_STATUS_RUN_P99 l_run_n=$JOB_STATUS_RUN_N
 l_creates=$JOB_CREATES l_batches=$JOB_BATCHES l_files=$JOB_FILES l_inline=$JOB_INLINE
 l_recv=$JOB_RECV l_sent=$JOB_SENT l_gets=$JOB_GETS l_exact=$JOB_EXACT l_polls=$JOB_POLLS
@@ -196,6 +214,9 @@ figure_json "scale: GET /v1/jobs/{id} of the $n_l-document job (finished)" "ms" 
 figure_json "scale: first results page (limit 100) of the $n_l-document job" "ms" false "$l_page" \
   "the same of a $(printf "%'d" "$tiny")-document job" "$tiny_page" "≤ 1.2× baseline" 1.2 \
   "median of 20 sequential GETs of /v1/jobs/{id}/results?limit=100"
+figure_json "scale: event stream (SSE) of the $n_l-document job (finished)" "ms" false "$l_sse" \
+  "the same of a $(printf "%'d" "$tiny")-document job" "$tiny_sse" "≤ 1.2× baseline" 1.2 \
+  "median of 10 sequential GET /v1/jobs/{id}/events until the stream's done event (the job's representation, its succeeded count checked) and close"
 figure_json "scale: GET /v1/usage with the $n_l-document job" "ms" false "$l_usage" \
   "the same with only a $(printf "%'d" "$tiny")-document job" "$tiny_usage" "–" null \
   "median of 10 sequential GETs (the cost report over the key's jobs)"
