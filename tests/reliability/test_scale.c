@@ -72,7 +72,9 @@ static char *post_ndjson(const char *body, size_t len)
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", R.key);
     const char *hs[3] = {auth, "Content-Type: application/x-ndjson", NULL};
     struct simh_resp resp;
-    simh_req_url(&resp, "POST", url, body, len, hs);
+    /* a million documents take minutes to store, more while the first job
+     * is still storing its results */
+    simh_req_url_timeout(&resp, "POST", url, body, len, hs, 3600);
     cr_assert_eq(resp.curl_code, 0, "POST /v1/jobs: transfer failed");
     cr_assert_eq(resp.status, 202, "POST /v1/jobs: %ld: %.300s", resp.status, resp.body);
     json_object *o = simh_json(&resp);

@@ -162,6 +162,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 void simh_req_url(struct simh_resp *out, const char *method, const char *url, const char *body,
                   size_t body_len, const char *const *headers)
 {
+    simh_req_url_timeout(out, method, url, body, body_len, headers, 120);
+}
+
+void simh_req_url_timeout(struct simh_resp *out, const char *method, const char *url,
+                          const char *body, size_t body_len, const char *const *headers,
+                          long timeout_s)
+{
     memset(out, 0, sizeof(*out));
     CURL *c = curl_easy_init();
     cr_assert(c);
@@ -180,7 +187,7 @@ void simh_req_url(struct simh_resp *out, const char *method, const char *url, co
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);

@@ -43,9 +43,13 @@ void simh_stop(struct simh *s);
  * The API key header is added when with_key is true. */
 void simh_req(struct simh *s, struct simh_resp *out, const char *method, const char *path,
               const char *body, size_t body_len, const char *const *headers, bool with_key);
-/* The same against an absolute URL. */
+/* The same against an absolute URL (the whole transfer at most 120 s). */
 void simh_req_url(struct simh_resp *out, const char *method, const char *url, const char *body,
                   size_t body_len, const char *const *headers);
+/* The same with the transfer's limit in seconds. */
+void simh_req_url_timeout(struct simh_resp *out, const char *method, const char *url,
+                          const char *body, size_t body_len, const char *const *headers,
+                          long timeout_s);
 void simh_resp_free(struct simh_resp *r);
 /* Value of a response header (case-insensitive), copied into out; false if absent. */
 bool simh_header(const struct simh_resp *r, const char *name, char *out, size_t n);
