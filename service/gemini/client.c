@@ -423,13 +423,27 @@ static bool request_headers(const struct gem_client *c, const struct req *r, str
     return ok;
 }
 
-/* Progress callback: a non-zero return ends the transfer (shutdown past its deadline). */
+/* Progress callback (about once a second, and as data moves): a non-zero
+ * return ends the transfer (shutdown past its deadline, or the tick of a
+ * streamed download said stop). */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
-    const struct gem_client *c = arg;
+    struct gem_client *c = arg;
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    return atomic_load(c->abort) ? 1 : 0;
+    if (c->abort && atomic_load(c->abort))
+        return 1;
+    if (c->tick) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (now - c->tick_ms >= 1000) {
+            c->tick_ms = now;
+            if (!c->tick(c->tick_ud))
+                return 1;
+        }
+    }
+    return 0;
 }
 
 static void set_options(struct gem_client *c, const struct req *r, struct sink *s,
@@ -457,7 +471,7 @@ static void set_options(struct gem_client *c, const struct req *r, struct sink *
     curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
-    if (c->abort) {
+    if (c->abort || c->tick) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);

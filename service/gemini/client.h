@@ -172,10 +172,12 @@ void gem_download_file(struct gem_client *c, const char *name, struct buf *out,
                        struct gem_call *res);
 /* The same, handing the body to feed piece by piece as it arrives (a
  * results file runs to gigabytes); feed returns false to stop the transfer
- * (the call then fails with GEM_RETRY). */
+ * (the call then fails with GEM_RETRY). tick, when not NULL, is called about
+ * once a second for as long as the download lasts, bytes or not (before the
+ * first one too); false stops it the same way. */
 void gem_download_stream(struct gem_client *c, const char *name,
-                         bool (*feed)(void *ud, const char *p, size_t n), void *ud,
-                         struct gem_call *res);
+                         bool (*feed)(void *ud, const char *p, size_t n), bool (*tick)(void *ud),
+                         void *ud, struct gem_call *res);
 /* DELETE {name} for a file. */
 void gem_delete_file(struct gem_client *c, const char *name, struct gem_call *res);
 

@@ -29,6 +29,9 @@ struct gem_client {
     bool key_usable; /* the key has no line break (which would split the header) */
     long connect_timeout_ms, timeout_ms;
     long stall_timeout_ms; /* streamed downloads: see gem_client_opts */
+    bool (*tick)(void *ud); /* while a streamed download lasts (gem_download_stream) */
+    void *tick_ud;
+    int64_t tick_ms; /* when tick was last called */
     size_t max_response;
     const atomic_bool *abort;
     struct buf body;          /* 2xx body of the last request */

@@ -424,11 +424,15 @@ void gem_download_file(struct gem_client *c, const char *name, struct buf *out,
 }
 
 void gem_download_stream(struct gem_client *c, const char *name,
-                         bool (*feed)(void *ud, const char *p, size_t n), void *ud,
-                         struct gem_call *res)
+                         bool (*feed)(void *ud, const char *p, size_t n), bool (*tick)(void *ud),
+                         void *ud, struct gem_call *res)
 {
     gem_client_begin(c, GEM_EP_DOWNLOAD);
+    c->tick = tick;
+    c->tick_ud = ud;
     download(c, name, NULL, feed, ud, res);
+    c->tick = NULL;
+    c->tick_ud = NULL;
     gem_client_end(c, res);
 }
 

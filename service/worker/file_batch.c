@@ -437,10 +437,12 @@ static bool sink_flush(struct results_sink *s)
 }
 
 /* A download is bound by a stall, not by a deadline (gem_client_opts), so it
- * may outlast the lease: the lease is renewed as it goes, and the download
- * stops once another worker has the batch. */
-static bool sink_keep_lease(struct results_sink *s)
+ * may outlast the lease: the lease is renewed as it goes (the download's tick,
+ * about once a second, from before its first byte), and the download stops
+ * once another worker has the batch. */
+static bool sink_keep_lease(void *ud)
 {
+    struct results_sink *s = ud;
     int64_t now = worker_now_ms();
     if (now - s->renewed_ms < s->w->wp->cfg->lease_ms / 3)
         return true;
@@ -455,7 +457,7 @@ static bool sink_feed(void *ud, const char *p, size_t n)
     /* lines are parsed a piece at a time: at most a piece's worth past a slice */
     if (!gem_lines_feed(&s->lines, p, n))
         return false;
-    return (s->lines.n < SLICE_RESULTS || sink_flush(s)) && sink_keep_lease(s);
+    return s->lines.n < SLICE_RESULTS || sink_flush(s);
 }
 
 bool file_collect(struct worker *w, PGconn *c, struct pipe_batch *b, const char *responses_file)
@@ -480,7 +482,7 @@ bool file_collect(struct worker *w, PGconn *c, struct pipe_batch *b, const char 
     s->renewed_ms = worker_now_ms();
     gem_lines_init(&s->lines);
     struct gem_call res;
-    gem_download_stream(w->gem, responses_file, sink_feed, s, &res);
+    gem_download_stream(w->gem, responses_file, sink_feed, sink_keep_lease, s, &res);
     bool ok = res.outcome == GEM_OK;
     if (ok && !(gem_lines_finish(&s->lines) && sink_flush(s)))
         ok = false;

@@ -417,7 +417,7 @@ Test(gfiles, inline_batch_answered_with_a_file)
 
     struct gem_lines l;
     gem_lines_init(&l);
-    gem_download_stream(cli, op.responses_file, feed_lines, &l, &res);
+    gem_download_stream(cli, op.responses_file, feed_lines, NULL, &l, &res);
     expect(&res, GEM_OK, 200);
     cr_assert_eq(res.endpoint, GEM_EP_DOWNLOAD);
     cr_assert(gem_lines_finish(&l));
@@ -485,7 +485,7 @@ Test(gfiles, download_outlasts_the_call_timeout_until_it_stalls)
     struct gem_lines l;
     gem_lines_init(&l);
     struct gem_call res;
-    gem_download_stream(c, file, feed_lines, &l, &res);
+    gem_download_stream(c, file, feed_lines, NULL, &l, &res);
     expect(&res, GEM_OK, 200);
     cr_assert(gem_lines_finish(&l));
     cr_assert_eq(l.n, 3, "every line, though the call timeout is 500 ms");
@@ -503,7 +503,7 @@ Test(gfiles, download_outlasts_the_call_timeout_until_it_stalls)
     c = gem_client_new(&so);
     cr_assert_not_null(c);
     gem_lines_init(&l);
-    gem_download_stream(c, file, feed_lines, &l, &res);
+    gem_download_stream(c, file, feed_lines, NULL, &l, &res);
     cr_assert_eq(res.outcome, GEM_RETRY, "%s", res.detail);
     cr_assert(strstr(res.detail, "no data for 500 ms"), "%s", res.detail);
     gem_lines_cleanup(&l);
