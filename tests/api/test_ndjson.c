@@ -394,6 +394,41 @@ Test(ndjson, ingest_late_errors_roll_back_flushed_batches)
     buf_cleanup(&b);
 }
 
+/* The same in a collection upsert, where documents are compared with the
+ * collection's in groups and their rows go out in larger batches: a
+ * duplicate of a document that was compared (and maybe stored) long before
+ * is still found, and nothing is stored. */
+Test(ndjson, collection_upsert_late_duplicate)
+{
+    struct simh_resp r;
+    static const char coll_body[] = "{\"name\":\"dups\",\"output_dimensionality\":768}";
+    call(&r, "POST", "/v1/collections", NULL, NULL, coll_body, strlen(coll_body));
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    json_object *c = simh_json(&r);
+    char first[160];
+    snprintf(first, sizeof(first), "{\"collection\":\"%s\"}\n", simh_str(c, "id"));
+    json_object_put(c);
+    simh_resp_free(&r);
+    struct buf b;
+    buf_init(&b, SIZE_MAX / 2);
+    cr_assert(buf_puts(&b, first));
+    for (int i = 0; i < 1500; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "c%d", i);
+        doc_line(&b, id, 200, NULL);
+        cr_assert(buf_putc(&b, '\n'));
+    }
+    cr_assert(buf_puts(&b, "{\"id\":\"c3\",\"text\":\"again\"}\n"));
+    call(&r, "POST", "/v1/jobs", "application/x-ndjson", NULL, b.data, b.len);
+    static const struct bad_case dup = {"collection duplicate", NULL, 422, "duplicate_id",
+                                        "/documents/1500/id", "/documents/3"};
+    expect_problem(&r, &dup);
+    simh_resp_free(&r);
+    buf_cleanup(&b);
+    cr_assert_eq(count_stored(), 0, "something was stored");
+    cr_assert_eq(dbh_scalar(&svc.db, "SELECT count(*) FROM collection_documents"), 0);
+}
+
 Test(ndjson, ingest_limits)
 {
     /* more documents than job-max-documents: tests/api/test_job_limits.c */
