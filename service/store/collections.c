@@ -344,6 +344,31 @@ enum jobs_result coll_doc_delete(PGconn *c, int64_t key_id, const char *coll_id,
     return res;
 }
 
+/* The new versions of job $1 named by the int[] $2, as ctids: one probe of
+ * collection_documents_next per index, in a subquery the planner may not
+ * flatten. "next_doc_index = ANY($2)" was a filter over every new version of
+ * the job, for each batch slice stored: a 1,000,000-document upsert spent
+ * 0.3 to 0.5 s in each of its thousand flips. */
+#define NEXT_ROWS                                                                                  \
+    "SELECT k.tid FROM unnest($2::int[]) AS u(i) CROSS JOIN LATERAL (SELECT cd.ctid AS tid"       \
+    " FROM collection_documents cd WHERE cd.next_job_id = $1 AND cd.next_doc_index = u.i"        \
+    " OFFSET 0) k"
+#define FLIP_SET                                                                                   \
+    " SET version = cd.version + 1,"                                                               \
+    "   job_id = cd.next_job_id, doc_index = cd.next_doc_index,"                                   \
+    "   content_sha256 = cd.next_content_sha256,"                                                  \
+    "   metadata = (SELECT d.metadata FROM documents d"                                            \
+    "     WHERE d.job_id = $1 AND d.doc_index = cd.next_doc_index),"                               \
+    "   next_job_id = NULL, next_doc_index = NULL, next_content_sha256 = NULL, error = NULL,"      \
+    "   updated_at = now()"
+#define FLIP_READY                                                                                 \
+    " AND (SELECT d.chunks_done = d.n_chunks FROM documents d"                                     \
+    "   WHERE d.job_id = $1 AND d.doc_index = cd.next_doc_index)"                                  \
+    " RETURNING cd.collection_id, cd.version)"                                                     \
+    " UPDATE collections c SET version = c.version + 1,"                                           \
+    "   documents = c.documents + (SELECT count(*) FROM f WHERE f.version = 1)"                    \
+    " WHERE c.id IN (SELECT collection_id FROM f)"
+
 /* Each document's row of the job is read by a correlated subquery (one probe
  * of documents' primary key per document), never joined: the planner takes a
  * job it has not analysed for one row long, and its nested loop over two such
@@ -353,20 +378,11 @@ bool coll_flip(PGconn *c, const char *job_id, const char *doc_indexes, char *err
     const char *v[2] = {job_id, doc_indexes};
     PGresult *r = PQexecParams(
         c,
-        "WITH f AS (UPDATE collection_documents cd SET version = cd.version + 1,"
-        "   job_id = cd.next_job_id, doc_index = cd.next_doc_index,"
-        "   content_sha256 = cd.next_content_sha256,"
-        "   metadata = (SELECT d.metadata FROM documents d"
-        "     WHERE d.job_id = $1 AND d.doc_index = cd.next_doc_index),"
-        "   next_job_id = NULL, next_doc_index = NULL, next_content_sha256 = NULL, error = NULL,"
-        "   updated_at = now()"
-        "   WHERE cd.next_job_id = $1 AND ($2::int[] IS NULL OR cd.next_doc_index = ANY($2))"
-        "   AND (SELECT d.chunks_done = d.n_chunks FROM documents d"
-        "     WHERE d.job_id = $1 AND d.doc_index = cd.next_doc_index)"
-        "   RETURNING cd.collection_id, cd.version)"
-        " UPDATE collections c SET version = c.version + 1,"
-        "   documents = c.documents + (SELECT count(*) FROM f WHERE f.version = 1)"
-        " WHERE c.id IN (SELECT collection_id FROM f)",
+        doc_indexes ? "WITH t AS (" NEXT_ROWS "),"
+                      " f AS (UPDATE collection_documents cd" FLIP_SET " FROM t"
+                      " WHERE cd.ctid = t.tid AND cd.next_job_id = $1" FLIP_READY
+                    : "WITH f AS (UPDATE collection_documents cd" FLIP_SET
+                      " WHERE cd.next_job_id = $1 AND $2::int[] IS NULL" FLIP_READY,
         2, NULL, v, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
@@ -380,11 +396,17 @@ bool coll_fail_versions(PGconn *c, const char *job_id, const char *doc_indexes, 
 {
     const char *v[3] = {job_id, doc_indexes, reason};
     PGresult *r = PQexecParams(c,
-                               "UPDATE collection_documents SET next_job_id = NULL,"
-                               " next_doc_index = NULL, next_content_sha256 = NULL, error = $3,"
-                               " updated_at = now()"
-                               " WHERE next_job_id = $1"
-                               " AND ($2::int[] IS NULL OR next_doc_index = ANY($2))",
+                               doc_indexes
+                                   ? "UPDATE collection_documents SET next_job_id = NULL,"
+                                     " next_doc_index = NULL, next_content_sha256 = NULL,"
+                                     " error = $3, updated_at = now()"
+                                     " FROM (" NEXT_ROWS ") t"
+                                     " WHERE collection_documents.ctid = t.tid"
+                                     " AND collection_documents.next_job_id = $1"
+                                   : "UPDATE collection_documents SET next_job_id = NULL,"
+                                     " next_doc_index = NULL, next_content_sha256 = NULL,"
+                                     " error = $3, updated_at = now()"
+                                     " WHERE next_job_id = $1 AND $2::int[] IS NULL",
                                3, NULL, v, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
