@@ -65,8 +65,8 @@ static void do_create_batch(struct gem_client *c, const char *model, const char 
         gem_client_reject(c, res, what, "URL too long");
         return;
     }
-    struct req r = {what, "POST",     url,  body, len,  JSON_CTYPE,
-                    NULL, REQ_CREATE, NULL, NULL, NULL, NULL, false};
+    struct req r = {what,       "POST", url,  body, len,  JSON_CTYPE, NULL,
+                    REQ_CREATE, NULL,   NULL, NULL, NULL, false};
     /* a batch done at once may carry its results in the answer: not needed here */
     struct op_feed f = {0};
     gem_op_stream_init_mode(&f.st, GEM_RESULTS_DROP, NULL);
@@ -120,7 +120,8 @@ static void do_list_batches(struct gem_client *c, int page_size, const char *pag
         gem_client_reject(c, res, what, "page token too long");
         return;
     }
-    struct req r = {what, "GET", url.data, NULL, 0, NULL, NULL, REQ_SAFE, NULL, NULL, NULL, NULL, false};
+    struct req r = {what,     "GET", url.data, NULL, 0,    NULL, NULL,
+                    REQ_SAFE, NULL,  NULL,     NULL, NULL, false};
     if (gem_client_perform(c, &r, res) &&
         !gem_parse_list(gem_client_data_of(&c->body), c->body.len, ops, n, next_token, token_len,
                         err, sizeof(err)))
@@ -156,8 +157,8 @@ static void do_embed_sync(struct gem_client *c, const char *model, const char *b
         gem_client_reject(c, res, what, !body ? "no request body" : "invalid model id");
         return;
     }
-    struct req r = {what, "POST",   url,  body, len,  JSON_CTYPE,
-                    NULL, REQ_SAFE, NULL, NULL, NULL, NULL, false};
+    struct req r = {what,     "POST", url,  body, len,  JSON_CTYPE, NULL,
+                    REQ_SAFE, NULL,   NULL, NULL, NULL, false};
     if (gem_client_perform(c, &r, res) &&
         !gem_parse_sync(gem_client_data_of(&c->body), c->body.len, results, n, err, sizeof(err)))
         gem_client_body_unusable(c, &r, &c->body, err, res);

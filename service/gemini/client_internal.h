@@ -28,7 +28,7 @@ struct gem_client {
     char *key_hdr;   /* "x-goog-api-key: <key>" */
     bool key_usable; /* the key has no line break (which would split the header) */
     long connect_timeout_ms, timeout_ms;
-    long stall_timeout_ms; /* streamed downloads: see gem_client_opts */
+    long stall_timeout_ms;  /* streamed downloads: see gem_client_opts */
     bool (*tick)(void *ud); /* while a streamed download lasts (gem_download_stream) */
     void *tick_ud;
     int64_t tick_ms; /* when tick was last called */
@@ -79,8 +79,8 @@ struct req {
     bool (*feed)(void *ud, const char *p, size_t n);
     void *feed_ud;
     struct gem_body_src *src; /* when set, the body comes from here (body, len unused) */
-    bool stall_only; /* no deadline for the whole request: only c->stall_timeout_ms without
-                        a byte ends it (a download of any size, stored as it arrives) */
+    bool stall_only;          /* no deadline for the whole request: only c->stall_timeout_ms without
+                                 a byte ends it (a download of any size, stored as it arrives) */
 };
 
 /* Start the accounting of a public call (its endpoint class, clock, requests, bytes). */

@@ -59,8 +59,8 @@ static bool upload_start(struct gem_client *c, const char *display_name, uint64_
              (unsigned long long)len);
     const char *hdrs[] = {"X-Goog-Upload-Protocol: resumable", "X-Goog-Upload-Command: start",
                           size_hdr, "X-Goog-Upload-Header-Content-Type: application/jsonl", NULL};
-    struct req r = {what, "POST",   url,  meta.data, meta.len, JSON_CTYPE,
-                    hdrs, REQ_SAFE, NULL, NULL,      NULL,     NULL, false};
+    struct req r = {what,     "POST", url,  meta.data, meta.len, JSON_CTYPE, hdrs,
+                    REQ_SAFE, NULL,   NULL, NULL,      NULL,     false};
     bool ok = gem_client_perform(c, &r, res);
     buf_cleanup(&meta);
     if (!ok)
@@ -107,7 +107,8 @@ static bool send_piece(struct upload *u, uint64_t off, uint64_t n, bool last, st
     struct gem_body_src src = {u->fd, u->mem, off, n, 0, 0, false};
     struct req r = {
         "upload", "POST",   u->session, NULL, 0,    "Content-Type: application/octet-stream",
-        hdrs,     REQ_SAFE, NULL,       NULL, NULL, &src, false};
+        hdrs,     REQ_SAFE, NULL,       NULL, NULL, &src,
+        false};
     return gem_client_perform(u->c, &r, res);
 }
 
@@ -115,8 +116,8 @@ static bool send_piece(struct upload *u, uint64_t off, uint64_t n, bool last, st
 static bool send_query(struct upload *u, struct gem_call *res)
 {
     const char *hdrs[] = {"X-Goog-Upload-Command: query", NULL};
-    struct req r = {"upload query", "POST",   u->session, "",   0,    NULL,
-                    hdrs,           REQ_SAFE, NULL,       NULL, NULL, NULL, false};
+    struct req r = {"upload query", "POST", u->session, "",   0,    NULL, hdrs,
+                    REQ_SAFE,       NULL,   NULL,       NULL, NULL, false};
     return gem_client_perform(u->c, &r, res);
 }
 
@@ -142,7 +143,8 @@ static void take_final(struct upload *u, const char *op, struct gem_call *res)
         gem_client_set_detail(c, res, "%s: the upload is final but its answer names no file", op);
         return;
     }
-    struct req r = {op, "POST", u->session, NULL, 0, NULL, NULL, REQ_SAFE, NULL, NULL, NULL, NULL, false};
+    struct req r = {op,       "POST", u->session, NULL, 0,    NULL, NULL,
+                    REQ_SAFE, NULL,   NULL,       NULL, NULL, false};
     gem_client_body_unusable(c, &r, &c->body, err, res);
 }
 
@@ -339,7 +341,8 @@ void gem_get_file(struct gem_client *c, const char *name, struct gem_file *f, st
         !gem_client_fmt_url(url, sizeof(url), "%s/%s/%s", c->base, c->version, name)) {
         gem_client_reject(c, res, what, "invalid file name");
     } else {
-        struct req r = {what, "GET", url, NULL, 0, NULL, NULL, REQ_SAFE, NULL, NULL, NULL, NULL, false};
+        struct req r = {what,     "GET", url,  NULL, 0,    NULL, NULL,
+                        REQ_SAFE, NULL,  NULL, NULL, NULL, false};
         if (gem_client_perform(c, &r, res) &&
             !gem_parse_file(gem_client_data_of(&c->body), c->body.len, f, err, sizeof(err)))
             gem_client_body_unusable(c, &r, &c->body, err, res);
@@ -376,7 +379,8 @@ static void list_files(struct gem_client *c, int page_size, const char *page_tok
         gem_client_reject(c, res, what, "page token too long");
         return;
     }
-    struct req r = {what, "GET", url.data, NULL, 0, NULL, NULL, REQ_SAFE, NULL, NULL, NULL, NULL, false};
+    struct req r = {what,     "GET", url.data, NULL, 0,    NULL, NULL,
+                    REQ_SAFE, NULL,  NULL,     NULL, NULL, false};
     if (gem_client_perform(c, &r, res) &&
         !gem_parse_file_list(gem_client_data_of(&c->body), c->body.len, files, n, next_token,
                              token_len, err, sizeof(err)))

@@ -47,7 +47,7 @@ struct search_engine *search_engine_new(const struct search_opts *o, char *err, 
     e->gem_version = strdup(o->gemini_api_version ? o->gemini_api_version : "v1beta");
     e->gem_key = strdup(o->gemini_api_key ? o->gemini_api_key : "");
     e->gem = (struct gem_client_opts){e->gem_url,          e->gem_version,   e->gem_key, 0,
-                                      o->query_timeout_ms, (size_t)64 << 20, o->abort, 0};
+                                      o->query_timeout_ms, (size_t)64 << 20, o->abort,   0};
     e->gem.connect_timeout_ms = o->query_timeout_ms < 5000 ? o->query_timeout_ms : 5000;
     e->pool = scan_pool_new(e->threads - 1);
     if (!e->gem_url || !e->gem_version || !e->gem_key || !e->pool) {

@@ -350,8 +350,8 @@ enum jobs_result coll_doc_delete(PGconn *c, int64_t key_id, const char *coll_id,
  * the job, for each batch slice stored: a 1,000,000-document upsert spent
  * 0.3 to 0.5 s in each of its thousand flips. */
 #define NEXT_ROWS                                                                                  \
-    "SELECT k.tid FROM unnest($2::int[]) AS u(i) CROSS JOIN LATERAL (SELECT cd.ctid AS tid"       \
-    " FROM collection_documents cd WHERE cd.next_job_id = $1 AND cd.next_doc_index = u.i"        \
+    "SELECT k.tid FROM unnest($2::int[]) AS u(i) CROSS JOIN LATERAL (SELECT cd.ctid AS tid"        \
+    " FROM collection_documents cd WHERE cd.next_job_id = $1 AND cd.next_doc_index = u.i"          \
     " OFFSET 0) k"
 #define FLIP_SET                                                                                   \
     " SET version = cd.version + 1,"                                                               \
@@ -376,14 +376,14 @@ enum jobs_result coll_doc_delete(PGconn *c, int64_t key_id, const char *coll_id,
 bool coll_flip(PGconn *c, const char *job_id, const char *doc_indexes, char *err, size_t errlen)
 {
     const char *v[2] = {job_id, doc_indexes};
-    PGresult *r = PQexecParams(
-        c,
-        doc_indexes ? "WITH t AS (" NEXT_ROWS "),"
-                      " f AS (UPDATE collection_documents cd" FLIP_SET " FROM t"
-                      " WHERE cd.ctid = t.tid AND cd.next_job_id = $1" FLIP_READY
-                    : "WITH f AS (UPDATE collection_documents cd" FLIP_SET
-                      " WHERE cd.next_job_id = $1 AND $2::int[] IS NULL" FLIP_READY,
-        2, NULL, v, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(c,
+                     doc_indexes ? "WITH t AS (" NEXT_ROWS "),"
+                                   " f AS (UPDATE collection_documents cd" FLIP_SET " FROM t"
+                                   " WHERE cd.ctid = t.tid AND cd.next_job_id = $1" FLIP_READY
+                                 : "WITH f AS (UPDATE collection_documents cd" FLIP_SET
+                                   " WHERE cd.next_job_id = $1 AND $2::int[] IS NULL" FLIP_READY,
+                     2, NULL, v, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         db_error(r, c, "could not make new document versions current", err, errlen);
@@ -396,17 +396,16 @@ bool coll_fail_versions(PGconn *c, const char *job_id, const char *doc_indexes, 
 {
     const char *v[3] = {job_id, doc_indexes, reason};
     PGresult *r = PQexecParams(c,
-                               doc_indexes
-                                   ? "UPDATE collection_documents SET next_job_id = NULL,"
-                                     " next_doc_index = NULL, next_content_sha256 = NULL,"
-                                     " error = $3, updated_at = now()"
-                                     " FROM (" NEXT_ROWS ") t"
-                                     " WHERE collection_documents.ctid = t.tid"
-                                     " AND collection_documents.next_job_id = $1"
-                                   : "UPDATE collection_documents SET next_job_id = NULL,"
-                                     " next_doc_index = NULL, next_content_sha256 = NULL,"
-                                     " error = $3, updated_at = now()"
-                                     " WHERE next_job_id = $1 AND $2::int[] IS NULL",
+                               doc_indexes ? "UPDATE collection_documents SET next_job_id = NULL,"
+                                             " next_doc_index = NULL, next_content_sha256 = NULL,"
+                                             " error = $3, updated_at = now()"
+                                             " FROM (" NEXT_ROWS ") t"
+                                             " WHERE collection_documents.ctid = t.tid"
+                                             " AND collection_documents.next_job_id = $1"
+                                           : "UPDATE collection_documents SET next_job_id = NULL,"
+                                             " next_doc_index = NULL, next_content_sha256 = NULL,"
+                                             " error = $3, updated_at = now()"
+                                             " WHERE next_job_id = $1 AND $2::int[] IS NULL",
                                3, NULL, v, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)

@@ -284,8 +284,8 @@ enum jobs_result jobs_get(PGconn *c, int64_t key_id, const char *id, struct job_
     snprintf(key, sizeof(key), "%lld", (long long)key_id);
     const char *vals[2] = {id, key};
     static const struct db_stmt version = {
-        "jobs_get_version",
-        "SELECT xmin::text::bigint FROM jobs WHERE id = $1 AND api_key_id = $2", 2};
+        "jobs_get_version", "SELECT xmin::text::bigint FROM jobs WHERE id = $1 AND api_key_id = $2",
+        2};
     static const struct db_stmt full = {"jobs_get",
                                         "SELECT " JOB_COLUMNS "," BATCH_SUMMARY
                                         ", xmin::text::bigint FROM jobs WHERE id = $1"

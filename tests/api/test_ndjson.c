@@ -420,8 +420,8 @@ Test(ndjson, collection_upsert_late_duplicate)
     }
     cr_assert(buf_puts(&b, "{\"id\":\"c3\",\"text\":\"again\"}\n"));
     call(&r, "POST", "/v1/jobs", "application/x-ndjson", NULL, b.data, b.len);
-    static const struct bad_case dup = {"collection duplicate", NULL, 422, "duplicate_id",
-                                        "/documents/1500/id", "/documents/3"};
+    static const struct bad_case dup = {"collection duplicate", NULL,          422, "duplicate_id",
+                                        "/documents/1500/id",   "/documents/3"};
     expect_problem(&r, &dup);
     simh_resp_free(&r);
     buf_cleanup(&b);
