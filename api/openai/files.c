@@ -308,24 +308,28 @@ static void not_found(struct http_resp *resp, const char *id)
     http_openai_error(resp, 404, "not_found", "id", msg);
 }
 
-void api_oai_files_get(void *appv, struct http_req *req, struct http_resp *resp)
+/* The key's file named by the path into *f; false: the error is answered. */
+static bool file_of_request(struct app *app, struct http_req *req, struct http_resp *resp,
+                            struct oai_file *f)
 {
-    struct app *app = appv;
     PGconn *c = api_db_or_503(app, req, resp);
     if (!c)
-        return;
-    struct oai_file f;
+        return false;
     char err[512];
-    enum jobs_result r = oai_file_get(c, req->key_id, req->params[0], &f, err, sizeof(err));
+    enum jobs_result r = oai_file_get(c, req->key_id, req->params[0], f, err, sizeof(err));
     db_pool_release(app->db, c);
-    if (r == JOBS_NOT_FOUND) {
+    if (r == JOBS_NOT_FOUND)
         not_found(resp, req->params[0]);
-        return;
-    }
-    if (r != JOBS_OK) {
+    else if (r != JOBS_OK)
         api_db_failed(req, resp, err);
+    return r == JOBS_OK;
+}
+
+void api_oai_files_get(void *appv, struct http_req *req, struct http_resp *resp)
+{
+    struct oai_file f;
+    if (!file_of_request(appv, req, resp, &f))
         return;
-    }
     buf_reset(&resp->body);
     resp->status = put_file(&resp->body, &f) ? 200 : 500;
 }
@@ -449,21 +453,9 @@ static void content_done(void *cls)
 void api_oai_files_content(void *appv, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = appv;
-    PGconn *c = api_db_or_503(app, req, resp);
-    if (!c)
-        return;
     struct oai_file f;
-    char err[512];
-    enum jobs_result r = oai_file_get(c, req->key_id, req->params[0], &f, err, sizeof(err));
-    db_pool_release(app->db, c);
-    if (r == JOBS_NOT_FOUND) {
-        not_found(resp, req->params[0]);
+    if (!file_of_request(app, req, resp, &f))
         return;
-    }
-    if (r != JOBS_OK) {
-        api_db_failed(req, resp, err);
-        return;
-    }
     struct content *k = calloc(1, sizeof(*k));
     if (!k) {
         http_openai_error(resp, 503, "out_of_memory", NULL, "the server is out of memory");

@@ -385,7 +385,10 @@ static bool feed_lines(void *ud, const char *p, size_t n)
     return gem_lines_feed(ud, p, n);
 }
 
-Test(gfiles, inline_batch_answered_with_a_file)
+/* An inline batch of the three texts, answered with a results file (the
+ * simulator's inline_as_file), created and polled until it succeeded: that
+ * file's name into file. */
+static void done_file_batch(char *file, size_t len)
 {
     simh_config(&sim, "{\"inline_as_file\":true}");
     struct gem_req_opts o = {MODEL, TASK, DIMS};
@@ -414,10 +417,18 @@ Test(gfiles, inline_batch_answered_with_a_file)
     cr_assert_not(op.has_inline, "no inline results");
     cr_assert_eq(op.n_results, 0);
     cr_assert(op.responses_file[0], "the output is a file");
+    snprintf(file, len, "%s", op.responses_file);
+    gem_operation_free(&op);
+}
 
+Test(gfiles, inline_batch_answered_with_a_file)
+{
+    char file[256];
+    done_file_batch(file, sizeof(file));
+    struct gem_call res;
     struct gem_lines l;
     gem_lines_init(&l);
-    gem_download_stream(cli, op.responses_file, feed_lines, NULL, &l, &res);
+    gem_download_stream(cli, file, feed_lines, NULL, &l, &res);
     expect(&res, GEM_OK, 200);
     cr_assert_eq(res.endpoint, GEM_EP_DOWNLOAD);
     cr_assert(gem_lines_finish(&l));
@@ -436,43 +447,12 @@ Test(gfiles, inline_batch_answered_with_a_file)
     }
     cr_assert_gt(res.bytes_received, 0);
     gem_lines_cleanup(&l);
-    gem_operation_free(&op);
 }
 
 /* A results file whose download begins later than the client's call timeout:
  * downloads are bound by a stall (no byte for stall_timeout_ms), not by the
  * whole-call timeout, so a large file that takes long to receive and store is
  * not cut and fetched again from the start forever. */
-static void done_file_batch(char *file, size_t len)
-{
-    simh_config(&sim, "{\"inline_as_file\":true}");
-    struct gem_req_opts o = {MODEL, TASK, DIMS};
-    struct buf body;
-    buf_init(&body, 1 << 20);
-    cr_assert(gem_build_batch(&body, "slow-download", &o, texts, 3));
-    struct gem_operation op;
-    struct gem_call res;
-    gem_create_batch(cli, MODEL, body.data, body.len, &op, &res);
-    buf_cleanup(&body);
-    expect(&res, GEM_OK, 200);
-    char name[128];
-    snprintf(name, sizeof(name), "%s", op.name);
-    gem_operation_free(&op);
-    int64_t deadline = simh_ms() + 10000;
-    for (;;) {
-        gem_get_batch(cli, name, &op, &res);
-        expect(&res, GEM_OK, 200);
-        if (op.state == GEM_STATE_SUCCEEDED)
-            break;
-        cr_assert(simh_ms() < deadline && !gem_state_terminal(op.state));
-        gem_operation_free(&op);
-        struct timespec ts = {0, 10000000L};
-        nanosleep(&ts, NULL);
-    }
-    snprintf(file, len, "%s", op.responses_file);
-    gem_operation_free(&op);
-}
-
 Test(gfiles, download_outlasts_the_call_timeout_until_it_stalls)
 {
     char file[256];
