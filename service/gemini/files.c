@@ -434,6 +434,7 @@ void gem_download_stream(struct gem_client *c, const char *name,
     gem_client_begin(c, GEM_EP_DOWNLOAD);
     c->tick = tick;
     c->tick_ud = ud;
+    c->tick_ms = 0; /* the first tick comes at once */
     download(c, name, NULL, feed, ud, res);
     c->tick = NULL;
     c->tick_ud = NULL;

@@ -491,6 +491,50 @@ Test(gfiles, download_outlasts_the_call_timeout_until_it_stalls)
     simh_config(&sim, "{\"latency_ms\":0}");
 }
 
+/* The tick of a streamed download: called about once a second from before
+ * the first byte (a worker renews its batch's lease there), and false from it
+ * stops the download. */
+static int ticks;
+static bool tick_count(void *ud)
+{
+    (void)ud;
+    ticks++;
+    return true;
+}
+
+static bool tick_stop(void *ud)
+{
+    (void)ud;
+    ticks++;
+    return false;
+}
+
+Test(gfiles, download_tick_runs_before_the_first_byte_and_can_stop_it)
+{
+    char file[256];
+    done_file_batch(file, sizeof(file));
+    simh_config(&sim, "{\"latency_ms\":2500,\"fault_scope\":\"download\"}");
+    struct gem_lines l;
+    gem_lines_init(&l);
+    struct gem_call res;
+    ticks = 0;
+    gem_download_stream(cli, file, feed_lines, tick_count, &l, &res);
+    expect(&res, GEM_OK, 200);
+    cr_assert(gem_lines_finish(&l));
+    cr_assert_eq(l.n, 3);
+    cr_assert_geq(ticks, 2, "ticks while the first byte was 2.5 s away: %d", ticks);
+    gem_lines_cleanup(&l);
+
+    gem_lines_init(&l);
+    ticks = 0;
+    gem_download_stream(cli, file, feed_lines, tick_stop, &l, &res);
+    cr_assert_eq(res.outcome, GEM_RETRY, "%s", res.detail);
+    cr_assert_eq(ticks, 1, "stopped at the first tick");
+    cr_assert_eq(l.n, 0, "nothing read");
+    gem_lines_cleanup(&l);
+    simh_config(&sim, "{\"latency_ms\":0}");
+}
+
 /* ---- create rate-limited ---- */
 
 Test(gfiles, create_429_without_retry_info)
