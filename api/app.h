@@ -15,6 +15,7 @@
 
 struct events_hub;
 struct ratelimit;
+struct work_pool;
 
 struct app {
     const struct config *cfg;
@@ -24,6 +25,7 @@ struct app {
     struct search_engine *search; /* queries into collections (NULL: 503) */
     struct events_hub *events;    /* job event streams (NULL: 503) */
     struct ratelimit *limiter;    /* requests per second per key (NULL: none) */
+    struct work_pool *fmt;        /* threads that help format vectors (NULL: none) */
 };
 
 #endif

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "store/results.h"
 #include "util/jsonw.h"
+#include "util/vecfmt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,11 +28,16 @@
  * about a page (~2.8 MB of NDJSON at 768-d); a small page keeps that short
  * (statement_timeout) at the cost of one more query per page. */
 #define STREAM_PAGE 250
+/* Rows formatted together: their vectors' numbers are written on the format
+ * threads (--format-threads) and this one at once (util/vecfmt.h). */
+#define FORMAT_BATCH 32
 
 static const char *const chunk_states[] = {"pending", "in_flight", "succeeded", "failed"};
 
-static bool put_row(struct buf *b, const struct result_row *r, bool base64)
+/* A result row into v: its vector noted for vecfmt_flush, or as base64. */
+static bool put_row(struct vecfmt *v, const struct result_row *r, bool base64)
 {
+    struct buf *b = &v->text;
     bool ok = buf_puts(b, "{\"document_id\":") && jsonw_cstr(b, r->doc_id) &&
               buf_printf(b,
                          ",\"document_index\":%d,\"chunk_index\":%d,\"char_start\":%d,"
@@ -44,7 +50,7 @@ static bool put_row(struct buf *b, const struct result_row *r, bool base64)
               jsonw_cstr(b, chunk_states[r->state & 3]) && buf_puts(b, ",\"embedding\":");
     if (ok && r->state == 2 && r->embedding)
         ok = base64 ? jsonw_f32le_base64(b, r->embedding, r->dims)
-                    : jsonw_f32le_array(b, r->embedding, r->dims);
+                    : vecfmt_vector(v, r->embedding, r->dims);
     else if (ok)
         ok = buf_puts(b, "null");
     return ok && buf_puts(b, ",\"error\":") && jsonw_cstr(b, r->state == 3 ? r->error : NULL) &&
@@ -52,8 +58,9 @@ static bool put_row(struct buf *b, const struct result_row *r, bool base64)
 }
 
 /* A collection's current vector (GET /v1/collections/{id}/vectors). */
-static bool put_vector_row(struct buf *b, const struct result_row *r, bool base64)
+static bool put_vector_row(struct vecfmt *v, const struct result_row *r, bool base64)
 {
+    struct buf *b = &v->text;
     bool ok = buf_puts(b, "{\"document_id\":") && jsonw_cstr(b, r->doc_id) &&
               buf_printf(b,
                          ",\"version\":%d,\"chunk_index\":%d,\"char_start\":%d,\"char_end\":%d,"
@@ -65,10 +72,162 @@ static bool put_vector_row(struct buf *b, const struct result_row *r, bool base6
               buf_puts(b, r->metadata ? r->metadata : "null") && buf_puts(b, ",\"embedding\":");
     if (ok && r->embedding)
         ok = base64 ? jsonw_f32le_base64(b, r->embedding, r->dims)
-                    : jsonw_f32le_array(b, r->embedding, r->dims);
+                    : vecfmt_vector(v, r->embedding, r->dims);
     else if (ok)
         ok = buf_puts(b, "null");
     return ok && buf_putc(b, '}');
+}
+
+/* Copy what is left of b from *off into out (max bytes); returns the bytes copied. */
+static size_t copy_out(const struct buf *b, size_t *off, char *out, size_t max)
+{
+    size_t k = b->len - *off < max ? b->len - *off : max;
+    memcpy(out, b->data + *off, k);
+    *off += k;
+    return k;
+}
+
+static bool put_vector_cursor(struct buf *b, const char *doc, int chunk);
+
+/*
+ * One page of paged JSON, streamed: its rows are received one at a time
+ * (results_stream) and formatted FORMAT_BATCH rows at a time as the client
+ * takes them, so that PostgreSQL producing rows, their formatting (on the
+ * format threads too) and sending overlap. The handler reads the first row
+ * before answering, so that a failing query is still an error response; a
+ * failure after that cuts the body short. The pooled connection is held
+ * until page_done.
+ */
+struct page {
+    struct app *app;
+    PGconn *c;
+    struct result_stream st;
+    bool base64, collection;
+    bool ended;       /* the text after the rows is written */
+    size_t rows;      /* rows written so far */
+    struct vecfmt vf; /* the rows being formatted */
+    struct buf out;   /* text being sent: the text before the rows, then rows */
+    size_t off;       /* bytes of out already sent */
+    char req_id[24];
+};
+
+/* The text after the rows: the cursor of the next page, or null. */
+static bool page_tail(struct page *p)
+{
+    struct buf *b = &p->vf.text;
+    if (!buf_puts(b, "],\"next_cursor\":"))
+        return false;
+    if (p->st.next_seq < 0)
+        return buf_puts(b, "null}");
+    if (p->collection)
+        return put_vector_cursor(b, p->st.next_doc, p->st.next_chunk) && buf_putc(b, '}');
+    return buf_printf(b, "\"%lld\"}", (long long)p->st.next_seq);
+}
+
+static long page_read(void *cls, char *out, size_t max)
+{
+    struct page *p = cls;
+    char err[512];
+    size_t n = 0;
+    while (n < max) {
+        if (p->off < p->out.len) {
+            n += copy_out(&p->out, &p->off, out + n, max - n);
+            continue;
+        }
+        if (p->ended)
+            break;
+        buf_reset(&p->out);
+        p->off = 0;
+        bool ok = true;
+        for (int i = 0; ok && i < FORMAT_BATCH; i++) {
+            struct result_row r;
+            int got = results_stream_next(&p->st, &r, err, sizeof(err));
+            if (got < 0) {
+                log_error("request %s: %s", p->req_id, err);
+                return -1; /* the client sees a chunked body cut short */
+            }
+            if (got == 0) {
+                ok = page_tail(p);
+                p->ended = true;
+                break;
+            }
+            ok = (!p->rows++ || buf_putc(&p->vf.text, ',')) &&
+                 (p->collection ? put_vector_row(&p->vf, &r, p->base64)
+                                : put_row(&p->vf, &r, p->base64));
+        }
+        if (!ok || !vecfmt_flush(&p->vf, p->app->fmt, &p->out)) {
+            log_error("request %s: result rows could not be formatted", p->req_id);
+            return -1; /* the client sees a chunked body cut short */
+        }
+    }
+    return (long)n;
+}
+
+static void page_done(void *cls)
+{
+    struct page *p = cls;
+    results_stream_end(&p->st);
+    db_pool_release(p->app->db, p->c);
+    vecfmt_cleanup(&p->vf);
+    buf_cleanup(&p->out);
+    free(p);
+}
+
+/* A page reading on c, which it releases in page_done (NULL: out of memory,
+ * c released). */
+static struct page *page_new(struct app *app, PGconn *c, const struct http_req *req, bool base64,
+                             bool collection)
+{
+    struct page *p = calloc(1, sizeof(*p));
+    if (!p) {
+        db_pool_release(app->db, c);
+        return NULL;
+    }
+    p->app = app;
+    p->c = c;
+    p->base64 = base64;
+    p->collection = collection;
+    vecfmt_init(&p->vf, SIZE_MAX / 4);
+    buf_init(&p->out, SIZE_MAX / 4);
+    snprintf(p->req_id, sizeof(p->req_id), "%s", req->id);
+    return p;
+}
+
+/* A page whose query failed (err says why), or NULL: out of memory. */
+static void page_failed(struct page *p, struct http_req *req, struct http_resp *resp,
+                        const char *err)
+{
+    if (!p) {
+        http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
+        return;
+    }
+    page_done(p);
+    api_db_failed(req, resp, err);
+}
+
+/* Send p, the text before its rows written (head_ok) or not (out of memory),
+ * once its first row is in: a query that fails at once is answered as an
+ * error, not as a body cut short. */
+static void page_send(struct page *p, bool head_ok, struct http_req *req, struct http_resp *resp)
+{
+    char err[512];
+    struct result_row r;
+    int got = head_ok ? results_stream_next(&p->st, &r, err, sizeof(err)) : 0;
+    if (got < 0) {
+        page_failed(p, req, resp, err);
+        return;
+    }
+    if (got > 0) {
+        p->rows = 1;
+        head_ok =
+            p->collection ? put_vector_row(&p->vf, &r, p->base64) : put_row(&p->vf, &r, p->base64);
+    }
+    if (!head_ok) {
+        page_done(p);
+        http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
+        return;
+    }
+    http_resp_stream(resp, 200, "application/json", page_read, page_done, p);
 }
 
 static bool parse_bounded(const char *s, long long lo, long long hi, long long *out)
@@ -85,10 +244,10 @@ static bool parse_bounded(const char *s, long long lo, long long hi, long long *
 /*
  * The NDJSON export: rows are queried a page at a time (keyset on seq, no
  * transaction and no server-side cursor) as the client reads, received one
- * row at a time (results_stream) and formatted one row at a time, so memory
- * holds one row whatever the job's size, and PostgreSQL produces rows while
- * this thread formats. The pooled connection is held for the response's
- * lifetime and released in export_done, which the HTTP layer calls on
+ * row at a time (results_stream) and formatted FORMAT_BATCH rows at a time
+ * (their vectors on several threads), so memory holds a few rows whatever
+ * the job's size, and PostgreSQL produces rows while they are formatted. The pooled connection is
+ * held for the response's lifetime and released in export_done, which the HTTP layer calls on
  * completion and on client abort, after reading off the rest of a page so
  * that the connection goes back idle.
  */
@@ -100,10 +259,11 @@ struct export
     char req_id[24];
     int64_t next; /* seq of the next page; -1 after the last one */
     struct result_stream st;
-    bool open;      /* st has a page's rows to read */
-    struct buf row; /* the formatted row being sent */
-    size_t off;     /* bytes of row already sent */
-    bool base64;    /* vectors as base64 strings */
+    bool open;        /* st has a page's rows to read */
+    struct vecfmt vf; /* the rows being formatted */
+    struct buf row;   /* the formatted rows being sent */
+    size_t off;       /* bytes of row already sent */
+    bool base64;      /* vectors as base64 strings */
     /* a collection's vectors instead of a job's results */
     bool collection;
     char coll_id[JOB_ID_LEN + 1];
@@ -118,32 +278,35 @@ static long export_read(void *cls, char *out, size_t max)
     size_t n = 0;
     while (n < max) {
         if (x->off < x->row.len) {
-            size_t k = x->row.len - x->off < max - n ? x->row.len - x->off : max - n;
-            memcpy(out + n, x->row.data + x->off, k);
-            x->off += k;
-            n += k;
+            n += copy_out(&x->row, &x->off, out + n, max - n);
             continue;
         }
         if (x->open) {
-            struct result_row r;
-            int got = results_stream_next(&x->st, &r, err, sizeof(err));
-            if (got < 0) {
-                log_error("request %s: %s", x->req_id, err);
-                return -1; /* the client sees a chunked body cut short */
-            }
-            if (got == 0) {
-                x->open = false;
-                x->next = x->st.next_seq;
-                snprintf(x->next_doc, sizeof(x->next_doc), "%s", x->st.next_doc);
-                x->next_chunk = x->st.next_chunk;
-                continue;
-            }
             buf_reset(&x->row);
             x->off = 0;
-            bool ok = x->collection ? put_vector_row(&x->row, &r, x->base64)
-                                    : put_row(&x->row, &r, x->base64);
-            if (!ok || !buf_putc(&x->row, '\n')) {
-                log_error("request %s: a result row could not be formatted", x->req_id);
+            for (int i = 0; i < FORMAT_BATCH; i++) {
+                struct result_row r;
+                int got = results_stream_next(&x->st, &r, err, sizeof(err));
+                if (got < 0) {
+                    log_error("request %s: %s", x->req_id, err);
+                    return -1; /* the client sees a chunked body cut short */
+                }
+                if (got == 0) {
+                    x->open = false;
+                    x->next = x->st.next_seq;
+                    snprintf(x->next_doc, sizeof(x->next_doc), "%s", x->st.next_doc);
+                    x->next_chunk = x->st.next_chunk;
+                    break;
+                }
+                bool ok = x->collection ? put_vector_row(&x->vf, &r, x->base64)
+                                        : put_row(&x->vf, &r, x->base64);
+                if (!ok || !buf_putc(&x->vf.text, '\n')) {
+                    log_error("request %s: a result row could not be formatted", x->req_id);
+                    return -1;
+                }
+            }
+            if (!vecfmt_flush(&x->vf, x->app->fmt, &x->row)) {
+                log_error("request %s: result rows could not be formatted", x->req_id);
                 return -1;
             }
             continue;
@@ -168,6 +331,7 @@ static void export_done(void *cls)
 {
     struct export *x = cls;
     results_stream_end(&x->st);
+    vecfmt_cleanup(&x->vf);
     buf_cleanup(&x->row);
     db_pool_release(x->app->db, x->c);
     free(x);
@@ -226,23 +390,24 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
         snprintf(x->job_id, sizeof(x->job_id), "%s", job.id);
         snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
         buf_init(&x->row, SIZE_MAX / 4);
+        vecfmt_init(&x->vf, SIZE_MAX / 4);
         http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
         return;
     }
-    /* rows are formatted as they arrive, while the server sends the rest */
-    struct result_stream st = {0};
     enum jobs_result jr = jobs_get(c, req->key_id, req->params[0], &job, err, sizeof(err));
-    bool ok =
-        jr == JOBS_OK && results_stream_begin(&st, c, job.id, from, (int)limit, err, sizeof(err));
-    if (!ok) {
-        db_pool_release(app->db, c);
-        if (jr == JOBS_NOT_FOUND)
-            http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
-        else
-            api_db_failed(req, resp, err);
+    struct page *p = page_new(app, c, req, base64, false);
+    bool ok = p && jr == JOBS_OK &&
+              results_stream_begin(&p->st, c, job.id, from, (int)limit, err, sizeof(err));
+    if (!ok && p && jr == JOBS_NOT_FOUND) {
+        page_done(p);
+        http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
         return;
     }
-    struct buf *b = &resp->body;
+    if (!ok) {
+        page_failed(p, req, resp, err);
+        return;
+    }
+    struct buf *b = &p->out;
     bool w = buf_puts(b, "{\"job_id\":") && jsonw_cstr(b, job.id) && buf_puts(b, ",\"state\":") &&
              jsonw_cstr(b, job.state) && buf_puts(b, ",\"model\":") && jsonw_cstr(b, job.model) &&
              buf_printf(b, ",\"output_dimensionality\":%d,\"normalized\":%s,\"results\":[",
@@ -251,27 +416,7 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
                                                             job.output_dimensionality)
                             ? "true"
                             : "false");
-    struct result_row r;
-    int got = 0;
-    for (size_t i = 0; w && (got = results_stream_next(&st, &r, err, sizeof(err))) > 0; i++)
-        w = (!i || buf_putc(b, ',')) && put_row(b, &r, base64);
-    results_stream_end(&st);
-    db_pool_release(app->db, c);
-    if (got < 0) {
-        buf_reset(b);
-        api_db_failed(req, resp, err);
-        return;
-    }
-    if (w && st.next_seq >= 0)
-        w = buf_printf(b, "],\"next_cursor\":\"%lld\"}", (long long)st.next_seq);
-    else if (w)
-        w = buf_puts(b, "],\"next_cursor\":null}");
-    if (!w) {
-        http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
-        return;
-    }
-    resp->status = 200;
-    resp->content_type = "application/json";
+    page_send(p, w, req, resp);
 }
 
 /* A collection cursor: "<chunk index>.<hex of the document id>"; false if malformed. */
@@ -371,17 +516,18 @@ void api_collection_vectors(void *appv, struct http_req *req, struct http_resp *
         x->next_chunk = from_chunk;
         snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
         buf_init(&x->row, SIZE_MAX / 4);
+        vecfmt_init(&x->vf, SIZE_MAX / 4);
         http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
         return;
     }
-    struct result_stream st = {0};
-    if (!results_stream_begin_collection(&st, c, coll.id, from_doc, from_chunk, (int)limit, err,
-                                         sizeof(err))) {
-        db_pool_release(app->db, c);
-        api_db_failed(req, resp, err);
+    struct page *p = page_new(app, c, req, base64, true);
+    bool ok = p && results_stream_begin_collection(&p->st, c, coll.id, from_doc, from_chunk,
+                                                   (int)limit, err, sizeof(err));
+    if (!ok) {
+        page_failed(p, req, resp, err);
         return;
     }
-    struct buf *b = &resp->body;
+    struct buf *b = &p->out;
     bool w = buf_puts(b, "{\"collection_id\":") && jsonw_cstr(b, coll.id) &&
              buf_printf(b, ",\"version\":%lld,\"model\":", (long long)coll.version) &&
              jsonw_cstr(b, coll.model) &&
@@ -391,25 +537,5 @@ void api_collection_vectors(void *appv, struct http_req *req, struct http_resp *
                                                              coll.output_dimensionality)
                             ? "true"
                             : "false");
-    struct result_row r;
-    int got = 0;
-    for (size_t i = 0; w && (got = results_stream_next(&st, &r, err, sizeof(err))) > 0; i++)
-        w = (!i || buf_putc(b, ',')) && put_vector_row(b, &r, base64);
-    results_stream_end(&st);
-    db_pool_release(app->db, c);
-    if (got < 0) {
-        buf_reset(b);
-        api_db_failed(req, resp, err);
-        return;
-    }
-    w = w && buf_puts(b, "],\"next_cursor\":") &&
-        (st.next_seq >= 0 ? put_vector_cursor(b, st.next_doc, st.next_chunk)
-                          : buf_puts(b, "null")) &&
-        buf_putc(b, '}');
-    if (!w) {
-        http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
-        return;
-    }
-    resp->status = 200;
-    resp->content_type = "application/json";
+    page_send(p, w, req, resp);
 }

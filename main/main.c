@@ -20,6 +20,7 @@
 #include "openai/driver.h"
 #include "ratelimit.h"
 #include "store/migrate.h"
+#include "util/workpool.h"
 #include "webhook/sender.h"
 #include "worker/worker.h"
 
@@ -303,16 +304,19 @@ static int cmd_serve(const struct config *cfg)
     struct app app = {.cfg = cfg,
                       .db = db_pool_new(cfg->database_url, pool),
                       .db_timeout_ms = 5000,
-                      .limiter = ratelimit_new()};
+                      .limiter = ratelimit_new(),
+                      .fmt = work_pool_new((int)cfg->format_threads)};
     atomic_init(&app.stopping, false);
-    if (!app.db || !app.limiter) {
-        log_error("out of memory");
-        ratelimit_free(app.limiter);
-        db_pool_free(app.db);
-        gem_global_cleanup();
-        return 1;
-    }
+    /* what start-up has started so far, stopped in reverse order at fail */
+    struct http_server *srv = NULL, *msrv = NULL;
+    struct oai_driver *oai = NULL;
+    struct worker_pool *workers = NULL;
+    struct wh_sender *hooks = NULL;
     char err[256];
+    if (!app.db || !app.limiter || !app.fmt) {
+        log_error("out of memory");
+        goto fail;
+    }
     struct search_opts so = {.memory_bytes = cfg->search_memory_mb << 20,
                              .threads = (int)cfg->search_threads,
                              .gemini_base_url = cfg->gemini_base_url,
@@ -321,21 +325,14 @@ static int cmd_serve(const struct config *cfg)
                              .query_timeout_ms = (long)cfg->query_timeout_ms};
     if (!(app.search = search_engine_new(&so, err, sizeof(err)))) {
         log_error("%s", err);
-        ratelimit_free(app.limiter);
-        db_pool_free(app.db);
-        gem_global_cleanup();
-        return 1;
+        goto fail;
     }
     struct events_opts eo = {.max_clients = (int)cfg->sse_max_clients,
                              .interval_ms = cfg->sse_interval_ms,
                              .heartbeat_ms = cfg->sse_heartbeat_s * 1000};
     if (!(app.events = events_hub_start(&app, &eo, err, sizeof(err)))) {
         log_error("%s", err);
-        search_engine_free(app.search);
-        ratelimit_free(app.limiter);
-        db_pool_free(app.db);
-        gem_global_cleanup();
-        return 1;
+        goto fail;
     }
     struct http_server_opts o = {
         .listen = cfg->listen,
@@ -364,72 +361,33 @@ static int cmd_serve(const struct config *cfg)
     mo.n_routes = api_metrics_routes_count;
     mo.auth = NULL;
     mo.auth_prefix = NULL;
-    struct http_server *msrv = NULL;
     if (cfg->metrics_listen[0] && !(msrv = http_server_start(&mo, err, sizeof(err)))) {
         log_error("metrics: %s", err);
-        events_hub_free(app.events);
-        search_engine_free(app.search);
-        ratelimit_free(app.limiter);
-        db_pool_free(app.db);
-        gem_global_cleanup();
-        return 1;
+        goto fail;
     }
-    struct http_server *srv = http_server_start(&o, err, sizeof(err));
-    if (!srv) {
+    if (!(srv = http_server_start(&o, err, sizeof(err)))) {
         log_error("%s", err);
-        http_server_stop(msrv);
-        events_hub_free(app.events);
-        search_engine_free(app.search);
-        ratelimit_free(app.limiter);
-        db_pool_free(app.db);
-        gem_global_cleanup();
-        return 1;
+        goto fail;
     }
     struct oai_driver_opts oo = {.db = app.db,
                                  .lease_ms = cfg->lease_ms,
                                  .idle_ms = 250,
                                  .max_requests = cfg->openai_batch_max_requests,
                                  .db_timeout_ms = 5000};
-    struct oai_driver *oai = oai_driver_start(&oo, err, sizeof(err));
-    if (!oai) {
+    if (!(oai = oai_driver_start(&oo, err, sizeof(err)))) {
         log_error("%s", err);
-        http_server_stop(srv);
-        http_server_stop(msrv);
-        search_engine_free(app.search);
-        ratelimit_free(app.limiter);
-        db_pool_free(app.db);
-        gem_global_cleanup();
-        return 1;
+        goto fail;
     }
-    struct worker_pool *workers = NULL;
     if (!cfg->gemini_api_key[0]) {
         log_warn("GEMINI_API_KEY is not set: no workers start; jobs stay pending");
     } else if (!(workers = worker_pool_start(cfg, app.db, err, sizeof(err)))) {
         log_error("%s", err);
-        oai_driver_stop(oai);
-        http_server_stop(srv);
-        http_server_stop(msrv);
-        events_hub_free(app.events);
-        search_engine_free(app.search);
-        ratelimit_free(app.limiter);
-        db_pool_free(app.db);
-        gem_global_cleanup();
-        return 1;
+        goto fail;
     }
     /* webhooks are delivered with or without Google: a cancelled job is announced too */
-    struct wh_sender *hooks = wh_sender_start(cfg, app.db, err, sizeof(err));
-    if (!hooks) {
+    if (!(hooks = wh_sender_start(cfg, app.db, err, sizeof(err)))) {
         log_error("%s", err);
-        worker_pool_stop(workers, cfg->shutdown_deadline_ms);
-        oai_driver_stop(oai);
-        http_server_stop(srv);
-        http_server_stop(msrv);
-        events_hub_free(app.events);
-        search_engine_free(app.search);
-        ratelimit_free(app.limiter);
-        db_pool_free(app.db);
-        gem_global_cleanup();
-        return 1;
+        goto fail;
     }
     int port = http_server_port(srv);
     log_info("listening on %.*s:%d", (int)strcspn(cfg->listen, ":"), cfg->listen, port);
@@ -470,12 +428,26 @@ static int cmd_serve(const struct config *cfg)
     http_server_stop(msrv); /* scrapes see the drain to its end */
     events_hub_free(app.events);
     search_engine_free(app.search);
+    work_pool_free(app.fmt);
     ratelimit_free(app.limiter);
     db_pool_free(app.db);
     gem_global_cleanup();
     log_info("stopped in %lld ms (%d lease(s) handed back)", (long long)(mono_ms() - t0), handed);
     atomic_store(&shutdown_done, true);
     return rc;
+
+fail: /* start-up failed: what started stops, nothing was served */
+    worker_pool_stop(workers, cfg->shutdown_deadline_ms);
+    oai_driver_stop(oai);
+    http_server_stop(srv);
+    http_server_stop(msrv);
+    events_hub_free(app.events);
+    search_engine_free(app.search);
+    work_pool_free(app.fmt);
+    ratelimit_free(app.limiter);
+    db_pool_free(app.db);
+    gem_global_cleanup();
+    return 1;
 }
 
 int main(int argc, char **argv)

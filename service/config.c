@@ -165,6 +165,9 @@ static const struct setting settings[] = {
      "collection is searched by streaming its vectors from PostgreSQL (0: always stream)"},
     {"search-threads", "EMBEDD_SEARCH_THREADS", INT(search_threads), 1, 64, "2", false,
      "threads that share one large search scan"},
+    {"format-threads", "EMBEDD_FORMAT_THREADS", INT(format_threads), 0, 64, "1", false,
+     "threads that help the request's own thread write vectors as JSON numbers when results "
+     "are read (0: the request's thread alone)"},
     {"query-timeout-ms", "EMBEDD_QUERY_TIMEOUT_MS", INT(query_timeout_ms), 100, 600000, "10000",
      false, "the interactive Google call that embeds query texts gives up after this"},
     {"webhook-threads", "EMBEDD_WEBHOOK_THREADS", INT(webhook_threads), 0, 64, "2", false,

@@ -63,6 +63,7 @@ struct config {
     char default_model[64];   /* the model of jobs and collections that name none (models.h) */
     int64_t search_memory_mb; /* collections held in memory for search, at most */
     int64_t search_threads;   /* threads sharing a large scan */
+    int64_t format_threads;   /* threads helping format vectors as JSON numbers */
     int64_t query_timeout_ms; /* the interactive Google call that embeds a query */
     /* webhooks (service/webhook/) */
     int64_t webhook_threads;             /* delivery threads in this process */

@@ -8,7 +8,7 @@
 #include "search/index.h"
 #include "search/kernel.h"
 #include "search/load.h"
-#include "search/scanpool.h"
+#include "util/workpool.h"
 #include "search/stream.h"
 #include "search/topk.h"
 
@@ -23,6 +23,12 @@
 #define WORK_PER_PART ((size_t)4 << 20)
 /* Collections remembered without vectors (over the budget, or failed loads). */
 #define MAX_ENTRIES 256
+
+/* One part of a scan, as the work pool runs it. */
+static void scan_part_run(void *part)
+{
+    index_scan(part);
+}
 
 static double now_ms(void)
 {
@@ -49,7 +55,7 @@ struct search_engine *search_engine_new(const struct search_opts *o, char *err, 
     e->gem = (struct gem_client_opts){e->gem_url,          e->gem_version,   e->gem_key, 0,
                                       o->query_timeout_ms, (size_t)64 << 20, o->abort,   0};
     e->gem.connect_timeout_ms = o->query_timeout_ms < 5000 ? o->query_timeout_ms : 5000;
-    e->pool = scan_pool_new(e->threads - 1);
+    e->pool = work_pool_new(e->threads - 1);
     if (!e->gem_url || !e->gem_version || !e->gem_key || !e->pool) {
         snprintf(err, errlen, "could not start the search threads");
         search_engine_free(e);
@@ -62,7 +68,7 @@ void search_engine_free(struct search_engine *e)
 {
     if (!e)
         return;
-    scan_pool_free(e->pool);
+    work_pool_free(e->pool);
     for (struct search_entry *n, *x = e->entries; x; x = n) {
         n = x->next;
         index_release(x->ix);
@@ -368,7 +374,7 @@ static bool scan_memory(struct search_engine *e, struct search_index *ix, const 
             topk_init(&p[i].heaps[j], ent + (i * nq + j) * k, (int)k, kernel_delta(ix->dims));
     }
     if (ok)
-        scan_pool_run(e->pool, p, parts);
+        work_pool_run(e->pool, scan_part_run, p, sizeof(*p), parts);
     for (size_t j = 0; ok && j < nq; j++) {
         size_t n = 0;
         for (size_t i = 0; i < parts; i++) {

@@ -11,7 +11,7 @@
 
 #include "gemini/client.h"
 #include "search/index.h"
-#include "search/scanpool.h"
+#include "util/workpool.h"
 
 struct search_entry {
     char id[37];
@@ -31,7 +31,7 @@ struct search_engine {
     size_t n_entries;
     int64_t held; /* bytes of the indexes held */
     uint64_t tick;
-    struct scan_pool *pool;
+    struct work_pool *pool;
     /* query embedding (embed.c) */
     struct gem_client_opts gem;
     char *gem_url, *gem_version, *gem_key;

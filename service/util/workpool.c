@@ -1,19 +1,21 @@
-/* scanpool.c: the threads that share large scans (see scanpool.h). */
-#include "search/scanpool.h"
+/* workpool.c: threads that share CPU-bound work (see workpool.h). */
+#include "util/workpool.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 enum { TASK_QUEUED, TASK_RUNNING, TASK_DONE };
 
 struct task {
-    const struct scan_part *part;
+    void (*fn)(void *part);
+    void *part;
     int state;
     int *left; /* the run's parts not done yet */
     struct task *next;
 };
 
-struct scan_pool {
+struct work_pool {
     pthread_mutex_t lock;
     pthread_cond_t work, done;
     struct task *head;
@@ -24,7 +26,7 @@ struct scan_pool {
 
 static void *worker(void *arg)
 {
-    struct scan_pool *p = arg;
+    struct work_pool *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->stop && !p->head)
@@ -35,7 +37,7 @@ static void *worker(void *arg)
         p->head = t->next;
         t->state = TASK_RUNNING;
         pthread_mutex_unlock(&p->lock);
-        index_scan(t->part);
+        t->fn(t->part);
         pthread_mutex_lock(&p->lock);
         t->state = TASK_DONE;
         (*t->left)--;
@@ -45,9 +47,9 @@ static void *worker(void *arg)
     return NULL;
 }
 
-struct scan_pool *scan_pool_new(int n)
+struct work_pool *work_pool_new(int n)
 {
-    struct scan_pool *p = calloc(1, sizeof(*p));
+    struct work_pool *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     pthread_mutex_init(&p->lock, NULL);
@@ -55,12 +57,12 @@ struct scan_pool *scan_pool_new(int n)
     pthread_cond_init(&p->done, NULL);
     p->threads = calloc(n > 0 ? (size_t)n : 1, sizeof(*p->threads));
     if (!p->threads) {
-        scan_pool_free(p);
+        work_pool_free(p);
         return NULL;
     }
     for (int i = 0; i < n; i++) {
         if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
-            scan_pool_free(p);
+            work_pool_free(p);
             return NULL;
         }
         p->n++;
@@ -68,7 +70,7 @@ struct scan_pool *scan_pool_new(int n)
     return p;
 }
 
-void scan_pool_free(struct scan_pool *p)
+void work_pool_free(struct work_pool *p)
 {
     if (!p)
         return;
@@ -85,8 +87,13 @@ void scan_pool_free(struct scan_pool *p)
     free(p);
 }
 
+int work_pool_threads(const struct work_pool *p)
+{
+    return p ? p->n : 0;
+}
+
 /* Unlink t from the queue (it is queued). */
-static void unqueue(struct scan_pool *p, struct task *t)
+static void unqueue(struct work_pool *p, struct task *t)
 {
     for (struct task **at = &p->head; *at; at = &(*at)->next)
         if (*at == t) {
@@ -95,19 +102,20 @@ static void unqueue(struct scan_pool *p, struct task *t)
         }
 }
 
-void scan_pool_run(struct scan_pool *p, const struct scan_part *parts, size_t n)
+static void run_all(void (*fn)(void *), char *parts, size_t size, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        fn(parts + i * size);
+}
+
+void work_pool_run(struct work_pool *p, void (*fn)(void *part), void *parts, size_t size, size_t n)
+{
+    char *at = parts;
     if (n == 0)
         return;
-    if (n == 1 || p->n == 0) {
-        for (size_t i = 0; i < n; i++)
-            index_scan(&parts[i]);
-        return;
-    }
-    struct task *tasks = calloc(n - 1, sizeof(*tasks));
-    if (!tasks) {
-        for (size_t i = 0; i < n; i++)
-            index_scan(&parts[i]);
+    struct task *tasks = n > 1 && p && p->n > 0 ? calloc(n - 1, sizeof(*tasks)) : NULL;
+    if (!tasks) { /* nothing to share, no pool, or no memory: all here */
+        run_all(fn, at, size, n);
         return;
     }
     int left = (int)(n - 1);
@@ -116,13 +124,13 @@ void scan_pool_run(struct scan_pool *p, const struct scan_part *parts, size_t n)
     while (*tail)
         tail = &(*tail)->next;
     for (size_t i = 0; i + 1 < n; i++) {
-        tasks[i] = (struct task){&parts[i + 1], TASK_QUEUED, &left, NULL};
+        tasks[i] = (struct task){fn, at + (i + 1) * size, TASK_QUEUED, &left, NULL};
         *tail = &tasks[i];
         tail = &tasks[i].next;
     }
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->lock);
-    index_scan(&parts[0]);
+    fn(at);
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i + 1 < n; i++) {
         if (tasks[i].state != TASK_QUEUED)
@@ -130,7 +138,7 @@ void scan_pool_run(struct scan_pool *p, const struct scan_part *parts, size_t n)
         unqueue(p, &tasks[i]);
         tasks[i].state = TASK_RUNNING;
         pthread_mutex_unlock(&p->lock);
-        index_scan(tasks[i].part);
+        fn(tasks[i].part);
         pthread_mutex_lock(&p->lock);
         tasks[i].state = TASK_DONE;
         left--;
