@@ -87,147 +87,31 @@ static size_t copy_out(const struct buf *b, size_t *off, char *out, size_t max)
     return k;
 }
 
-static bool put_vector_cursor(struct buf *b, const char *doc, int chunk);
-
 /*
- * One page of paged JSON, streamed: its rows are received one at a time
- * (results_stream) and formatted FORMAT_BATCH rows at a time as the client
- * takes them, so that PostgreSQL producing rows, their formatting (on the
- * format threads too) and sending overlap. The handler reads the first row
- * before answering, so that a failing query is still an error response; a
- * failure after that cuts the body short. The pooled connection is held
- * until page_done.
+ * The rows of st appended to b as a JSON array's elements, FORMAT_BATCH rows
+ * at a time (their vectors on the format threads too) as the server sends
+ * them; *got is results_stream_next's last answer (< 0: err says why).
+ * false when b could not take them. The page is built whole and the
+ * connection released before a byte is sent: sending is paced by the
+ * client, and a connection held for that could starve the pool.
  */
-struct page {
-    struct app *app;
-    PGconn *c;
-    struct result_stream st;
-    bool base64, collection;
-    bool ended;       /* the text after the rows is written */
-    size_t rows;      /* rows written so far */
-    struct vecfmt vf; /* the rows being formatted */
-    struct buf out;   /* text being sent: the text before the rows, then rows */
-    size_t off;       /* bytes of out already sent */
-    char req_id[24];
-};
-
-/* The text after the rows: the cursor of the next page, or null. */
-static bool page_tail(struct page *p)
+static bool put_page(struct app *app, struct result_stream *st, struct buf *b, bool base64,
+                     bool collection, int *got, char *err, size_t errlen)
 {
-    struct buf *b = &p->vf.text;
-    if (!buf_puts(b, "],\"next_cursor\":"))
-        return false;
-    if (p->st.next_seq < 0)
-        return buf_puts(b, "null}");
-    if (p->collection)
-        return put_vector_cursor(b, p->st.next_doc, p->st.next_chunk) && buf_putc(b, '}');
-    return buf_printf(b, "\"%lld\"}", (long long)p->st.next_seq);
-}
-
-static long page_read(void *cls, char *out, size_t max)
-{
-    struct page *p = cls;
-    char err[512];
-    size_t n = 0;
-    while (n < max) {
-        if (p->off < p->out.len) {
-            n += copy_out(&p->out, &p->off, out + n, max - n);
-            continue;
-        }
-        if (p->ended)
-            break;
-        buf_reset(&p->out);
-        p->off = 0;
-        bool ok = true;
-        for (int i = 0; ok && i < FORMAT_BATCH; i++) {
-            struct result_row r;
-            int got = results_stream_next(&p->st, &r, err, sizeof(err));
-            if (got < 0) {
-                log_error("request %s: %s", p->req_id, err);
-                return -1; /* the client sees a chunked body cut short */
-            }
-            if (got == 0) {
-                ok = page_tail(p);
-                p->ended = true;
-                break;
-            }
-            ok = (!p->rows++ || buf_putc(&p->vf.text, ',')) &&
-                 (p->collection ? put_vector_row(&p->vf, &r, p->base64)
-                                : put_row(&p->vf, &r, p->base64));
-        }
-        if (!ok || !vecfmt_flush(&p->vf, p->app->fmt, &p->out)) {
-            log_error("request %s: result rows could not be formatted", p->req_id);
-            return -1; /* the client sees a chunked body cut short */
-        }
-    }
-    return (long)n;
-}
-
-static void page_done(void *cls)
-{
-    struct page *p = cls;
-    results_stream_end(&p->st);
-    db_pool_release(p->app->db, p->c);
-    vecfmt_cleanup(&p->vf);
-    buf_cleanup(&p->out);
-    free(p);
-}
-
-/* A page reading on c, which it releases in page_done (NULL: out of memory,
- * c released). */
-static struct page *page_new(struct app *app, PGconn *c, const struct http_req *req, bool base64,
-                             bool collection)
-{
-    struct page *p = calloc(1, sizeof(*p));
-    if (!p) {
-        db_pool_release(app->db, c);
-        return NULL;
-    }
-    p->app = app;
-    p->c = c;
-    p->base64 = base64;
-    p->collection = collection;
-    vecfmt_init(&p->vf, SIZE_MAX / 4);
-    buf_init(&p->out, SIZE_MAX / 4);
-    snprintf(p->req_id, sizeof(p->req_id), "%s", req->id);
-    return p;
-}
-
-/* A page whose query failed (err says why), or NULL: out of memory. */
-static void page_failed(struct page *p, struct http_req *req, struct http_resp *resp,
-                        const char *err)
-{
-    if (!p) {
-        http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
-        return;
-    }
-    page_done(p);
-    api_db_failed(req, resp, err);
-}
-
-/* Send p, the text before its rows written (head_ok) or not (out of memory),
- * once its first row is in: a query that fails at once is answered as an
- * error, not as a body cut short. */
-static void page_send(struct page *p, bool head_ok, struct http_req *req, struct http_resp *resp)
-{
-    char err[512];
+    struct vecfmt vf;
     struct result_row r;
-    int got = head_ok ? results_stream_next(&p->st, &r, err, sizeof(err)) : 0;
-    if (got < 0) {
-        page_failed(p, req, resp, err);
-        return;
+    bool w = true;
+    size_t i = 0;
+    vecfmt_init(&vf, b->max);
+    while (w && (*got = results_stream_next(st, &r, err, errlen)) > 0) {
+        w = (!i || buf_putc(&vf.text, ',')) &&
+            (collection ? put_vector_row(&vf, &r, base64) : put_row(&vf, &r, base64));
+        if (w && ++i % FORMAT_BATCH == 0)
+            w = vecfmt_flush(&vf, app->fmt, b);
     }
-    if (got > 0) {
-        p->rows = 1;
-        head_ok =
-            p->collection ? put_vector_row(&p->vf, &r, p->base64) : put_row(&p->vf, &r, p->base64);
-    }
-    if (!head_ok) {
-        page_done(p);
-        http_problem(resp, req, 503, "out_of_memory", NULL, "the server is out of memory");
-        return;
-    }
-    http_resp_stream(resp, 200, "application/json", page_read, page_done, p);
+    w = w && vecfmt_flush(&vf, app->fmt, b);
+    vecfmt_cleanup(&vf);
+    return w;
 }
 
 static bool parse_bounded(const char *s, long long lo, long long hi, long long *out)
@@ -394,20 +278,20 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
         http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
         return;
     }
+    /* rows are formatted as they arrive, while the server sends the rest */
+    struct result_stream st = {0};
     enum jobs_result jr = jobs_get(c, req->key_id, req->params[0], &job, err, sizeof(err));
-    struct page *p = page_new(app, c, req, base64, false);
-    bool ok = p && jr == JOBS_OK &&
-              results_stream_begin(&p->st, c, job.id, from, (int)limit, err, sizeof(err));
-    if (!ok && p && jr == JOBS_NOT_FOUND) {
-        page_done(p);
-        http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
-        return;
-    }
+    bool ok =
+        jr == JOBS_OK && results_stream_begin(&st, c, job.id, from, (int)limit, err, sizeof(err));
     if (!ok) {
-        page_failed(p, req, resp, err);
+        db_pool_release(app->db, c);
+        if (jr == JOBS_NOT_FOUND)
+            http_problem(resp, req, 404, "job_not_found", NULL, "no job %.40s", req->params[0]);
+        else
+            api_db_failed(req, resp, err);
         return;
     }
-    struct buf *b = &p->out;
+    struct buf *b = &resp->body;
     bool w = buf_puts(b, "{\"job_id\":") && jsonw_cstr(b, job.id) && buf_puts(b, ",\"state\":") &&
              jsonw_cstr(b, job.state) && buf_puts(b, ",\"model\":") && jsonw_cstr(b, job.model) &&
              buf_printf(b, ",\"output_dimensionality\":%d,\"normalized\":%s,\"results\":[",
@@ -416,7 +300,25 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
                                                             job.output_dimensionality)
                             ? "true"
                             : "false");
-    page_send(p, w, req, resp);
+    int got = 0;
+    w = w && put_page(app, &st, b, base64, false, &got, err, sizeof(err));
+    results_stream_end(&st);
+    db_pool_release(app->db, c);
+    if (got < 0) {
+        buf_reset(b);
+        api_db_failed(req, resp, err);
+        return;
+    }
+    if (w && st.next_seq >= 0)
+        w = buf_printf(b, "],\"next_cursor\":\"%lld\"}", (long long)st.next_seq);
+    else if (w)
+        w = buf_puts(b, "],\"next_cursor\":null}");
+    if (!w) {
+        http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
 }
 
 /* A collection cursor: "<chunk index>.<hex of the document id>"; false if malformed. */
@@ -520,14 +422,14 @@ void api_collection_vectors(void *appv, struct http_req *req, struct http_resp *
         http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
         return;
     }
-    struct page *p = page_new(app, c, req, base64, true);
-    bool ok = p && results_stream_begin_collection(&p->st, c, coll.id, from_doc, from_chunk,
-                                                   (int)limit, err, sizeof(err));
-    if (!ok) {
-        page_failed(p, req, resp, err);
+    struct result_stream st = {0};
+    if (!results_stream_begin_collection(&st, c, coll.id, from_doc, from_chunk, (int)limit, err,
+                                         sizeof(err))) {
+        db_pool_release(app->db, c);
+        api_db_failed(req, resp, err);
         return;
     }
-    struct buf *b = &p->out;
+    struct buf *b = &resp->body;
     bool w = buf_puts(b, "{\"collection_id\":") && jsonw_cstr(b, coll.id) &&
              buf_printf(b, ",\"version\":%lld,\"model\":", (long long)coll.version) &&
              jsonw_cstr(b, coll.model) &&
@@ -537,5 +439,23 @@ void api_collection_vectors(void *appv, struct http_req *req, struct http_resp *
                                                              coll.output_dimensionality)
                             ? "true"
                             : "false");
-    page_send(p, w, req, resp);
+    int got = 0;
+    w = w && put_page(app, &st, b, base64, true, &got, err, sizeof(err));
+    results_stream_end(&st);
+    db_pool_release(app->db, c);
+    if (got < 0) {
+        buf_reset(b);
+        api_db_failed(req, resp, err);
+        return;
+    }
+    w = w && buf_puts(b, "],\"next_cursor\":") &&
+        (st.next_seq >= 0 ? put_vector_cursor(b, st.next_doc, st.next_chunk)
+                          : buf_puts(b, "null")) &&
+        buf_putc(b, '}');
+    if (!w) {
+        http_problem(resp, req, 500, "internal", NULL, "the response could not be built");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
 }
