@@ -858,7 +858,8 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
  * (a 10,000-document upsert spent 20 s here). The documents' counters follow
  * in a second statement, only when something was reused, each document
  * counting its own range of chunks. The cost is the job's size, not the
- * table's. Returns the counts through *n and *tokens.
+ * table's; none when the key has no stored vector at all (one probe of the
+ * same index), as for a new key. Returns the counts through *n and *tokens.
  */
 #define REUSE_PROBE                                                                                \
     " FROM chunks s WHERE s.key_id = $2 AND s.identity = c.identity AND s.state = 2 LIMIT 1)"
@@ -869,18 +870,29 @@ static bool reuse_vectors(struct jobs_ingest *in, int64_t *n, int64_t *tokens, c
                           size_t errlen)
 {
     const char *v[2] = {in->id, in->key};
+    *n = *tokens = 0;
     bool ok = db_exec(in->c, "SET LOCAL enable_seqscan = off", err, errlen);
     PGresult *r =
-        ok ? PQexecParams(in->c,
-                          "WITH upd AS (UPDATE chunks c SET state = 2, reused = true,"
-                          "   (embedding, google_tokens) = (SELECT s.embedding,"
-                          "   s.google_tokens" REUSE_PROBE "   WHERE c.job_id = $1 AND c.state = 0"
-                          "   AND (SELECT true" REUSE_PROBE
-                          "   RETURNING coalesce(c.google_tokens, c.tokens) AS t)"
-                          " SELECT count(*), coalesce(sum(t), 0) FROM upd",
-                          2, NULL, v, NULL, NULL, 0)
+        ok ? PQexecParams(in->c, "SELECT 1 FROM chunks WHERE key_id = $1 AND state = 2 LIMIT 1", 1,
+                          NULL, v + 1, NULL, NULL, 0)
            : NULL;
-    ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (ok && PQresultStatus(r) != PGRES_TUPLES_OK) {
+        db_error(r, in->c, "could not look for stored vectors", err, errlen);
+        ok = false;
+    }
+    bool none = ok && PQntuples(r) == 0;
+    PQclear(r);
+    if (!ok || none) /* nothing the key could reuse */
+        return ok && db_exec(in->c, "SET LOCAL enable_seqscan = on", err, errlen);
+    r = PQexecParams(in->c,
+                     "WITH upd AS (UPDATE chunks c SET state = 2, reused = true,"
+                     "   (embedding, google_tokens) = (SELECT s.embedding,"
+                     "   s.google_tokens" REUSE_PROBE "   WHERE c.job_id = $1 AND c.state = 0"
+                     "   AND (SELECT true" REUSE_PROBE
+                     "   RETURNING coalesce(c.google_tokens, c.tokens) AS t)"
+                     " SELECT count(*), coalesce(sum(t), 0) FROM upd",
+                     2, NULL, v, NULL, NULL, 0);
+    ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok && r)
         db_error(r, in->c, "could not reuse stored vectors", err, errlen);
     if (ok) {
