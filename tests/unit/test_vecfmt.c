@@ -23,7 +23,7 @@ static void fill(unsigned char *le, int dims, uint32_t seed)
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        float f = (float)((int32_t)x) / (float)(1u << (x % 40));
+        float f = (float)((int32_t)x) / (float)(UINT64_C(1) << (x % 40));
         uint32_t u;
         memcpy(&u, &f, 4);
         le[4 * i] = (unsigned char)u;
