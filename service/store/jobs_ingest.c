@@ -1,6 +1,6 @@
 /* jobs_ingest.c: storing a new job: its documents are chunked as they arrive
  * and written with COPY, all in one transaction (see jobs_ingest.h). */
-#include "store/jobs_ingest.h"
+#include "store/jobs_ingest_internal.h"
 
 #include "chunker/budget.h"
 #include "chunker/chunker.h"
@@ -9,7 +9,6 @@
 #include "store/db.h"
 #include "store/identity.h"
 #include "store/limits.h"
-#include "store/pgarray.h"
 #include "util/crypto.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
@@ -23,7 +22,7 @@ _Static_assert(JOB_ID_LEN == UUID_TEXT_LEN, "a job id is a random UUID");
 
 #define COPY_FLUSH (1 << 20) /* bytes per PQputCopyData */
 
-static bool exec_params(PGconn *c, const char *sql, int n, const char *const *vals,
+bool ingest_exec_params(PGconn *c, const char *sql, int n, const char *const *vals,
                         const char *what, char *err, size_t errlen)
 {
     PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
@@ -97,81 +96,10 @@ static bool copy_rows(PGconn *c, const char *sql, const struct buf *b, const cha
 
 /* ---- ingest: documents and chunks written as they arrive ---- */
 
-/*
- * Chunk rows go out as they are made, through a COPY that stays open, so
- * PostgreSQL stores them while the next documents are parsed and chunked
- * (on two cores that overlap is what keeps up with a bare COPY). One
- * connection cannot run two COPYs at once, so document rows (small) wait in
- * a buffer: when it passes INGEST_DOCS_BATCH bytes (and at the end, or when
- * an id must be checked against the stored rows) the chunks COPY is closed,
- * the documents are COPYed, and the next chunk row opens a new chunks COPY.
- * Memory stays at the two buffers plus the current document, whatever the
- * number of documents.
- *
- * COPY text, not binary: measured here (2 vCPUs, PostgreSQL 15, 100,000
- * rows of 1,000 B into the real chunks table with its keys, one transaction,
- * 5 alternating runs) text gave a median 53.6k rows/s (39.9k-58.4k) and
- * binary 52.7k (39.7k-69.7k): no gain beyond the noise once the table's
- * indexes are paid (LIMITS.md's 1.3x was for a bare table), so the simpler,
- * debuggable text format stays.
- */
-#define INGEST_DOCS_BATCH (4u << 20)
-#define INGEST_CHUNK_SEND (256u << 10) /* chunk rows handed to libpq at a time */
-
 /* The duplicate-id check keeps one 64-bit hash per document (0 marks an
  * empty slot), in an open-addressing table at most 3/4 full: 8 bytes per slot,
  * 11 to 21 bytes per document (~134 MB at 10,000,000 documents). */
 #define SEEN_EMPTY 0
-/*
- * A collection job compares each document with the collection's stored one
- * before chunking it (an unchanged document costs a hash and a lookup, no
- * rows). Documents wait in a queue of at most QUEUE_DOCS / QUEUE_BYTES so
- * that one statement looks up a batch of ids.
- */
-#define QUEUE_DOCS        512
-#define QUEUE_BYTES       (4u << 20)
-#define COLL_CHUNKS_BATCH (8u << 20) /* a collection job's chunk rows per COPY */
-
-struct qdoc {
-    size_t index;                   /* its number in the job */
-    char *id, *title, *meta, *text; /* owned copies; title and meta may be NULL */
-    size_t id_len, title_len, text_len;
-    unsigned char content[IDENTITY_LEN]; /* identity_content(title, text) */
-};
-
-struct jobs_ingest {
-    PGconn *c;
-    char id[JOB_ID_LEN + 1];
-    struct chunk_opts opts;
-    struct buf docs, chunks; /* COPY text rows not yet sent */
-    bool copying;            /* the chunks COPY is open */
-    size_t n_docs;           /* documents added so far */
-    int64_t seq, tokens;
-    uint64_t *seen; /* id hashes, open addressing (SEEN_EMPTY: free) */
-    size_t seen_cap;
-    int64_t max_chunks; /* the job's chunk limit */
-    bool over_chunks;   /* a document passed it: the ingest can only be aborted */
-    size_t over_doc;    /* that document */
-    char key[24];       /* the API key's id, as text */
-    char model[64], task[32];
-    const struct model_facts *facts; /* the model's limit and prompt (models.h) */
-    struct identity_space sp;
-    /* collection upserts ("" when the job stands alone) */
-    char coll[JOB_ID_LEN + 1];
-    struct qdoc *q;
-    size_t nq, qbytes;
-    struct buf up_ids, up_idx, up_hash; /* new versions, as text-array literals */
-    size_t n_up;
-    struct buf md_ids, md_meta; /* metadata-only changes */
-    size_t n_md;
-    struct buf del; /* ids to delete (a text-array literal) */
-    size_t n_del;
-    char **del_sorted; /* the same ids, sorted, to refuse a document the job also deletes */
-    size_t n_del_sorted;
-    int64_t docs_new, docs_updated, docs_unchanged, docs_metadata;
-    bool verbatim;              /* jobs_ingest_verbatim: one chunk per document, its whole text */
-    struct ingest_limit *limit; /* the key's pending-chunk limit, or NULL */
-};
 
 static uint64_t id_hash(const char *s, size_t n)
 {
@@ -205,7 +133,7 @@ static bool seen_grow(struct jobs_ingest *in)
 }
 
 /* Hand the pending chunk rows to the open (or a new) chunks COPY. */
-static bool chunks_send(struct jobs_ingest *in, char *err, size_t errlen)
+bool ingest_chunks_send(struct jobs_ingest *in, char *err, size_t errlen)
 {
     if (!in->chunks.len)
         return true;
@@ -233,7 +161,7 @@ static bool chunks_send(struct jobs_ingest *in, char *err, size_t errlen)
 }
 
 /* Close the chunks COPY, if open; with failed, abort it. */
-static bool chunks_end(struct jobs_ingest *in, bool failed, char *err, size_t errlen)
+bool ingest_chunks_end(struct jobs_ingest *in, bool failed, char *err, size_t errlen)
 {
     if (!in->copying)
         return true;
@@ -253,14 +181,12 @@ static bool chunks_end(struct jobs_ingest *in, bool failed, char *err, size_t er
     return ok;
 }
 
-static bool upserts_send(struct jobs_ingest *in, char *err, size_t errlen);
-
 /* Write everything pending: the chunk rows, then the document rows, then a
  * collection job's new versions and metadata changes of those documents
  * (collection_documents refers to the document rows). */
-static bool ingest_flush(struct jobs_ingest *in, char *err, size_t errlen)
+bool ingest_flush(struct jobs_ingest *in, char *err, size_t errlen)
 {
-    bool ok = chunks_send(in, err, errlen) && chunks_end(in, false, err, errlen);
+    bool ok = ingest_chunks_send(in, err, errlen) && ingest_chunks_end(in, false, err, errlen);
     if (ok && in->docs.len)
         ok = copy_rows(in->c,
                        "COPY documents (job_id, doc_index, doc_id, title, metadata, chars,"
@@ -268,7 +194,7 @@ static bool ingest_flush(struct jobs_ingest *in, char *err, size_t errlen)
                        &in->docs, "could not store documents", err, errlen);
     buf_reset(&in->docs);
     buf_reset(&in->chunks);
-    return ok && upserts_send(in, err, errlen);
+    return ok && ingest_upserts_send(in, err, errlen);
 }
 
 /* The index of the (flushed) document of this job whose id is id; *found
@@ -296,8 +222,6 @@ static bool stored_doc_index(struct jobs_ingest *in, const char *id, size_t len,
     return ok;
 }
 
-static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen);
-
 /*
  * Whether d->id was already used in this job; records it otherwise. Only a
  * hash per document is kept (see SEEN_EMPTY), not the ids: a hash hit is
@@ -320,7 +244,7 @@ static enum jobs_result ingest_check_id(struct jobs_ingest *in, const struct ing
             continue;
         /* a duplicate or (rarely) a hash collision: look the id up among
          * the stored rows (queued documents first) */
-        if (!(queue_resolve(in, err, errlen) && ingest_flush(in, err, errlen)))
+        if (!(ingest_queue_resolve(in, err, errlen) && ingest_flush(in, err, errlen)))
             return JOBS_ERROR;
         bool found = false;
         size_t first = 0;
@@ -336,7 +260,7 @@ static enum jobs_result ingest_check_id(struct jobs_ingest *in, const struct ing
     return JOBS_OK;
 }
 
-static void qdoc_free(struct qdoc *d)
+void ingest_qdoc_free(struct qdoc *d)
 {
     free(d->id);
     free(d->title);
@@ -349,7 +273,7 @@ static void ingest_free(struct jobs_ingest *in)
     buf_cleanup(&in->docs);
     buf_cleanup(&in->chunks);
     for (size_t i = 0; i < in->nq; i++)
-        qdoc_free(&in->q[i]);
+        ingest_qdoc_free(&in->q[i]);
     free(in->q);
     struct buf *bufs[] = {&in->up_ids, &in->up_idx,  &in->up_hash,
                           &in->md_ids, &in->md_meta, &in->del};
@@ -382,7 +306,7 @@ static bool copy_bytea(struct buf *b, const unsigned char *p, size_t n)
  * with their identities and request sizes. content: its identity_content,
  * or NULL outside collections.
  */
-static bool store_doc(struct jobs_ingest *in, size_t i, const struct ingest_doc *d,
+bool ingest_store_doc(struct jobs_ingest *in, size_t i, const struct ingest_doc *d,
                       const unsigned char *content, bool chunks)
 {
     struct chunk *ch = NULL;
@@ -497,12 +421,13 @@ struct jobs_ingest *jobs_ingest_begin(PGconn *c, const struct job_spec *spec, ch
         ingest_free(in);
         return NULL;
     }
-    if (!exec_params(c,
-                     "INSERT INTO jobs (id, api_key_id, display_name, model, task_type,"
-                     " output_dimensionality, normalize, priority, max_chars, overlap_chars,"
-                     " collection_id, documents, chunks_total, chunks_pending, token_estimate)"
-                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, 0, 0)",
-                     11, vals, "could not store the job", err, errlen)) {
+    if (!ingest_exec_params(
+            c,
+            "INSERT INTO jobs (id, api_key_id, display_name, model, task_type,"
+            " output_dimensionality, normalize, priority, max_chars, overlap_chars,"
+            " collection_id, documents, chunks_total, chunks_pending, token_estimate)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, 0, 0)",
+            11, vals, "could not store the job", err, errlen)) {
         jobs_ingest_abort(in);
         return NULL;
     }
@@ -523,10 +448,10 @@ bool jobs_ingest_webhook(struct jobs_ingest *in, const char *url, int degraded_b
     snprintf(below, sizeof(below), "%d", degraded_below);
     snprintf(dmin, sizeof(dmin), "%d", degraded_min);
     const char *v[4] = {in->id, url, degraded_below > 0 ? below : NULL, dmin};
-    return exec_params(in->c,
-                       "UPDATE jobs SET webhook_url = $2, webhook_degraded_below = $3,"
-                       " webhook_degraded_min = $4 WHERE id = $1",
-                       4, v, "could not store the job's webhook", err, errlen);
+    return ingest_exec_params(in->c,
+                              "UPDATE jobs SET webhook_url = $2, webhook_degraded_below = $3,"
+                              " webhook_degraded_min = $4 WHERE id = $1",
+                              4, v, "could not store the job's webhook", err, errlen);
 }
 
 size_t jobs_ingest_documents(const struct jobs_ingest *in)
@@ -551,256 +476,15 @@ int64_t jobs_ingest_chunks(const struct jobs_ingest *in)
 
 PGconn *jobs_ingest_conn(struct jobs_ingest *in, char *err, size_t errlen)
 {
-    if (in->coll[0] && !queue_resolve(in, err, errlen))
+    if (in->coll[0] && !ingest_queue_resolve(in, err, errlen))
         return NULL;
     return ingest_flush(in, err, errlen) ? in->c : NULL;
 }
 
-/* ---- collections: compare, then store what changed ---- */
-
-/* Queue a copy of d (document number index) for the next lookup. */
-static bool queue_doc(struct jobs_ingest *in, size_t index, const struct ingest_doc *d)
-{
-    if (!in->q && !(in->q = calloc(QUEUE_DOCS, sizeof(*in->q))))
-        return false;
-    struct qdoc *x = &in->q[in->nq];
-    memset(x, 0, sizeof(*x));
-    x->index = index;
-    x->id = strndup(d->id, d->id_len);
-    x->id_len = d->id_len;
-    x->text = malloc(d->text_len + 1);
-    x->text_len = d->text_len;
-    if (x->text) {
-        memcpy(x->text, d->text, d->text_len);
-        x->text[d->text_len] = '\0';
-    }
-    if (d->title) {
-        x->title = strndup(d->title, d->title_len);
-        x->title_len = d->title_len;
-    }
-    if (d->metadata_json)
-        x->meta = strdup(d->metadata_json);
-    in->nq++;
-    in->qbytes += d->id_len + d->text_len + d->title_len + 64;
-    bool ok = x->id && x->text && (!d->title || x->title) && (!d->metadata_json || x->meta) &&
-              identity_content(d->title, d->title_len, d->text, d->text_len, x->content);
-    return ok;
-}
-
-/* "{a,b,...}" of the queued ids. */
-static bool queue_ids(const struct jobs_ingest *in, struct buf *out)
-{
-    bool ok = buf_putc(out, '{');
-    for (size_t i = 0; i < in->nq && ok; i++)
-        ok = (!i || buf_putc(out, ',')) && pgarray_text(out, in->q[i].id);
-    return ok && buf_putc(out, '}');
-}
-
-/* Write the new versions and metadata changes collected so far (their
- * document rows must be stored first: called by ingest_flush). */
-static bool upserts_send(struct jobs_ingest *in, char *err, size_t errlen)
-{
-    bool ok = true;
-    if (in->n_up) {
-        ok =
-            buf_putc(&in->up_ids, '}') && buf_putc(&in->up_idx, '}') && buf_putc(&in->up_hash, '}');
-        const char *v[5] = {in->coll, in->id, in->up_ids.data, in->up_idx.data, in->up_hash.data};
-        /* ids in order, so that two jobs upserting the same documents take their row locks in
-         * the same order */
-        ok = ok && exec_params(in->c,
-                               "INSERT INTO collection_documents (collection_id, doc_id,"
-                               " next_job_id, next_doc_index, next_content_sha256)"
-                               " SELECT $1, u.id, $2, u.i, decode(u.h, 'hex')"
-                               " FROM unnest($3::text[], $4::int[], $5::text[]) AS u(id, i, h)"
-                               " ORDER BY u.id"
-                               " ON CONFLICT (collection_id, doc_id) DO UPDATE SET"
-                               " next_job_id = excluded.next_job_id,"
-                               " next_doc_index = excluded.next_doc_index,"
-                               " next_content_sha256 = excluded.next_content_sha256,"
-                               " error = NULL, updated_at = now()",
-                               5, v, "could not record new document versions", err, errlen);
-    }
-    if (ok && in->n_md) {
-        ok = buf_putc(&in->md_ids, '}') && buf_putc(&in->md_meta, '}');
-        const char *v[3] = {in->coll, in->md_ids.data, in->md_meta.data};
-        /* each row found by its key, updated by its ctid (see queue_resolve) */
-        ok = ok && exec_params(in->c,
-                               "UPDATE collection_documents SET metadata = x.m::json,"
-                               " updated_at = now()"
-                               " FROM (SELECT k.tid, u.m FROM unnest($2::text[], $3::text[])"
-                               "   AS u(id, m) CROSS JOIN LATERAL (SELECT cd.ctid AS tid"
-                               "   FROM collection_documents cd WHERE cd.collection_id = $1"
-                               "   AND cd.doc_id = u.id OFFSET 0) k) x"
-                               " WHERE collection_documents.ctid = x.tid",
-                               3, v, "could not update document metadata", err, errlen);
-    }
-    buf_reset(&in->up_ids);
-    buf_reset(&in->up_idx);
-    buf_reset(&in->up_hash);
-    buf_reset(&in->md_ids);
-    buf_reset(&in->md_meta);
-    in->n_up = in->n_md = 0;
-    return ok;
-}
-
-static void over_chunks_err(const struct jobs_ingest *in, char *err, size_t errlen)
+void ingest_over_chunks_err(const struct jobs_ingest *in, char *err, size_t errlen)
 {
     snprintf(err, errlen, "document %zu brings the job past %lld chunks", in->over_doc,
              (long long)in->max_chunks);
-}
-
-/* Append to a text-array literal being built ("{" first). */
-static bool arr_add(struct buf *b, size_t n, const char *s)
-{
-    return (n ? buf_putc(b, ',') : buf_putc(b, '{')) && pgarray_text(b, s);
-}
-
-/* Look the queued documents up in the collection and store each as what it
- * is: new or updated (rows, chunks, a next version), metadata only, or
- * unchanged (a document row without chunks). */
-static bool queue_resolve(struct jobs_ingest *in, char *err, size_t errlen)
-{
-    if (!in->nq)
-        return true;
-    /* the lookup needs the connection: no COPY may be open */
-    if (!chunks_end(in, false, err, errlen))
-        return false;
-    struct buf ids;
-    buf_init(&ids, SIZE_MAX / 4);
-    bool ok = queue_ids(in, &ids);
-    const char *v[2] = {in->coll, ids.data};
-    /* compared with the latest version accepted: the one being embedded, else
-     * the current. One primary-key probe per id, in a subquery the planner may
-     * not flatten (OFFSET 0): "doc_id = ANY($2)" was planned as a scan of the
-     * whole collection filtered by the array (3.4 s per 512 ids at 600,000
-     * documents), and a join as a hash of the whole collection, so that a
-     * large upsert grew quadratic (1,000,000 documents: 197 s to store). */
-    PGresult *r = ok ? PQexecParams(in->c,
-                                    "SELECT u.id, cd.h, cd.m, cd.v FROM unnest($2::text[]) AS u(id)"
-                                    " CROSS JOIN LATERAL (SELECT"
-                                    "   coalesce(next_content_sha256, content_sha256) AS h,"
-                                    "   metadata::text AS m, version AS v FROM collection_documents"
-                                    "   WHERE collection_id = $1 AND doc_id = u.id OFFSET 0) cd",
-                                    2, NULL, v, NULL, NULL, 0)
-                     : NULL;
-    buf_cleanup(&ids);
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        if (r)
-            db_error(r, in->c, "could not look up collection documents", err, errlen);
-        else
-            snprintf(err, errlen, "out of memory");
-        PQclear(r);
-        return false;
-    }
-    int rows = PQntuples(r);
-    for (size_t k = 0; k < in->nq && ok; k++) {
-        struct qdoc *x = &in->q[k];
-        int row = -1;
-        for (int j = 0; j < rows && row < 0; j++)
-            if ((size_t)PQgetlength(r, j, 0) == x->id_len &&
-                memcmp(PQgetvalue(r, j, 0), x->id, x->id_len) == 0)
-                row = j;
-        char hex[2 * IDENTITY_LEN + 3];
-        for (int b = 0; b < IDENTITY_LEN; b++)
-            snprintf(hex + 2 * b, 3, "%02x", x->content[b]);
-        bool same = row >= 0 && !PQgetisnull(r, row, 1) &&
-                    strcmp(PQgetvalue(r, row, 1) + 2, hex) == 0; /* "\x..." */
-        bool meta_same = row >= 0 && (PQgetisnull(r, row, 2)
-                                          ? x->meta == NULL
-                                          : x->meta && strcmp(PQgetvalue(r, row, 2), x->meta) == 0);
-        struct ingest_doc d = {x->id,   x->id_len, x->title,   x->title_len,
-                               x->meta, x->text,   x->text_len};
-        if (same) {
-            ok = store_doc(in, x->index, &d, x->content, false);
-            if (meta_same) {
-                in->docs_unchanged++;
-            } else {
-                in->docs_metadata++;
-                ok = ok && arr_add(&in->md_ids, in->n_md, x->id) &&
-                     arr_add(&in->md_meta, in->n_md, x->meta ? x->meta : "null");
-                in->n_md++;
-            }
-        } else {
-            bool updated = row >= 0 && db_int(PQgetvalue(r, row, 3)) > 0;
-            (*(updated ? &in->docs_updated : &in->docs_new))++;
-            char idx[24];
-            snprintf(idx, sizeof(idx), "%zu", x->index);
-            ok = store_doc(in, x->index, &d, x->content, true) &&
-                 arr_add(&in->up_ids, in->n_up, x->id) && arr_add(&in->up_idx, in->n_up, idx) &&
-                 arr_add(&in->up_hash, in->n_up, hex);
-            in->n_up++;
-        }
-    }
-    PQclear(r);
-    if (!ok && in->over_chunks)
-        over_chunks_err(in, err, errlen);
-    else if (!ok)
-        snprintf(err, errlen, "could not store documents: out of memory");
-    for (size_t k = 0; k < in->nq; k++)
-        qdoc_free(&in->q[k]);
-    in->nq = in->qbytes = 0;
-    /* Rows go out in batches: chunk rows by COLL_CHUNKS_BATCH (a COPY each,
-     * closed before the next lookup needs the connection), document rows
-     * and with them the versions by INGEST_DOCS_BATCH. Flushing everything
-     * here, every QUEUE_DOCS documents, cost a chunks COPY, a documents COPY
-     * and an INSERT per 512 documents, each waiting for the server: a
-     * 1,000,000-document upsert took 4 minutes to store against 21 s for the
-     * same documents outside a collection. */
-    return ok &&
-           (in->chunks.len < COLL_CHUNKS_BATCH ||
-            (chunks_send(in, err, errlen) && chunks_end(in, false, err, errlen))) &&
-           (in->docs.len < INGEST_DOCS_BATCH || ingest_flush(in, err, errlen));
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-enum jobs_result jobs_ingest_delete(struct jobs_ingest *in, const char *const *ids, size_t n,
-                                    size_t *missing, char *err, size_t errlen)
-{
-    if (!in->coll[0] || !n)
-        return JOBS_OK;
-    char **grown = realloc(in->del_sorted, (in->n_del_sorted + n) * sizeof(*grown));
-    bool ok = grown != NULL;
-    if (ok)
-        in->del_sorted = grown;
-    for (size_t i = 0; i < n && ok; i++) {
-        ok = arr_add(&in->del, in->n_del++, ids[i]) &&
-             (in->del_sorted[in->n_del_sorted] = strdup(ids[i])) != NULL;
-        in->n_del_sorted += ok;
-    }
-    if (ok)
-        qsort(in->del_sorted, in->n_del_sorted, sizeof(*in->del_sorted), cmp_str);
-    struct buf lit;
-    buf_init(&lit, SIZE_MAX / 4);
-    ok = ok && buf_puts(&lit, in->del.data) && buf_putc(&lit, '}');
-    if (!ok) {
-        buf_cleanup(&lit);
-        snprintf(err, errlen, "out of memory");
-        return JOBS_ERROR;
-    }
-    const char *v[2] = {in->coll, lit.data};
-    PGresult *r = PQexecParams(in->c,
-                               "SELECT u.o - 1 FROM unnest($2::text[]) WITH ORDINALITY AS u(id, o)"
-                               " WHERE NOT EXISTS (SELECT 1 FROM collection_documents cd"
-                               "   WHERE cd.collection_id = $1 AND cd.doc_id = u.id)"
-                               " ORDER BY u.o LIMIT 1",
-                               2, NULL, v, NULL, NULL, 0);
-    buf_cleanup(&lit);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        db_error(r, in->c, "could not check the documents to delete", err, errlen);
-        PQclear(r);
-        return JOBS_ERROR;
-    }
-    enum jobs_result res = JOBS_OK;
-    if (PQntuples(r) == 1) {
-        *missing = (size_t)db_int(PQgetvalue(r, 0, 0)) + (in->n_del - n);
-        res = JOBS_NOT_FOUND;
-    }
-    PQclear(r);
-    return res;
 }
 
 enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc *d, size_t *dup_of,
@@ -815,32 +499,32 @@ enum jobs_result jobs_ingest_add(struct jobs_ingest *in, const struct ingest_doc
         if (in->n_del_sorted) {
             char *id = strndup(d->id, d->id_len);
             bool both = id && bsearch(&id, in->del_sorted, in->n_del_sorted,
-                                      sizeof(*in->del_sorted), cmp_str) != NULL;
+                                      sizeof(*in->del_sorted), ingest_cmp_str) != NULL;
             free(id);
             if (both) {
                 snprintf(err, errlen, "document %zu is also deleted by the job", i);
                 return JOBS_IN_USE;
             }
         }
-        ok = queue_doc(in, i, d);
+        ok = ingest_queue_doc(in, i, d);
         in->n_docs++;
         if (ok && (in->nq == QUEUE_DOCS || in->qbytes >= QUEUE_BYTES))
-            return queue_resolve(in, err, errlen) ? JOBS_OK
-                   : in->over_chunks              ? JOBS_LIMIT
-                                                  : JOBS_ERROR;
+            return ingest_queue_resolve(in, err, errlen) ? JOBS_OK
+                   : in->over_chunks                     ? JOBS_LIMIT
+                                                         : JOBS_ERROR;
     } else {
-        ok = store_doc(in, i, d, NULL, true);
+        ok = ingest_store_doc(in, i, d, NULL, true);
         in->n_docs++;
     }
     if (!ok && in->over_chunks) {
-        over_chunks_err(in, err, errlen);
+        ingest_over_chunks_err(in, err, errlen);
         return JOBS_LIMIT;
     }
     if (!ok) {
         snprintf(err, errlen, "could not chunk documents: out of memory");
         return JOBS_ERROR;
     }
-    if (in->chunks.len >= INGEST_CHUNK_SEND && !chunks_send(in, err, errlen))
+    if (in->chunks.len >= INGEST_CHUNK_SEND && !ingest_chunks_send(in, err, errlen))
         return JOBS_ERROR;
     if (in->docs.len >= INGEST_DOCS_BATCH && !ingest_flush(in, err, errlen))
         return JOBS_ERROR;
@@ -901,22 +585,22 @@ static bool reuse_vectors(struct jobs_ingest *in, int64_t *n, int64_t *tokens, c
     }
     PQclear(r);
     /* a later statement: it sees the chunks just filled */
-    ok = ok && (*n == 0 || exec_params(in->c,
-                                       "UPDATE documents d SET chunks_done = d.chunks_done +"
-                                       " (SELECT count(*)" DOC_REUSED ")"
-                                       " WHERE d.job_id = $1 AND d.n_chunks > 0"
-                                       " AND (SELECT true" DOC_REUSED " LIMIT 1)",
-                                       1, v, "could not count reused vectors", err, errlen));
+    ok = ok && (*n == 0 || ingest_exec_params(in->c,
+                                              "UPDATE documents d SET chunks_done = d.chunks_done +"
+                                              " (SELECT count(*)" DOC_REUSED ")"
+                                              " WHERE d.job_id = $1 AND d.n_chunks > 0"
+                                              " AND (SELECT true" DOC_REUSED " LIMIT 1)",
+                                              1, v, "could not count reused vectors", err, errlen));
     return ok && db_exec(in->c, "SET LOCAL enable_seqscan = on", err, errlen);
 }
 
 enum jobs_result jobs_ingest_settle(struct jobs_ingest *in, char *err, size_t errlen)
 {
     if (in->over_chunks) {
-        over_chunks_err(in, err, errlen);
+        ingest_over_chunks_err(in, err, errlen);
         return JOBS_LIMIT;
     }
-    if (queue_resolve(in, err, errlen))
+    if (ingest_queue_resolve(in, err, errlen))
         return JOBS_OK;
     return in->over_chunks ? JOBS_LIMIT : JOBS_ERROR;
 }
@@ -925,12 +609,12 @@ bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], cha
                         size_t errlen)
 {
     if (in->over_chunks) {
-        over_chunks_err(in, err, errlen);
+        ingest_over_chunks_err(in, err, errlen);
         jobs_ingest_abort(in);
         return false;
     }
     int64_t reused = 0, reused_tokens = 0, deleted = 0;
-    bool ok = queue_resolve(in, err, errlen) && ingest_flush(in, err, errlen) &&
+    bool ok = ingest_queue_resolve(in, err, errlen) && ingest_flush(in, err, errlen) &&
               reuse_vectors(in, &reused, &reused_tokens, err, errlen);
     if (ok && in->n_del) {
         struct buf lit;
@@ -963,10 +647,10 @@ bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], cha
         char cur[24];
         snprintf(cur, sizeof(cur), "%lld", (long long)current);
         const char *v2[2] = {in->coll, cur};
-        ok = ok && exec_params(in->c,
-                               "UPDATE collections SET version = version + 1,"
-                               " documents = documents - $2::int WHERE id = $1",
-                               2, v2, "could not update the collection", err, errlen);
+        ok = ok && ingest_exec_params(in->c,
+                                      "UPDATE collections SET version = version + 1,"
+                                      " documents = documents - $2::int WHERE id = $1",
+                                      2, v2, "could not update the collection", err, errlen);
     }
     char ndocs[24], nchunks[24], ntok[24], nre[24], retok[24], c_new[24], c_upd[24], c_unch[24],
         c_md[24], c_del[24];
@@ -983,23 +667,25 @@ bool jobs_ingest_finish(struct jobs_ingest *in, char id_out[JOB_ID_LEN + 1], cha
     const char *vals[11] = {in->id, ndocs, nchunks, ntok, nre,  retok,
                             c_new,  c_upd, c_unch,  c_md, c_del};
     /* a job with nothing left to send is done at once */
-    ok = ok && exec_params(in->c,
-                           "UPDATE jobs SET documents = $2, chunks_total = $3,"
-                           " chunks_pending = $3::int - $5::int, chunks_succeeded = $5,"
-                           " chunks_reused = $5, tokens_reused = $6, token_estimate = $4,"
-                           " documents_new = $7, documents_updated = $8, documents_unchanged = $9,"
-                           " documents_metadata = $10, documents_deleted = $11,"
-                           " state = CASE WHEN $3::int = $5::int THEN 'succeeded' ELSE state END,"
-                           " finished_at = CASE WHEN $3::int = $5::int THEN now() END"
-                           " WHERE id = $1",
-                           11, vals, "could not count chunks", err, errlen);
+    ok = ok &&
+         ingest_exec_params(in->c,
+                            "UPDATE jobs SET documents = $2, chunks_total = $3,"
+                            " chunks_pending = $3::int - $5::int, chunks_succeeded = $5,"
+                            " chunks_reused = $5, tokens_reused = $6, token_estimate = $4,"
+                            " documents_new = $7, documents_updated = $8, documents_unchanged = $9,"
+                            " documents_metadata = $10, documents_deleted = $11,"
+                            " state = CASE WHEN $3::int = $5::int THEN 'succeeded' ELSE state END,"
+                            " finished_at = CASE WHEN $3::int = $5::int THEN now() END"
+                            " WHERE id = $1",
+                            11, vals, "could not count chunks", err, errlen);
     /* documents whose every chunk was reused become current now */
     if (ok && in->coll[0]) {
         const char *v[1] = {in->coll};
-        ok = coll_flip(in->c, in->id, NULL, err, errlen) &&
-             (in->docs_metadata == 0 ||
-              exec_params(in->c, "UPDATE collections SET version = version + 1 WHERE id = $1", 1, v,
-                          "could not update the collection", err, errlen));
+        ok =
+            coll_flip(in->c, in->id, NULL, err, errlen) &&
+            (in->docs_metadata == 0 ||
+             ingest_exec_params(in->c, "UPDATE collections SET version = version + 1 WHERE id = $1",
+                                1, v, "could not update the collection", err, errlen));
     }
     /* last: the limit's lock is held until the commit (store/limits.h) */
     struct ingest_limit *lim = in->limit;
@@ -1034,7 +720,7 @@ void jobs_ingest_abort(struct jobs_ingest *in)
     if (!in)
         return;
     char err[8];
-    (void)chunks_end(in, true, err, sizeof(err));
+    (void)ingest_chunks_end(in, true, err, sizeof(err));
     PGresult *r = PQexec(in->c, "ROLLBACK");
     PQclear(r);
     ingest_free(in);
