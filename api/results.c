@@ -98,19 +98,29 @@ static size_t copy_out(const struct buf *b, size_t *off, char *out, size_t max)
 static bool put_page(struct app *app, struct result_stream *st, struct buf *b, bool base64,
                      bool collection, int *got, char *err, size_t errlen)
 {
-    struct vecfmt vf;
+    struct vecfmt vf[2]; /* one filled here while the pool formats the other */
     struct result_row r;
     bool w = true;
     size_t i = 0;
-    vecfmt_init(&vf, b->max);
+    int fill = 0;
+    vecfmt_init(&vf[0], b->max);
+    vecfmt_init(&vf[1], b->max);
     while (w && (*got = results_stream_next(st, &r, err, errlen)) > 0) {
-        w = (!i || buf_putc(&vf.text, ',')) &&
-            (collection ? put_vector_row(&vf, &r, base64) : put_row(&vf, &r, base64));
-        if (w && ++i % FORMAT_BATCH == 0)
-            w = vecfmt_flush(&vf, app->fmt, b);
+        struct vecfmt *v = &vf[fill];
+        w = (!i || buf_putc(&v->text, ',')) &&
+            (collection ? put_vector_row(v, &r, base64) : put_row(v, &r, base64));
+        if (w && ++i % FORMAT_BATCH == 0) { /* the batch before out, this one to the pool */
+            if (vf[!fill].started)
+                w = vecfmt_finish(&vf[!fill], b);
+            vecfmt_start(v, app->fmt);
+            fill = !fill;
+        }
     }
-    w = w && vecfmt_flush(&vf, app->fmt, b);
-    vecfmt_cleanup(&vf);
+    if (w && vf[!fill].started)
+        w = vecfmt_finish(&vf[!fill], b);
+    w = w && vecfmt_flush(&vf[fill], app->fmt, b);
+    vecfmt_cleanup(&vf[0]); /* finishes a batch still formatting */
+    vecfmt_cleanup(&vf[1]);
     return w;
 }
 
@@ -143,11 +153,12 @@ struct export
     char req_id[24];
     int64_t next; /* seq of the next page; -1 after the last one */
     struct result_stream st;
-    bool open;        /* st has a page's rows to read */
-    struct vecfmt vf; /* the rows being formatted */
-    struct buf row;   /* the formatted rows being sent */
-    size_t off;       /* bytes of row already sent */
-    bool base64;      /* vectors as base64 strings */
+    bool open;           /* st has a page's rows to read */
+    struct vecfmt vf[2]; /* rows being read into vf[fill]; the other formatting */
+    int fill;
+    struct buf row; /* the formatted rows being sent */
+    size_t off;     /* bytes of row already sent */
+    bool base64;    /* vectors as base64 strings */
     /* a collection's vectors instead of a job's results */
     bool collection;
     char coll_id[JOB_ID_LEN + 1];
@@ -165,10 +176,19 @@ static long export_read(void *cls, char *out, size_t max)
             n += copy_out(&x->row, &x->off, out + n, max - n);
             continue;
         }
-        if (x->open) {
+        struct vecfmt *flying = &x->vf[!x->fill];
+        if (x->open || flying->started) {
             buf_reset(&x->row);
             x->off = 0;
-            for (int i = 0; i < FORMAT_BATCH; i++) {
+            /* the batch formatted since the last refill goes out now */
+            if (flying->started && !vecfmt_finish(flying, &x->row)) {
+                log_error("request %s: result rows could not be formatted", x->req_id);
+                return -1;
+            }
+            /* the next batch is read here and formatted while that one is sent */
+            struct vecfmt *v = &x->vf[x->fill];
+            int rows = 0;
+            while (x->open && rows < FORMAT_BATCH) {
                 struct result_row r;
                 int got = results_stream_next(&x->st, &r, err, sizeof(err));
                 if (got < 0) {
@@ -182,16 +202,17 @@ static long export_read(void *cls, char *out, size_t max)
                     x->next_chunk = x->st.next_chunk;
                     break;
                 }
-                bool ok = x->collection ? put_vector_row(&x->vf, &r, x->base64)
-                                        : put_row(&x->vf, &r, x->base64);
-                if (!ok || !buf_putc(&x->vf.text, '\n')) {
+                bool ok =
+                    x->collection ? put_vector_row(v, &r, x->base64) : put_row(v, &r, x->base64);
+                if (!ok || !buf_putc(&v->text, '\n')) {
                     log_error("request %s: a result row could not be formatted", x->req_id);
                     return -1;
                 }
+                rows++;
             }
-            if (!vecfmt_flush(&x->vf, x->app->fmt, &x->row)) {
-                log_error("request %s: result rows could not be formatted", x->req_id);
-                return -1;
+            if (rows) {
+                vecfmt_start(v, x->app->fmt);
+                x->fill = !x->fill;
             }
             continue;
         }
@@ -215,7 +236,8 @@ static void export_done(void *cls)
 {
     struct export *x = cls;
     results_stream_end(&x->st);
-    vecfmt_cleanup(&x->vf);
+    vecfmt_cleanup(&x->vf[0]); /* finishes a batch still formatting */
+    vecfmt_cleanup(&x->vf[1]);
     buf_cleanup(&x->row);
     db_pool_release(x->app->db, x->c);
     free(x);
@@ -274,7 +296,8 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
         snprintf(x->job_id, sizeof(x->job_id), "%s", job.id);
         snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
         buf_init(&x->row, SIZE_MAX / 4);
-        vecfmt_init(&x->vf, SIZE_MAX / 4);
+        vecfmt_init(&x->vf[0], SIZE_MAX / 4);
+        vecfmt_init(&x->vf[1], SIZE_MAX / 4);
         http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
         return;
     }
@@ -418,7 +441,8 @@ void api_collection_vectors(void *appv, struct http_req *req, struct http_resp *
         x->next_chunk = from_chunk;
         snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
         buf_init(&x->row, SIZE_MAX / 4);
-        vecfmt_init(&x->vf, SIZE_MAX / 4);
+        vecfmt_init(&x->vf[0], SIZE_MAX / 4);
+        vecfmt_init(&x->vf[1], SIZE_MAX / 4);
         http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
         return;
     }

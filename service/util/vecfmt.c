@@ -18,13 +18,6 @@ struct vecfmt_hole {
 /* Vectors per part of a flush: small enough to share a batch evenly, large
  * enough (about 40 us at 768-d) that handing a part over costs little. */
 #define VECFMT_PART 2
-/* Parts at most in one flush (a larger batch makes larger parts). */
-#define VECFMT_MAX_PARTS 64
-
-struct part {
-    struct vecfmt *v;
-    size_t from, to;
-};
 
 void vecfmt_init(struct vecfmt *v, size_t max)
 {
@@ -34,6 +27,10 @@ void vecfmt_init(struct vecfmt *v, size_t max)
 
 void vecfmt_cleanup(struct vecfmt *v)
 {
+    if (v->started) {                       /* the pool's threads may still be writing into it */
+        bool kept = vecfmt_finish(v, NULL); /* false: the text is dropped */
+        (void)kept;
+    }
     buf_cleanup(&v->text);
     free(v->holes);
     free(v->src);
@@ -72,7 +69,7 @@ bool vecfmt_vector(struct vecfmt *v, const unsigned char *le, int dims)
 
 static void format_part(void *arg)
 {
-    const struct part *p = arg;
+    const struct vecfmt_part *p = arg;
     struct vecfmt *v = p->v;
     for (size_t i = p->from; i < p->to; i++) {
         struct vecfmt_hole *h = &v->holes[i];
@@ -87,31 +84,34 @@ static void empty(struct vecfmt *v)
     v->src_len = 0;
 }
 
-bool vecfmt_flush(struct vecfmt *v, struct work_pool *pool, struct buf *dst)
+void vecfmt_start(struct vecfmt *v, struct work_pool *pool)
 {
     size_t room = 0;
     for (size_t i = 0; i < v->n; i++) {
         v->holes[i].out = room;
         room += NUMFMT_F32_ARRAY_MAX(v->holes[i].dims);
     }
-    if (!grow((void **)&v->out, &v->out_cap, room, 1)) {
-        empty(v);
-        return false;
-    }
-    struct part parts[VECFMT_MAX_PARTS];
-    size_t per = VECFMT_PART, nparts = (v->n + per - 1) / per;
+    v->started = true;
+    v->failed = !grow((void **)&v->out, &v->out_cap, room, 1);
+    size_t per = VECFMT_PART, nparts = v->failed ? 0 : (v->n + per - 1) / per;
     if (nparts > VECFMT_MAX_PARTS) {
         nparts = VECFMT_MAX_PARTS;
         per = (v->n + nparts - 1) / nparts;
     }
     for (size_t i = 0; i < nparts; i++)
-        parts[i] = (struct part){v, i * per, (i + 1) * per < v->n ? (i + 1) * per : v->n};
-    work_pool_run(pool, format_part, parts, sizeof(parts[0]), nparts);
+        v->parts[i] = (struct vecfmt_part){v, i * per, (i + 1) * per < v->n ? (i + 1) * per : v->n};
+    work_pool_start(pool, &v->run, format_part, v->parts, sizeof(v->parts[0]), nparts);
+}
 
+bool vecfmt_finish(struct vecfmt *v, struct buf *dst)
+{
+    work_pool_finish(&v->run);
+    v->started = false;
+    bool ok = !v->failed && dst;
     size_t total = v->text.len;
-    for (size_t i = 0; i < v->n; i++)
+    for (size_t i = 0; ok && i < v->n; i++)
         total += v->holes[i].len;
-    bool ok = buf_reserve(dst, total);
+    ok = ok && buf_reserve(dst, total);
     size_t at = 0;
     for (size_t i = 0; ok && i <= v->n; i++) {
         size_t upto = i < v->n ? v->holes[i].at : v->text.len;
@@ -128,4 +128,10 @@ bool vecfmt_flush(struct vecfmt *v, struct work_pool *pool, struct buf *dst)
         dst->data[dst->len] = '\0';
     empty(v);
     return ok;
+}
+
+bool vecfmt_flush(struct vecfmt *v, struct work_pool *pool, struct buf *dst)
+{
+    vecfmt_start(v, pool);
+    return vecfmt_finish(v, dst);
 }

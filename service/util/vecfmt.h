@@ -17,9 +17,17 @@
 
 #include "util/buf.h"
 #include "util/compiler.h"
+#include "util/workpool.h"
 
-struct work_pool;
 struct vecfmt_hole;
+
+/* Parts at most in one flush (a larger batch makes larger parts). */
+#define VECFMT_MAX_PARTS 64
+
+struct vecfmt_part {
+    struct vecfmt *v;
+    size_t from, to; /* holes */
+};
 
 struct vecfmt {
     struct buf text; /* the text so far, without the noted vectors */
@@ -29,10 +37,15 @@ struct vecfmt {
     size_t src_len, src_cap;
     char *out; /* their text, while flushing */
     size_t out_cap;
+    /* between vecfmt_start and vecfmt_finish */
+    bool started, failed;
+    struct work_run run;
+    struct vecfmt_part parts[VECFMT_MAX_PARTS];
 };
 
 /* An empty batch whose text may grow to max bytes. Cannot fail. */
 void vecfmt_init(struct vecfmt *v, size_t max);
+/* Free v (a started batch is finished first, its text dropped). */
 void vecfmt_cleanup(struct vecfmt *v);
 /* Note the dims float32 little-endian values at le (as stored) as a JSON
  * array at the end of the text so far. false (nothing noted) on OOM. */
@@ -46,5 +59,12 @@ static inline size_t vecfmt_pending(const struct vecfmt *v)
  * NULL) and append the text with them to dst; v is empty after, whatever
  * the outcome. false past dst's cap or on OOM (dst then unchanged). */
 bool vecfmt_flush(struct vecfmt *v, struct work_pool *pool, struct buf *dst) SVC_MUSTCHECK;
+/* vecfmt_flush in two steps, so that the pool's threads format while the
+ * caller does something else (fills another batch): start hands the
+ * vectors to the pool and returns at once; v is not to be touched until
+ * finish, which formats what no pool thread has started, waits for the
+ * rest and appends the text to dst (NULL: drops it). */
+void vecfmt_start(struct vecfmt *v, struct work_pool *pool);
+bool vecfmt_finish(struct vecfmt *v, struct buf *dst) SVC_MUSTCHECK;
 
 #endif

@@ -7,18 +7,18 @@
 
 enum { TASK_QUEUED, TASK_RUNNING, TASK_DONE };
 
-struct task {
+struct work_task {
     void (*fn)(void *part);
     void *part;
     int state;
     int *left; /* the run's parts not done yet */
-    struct task *next;
+    struct work_task *next;
 };
 
 struct work_pool {
     pthread_mutex_t lock;
     pthread_cond_t work, done;
-    struct task *head;
+    struct work_task *head;
     bool stop;
     pthread_t *threads;
     int n;
@@ -33,7 +33,7 @@ static void *worker(void *arg)
             pthread_cond_wait(&p->work, &p->lock);
         if (!p->head)
             break; /* stopping, nothing queued */
-        struct task *t = p->head;
+        struct work_task *t = p->head;
         p->head = t->next;
         t->state = TASK_RUNNING;
         pthread_mutex_unlock(&p->lock);
@@ -93,58 +93,69 @@ int work_pool_threads(const struct work_pool *p)
 }
 
 /* Unlink t from the queue (it is queued). */
-static void unqueue(struct work_pool *p, struct task *t)
+static void unqueue(struct work_pool *p, struct work_task *t)
 {
-    for (struct task **at = &p->head; *at; at = &(*at)->next)
+    for (struct work_task **at = &p->head; *at; at = &(*at)->next)
         if (*at == t) {
             *at = t->next;
             return;
         }
 }
 
-static void run_all(void (*fn)(void *), char *parts, size_t size, size_t n)
+void work_pool_start(struct work_pool *p, struct work_run *r, void (*fn)(void *part), void *parts,
+                     size_t size, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        fn(parts + i * size);
+    *r = (struct work_run){fn, parts, size, n, p, NULL, (int)n};
+    if (n == 0 || !p || p->n == 0 || !(r->tasks = calloc(n, sizeof(*r->tasks))))
+        return; /* work_pool_finish runs them all */
+    pthread_mutex_lock(&p->lock);
+    struct work_task **tail = &p->head;
+    while (*tail)
+        tail = &(*tail)->next;
+    for (size_t i = 0; i < n; i++) {
+        r->tasks[i] = (struct work_task){fn, r->parts + i * size, TASK_QUEUED, &r->left, NULL};
+        *tail = &r->tasks[i];
+        tail = &r->tasks[i].next;
+    }
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void work_pool_finish(struct work_run *r)
+{
+    if (!r->tasks) {
+        for (size_t i = 0; i < r->n; i++)
+            r->fn(r->parts + i * r->size);
+        r->left = 0;
+        return;
+    }
+    struct work_pool *p = r->pool;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->tasks[i].state != TASK_QUEUED)
+            continue;
+        unqueue(p, &r->tasks[i]);
+        r->tasks[i].state = TASK_RUNNING;
+        pthread_mutex_unlock(&p->lock);
+        r->fn(r->tasks[i].part);
+        pthread_mutex_lock(&p->lock);
+        r->tasks[i].state = TASK_DONE;
+        r->left--;
+    }
+    while (r->left > 0)
+        pthread_cond_wait(&p->done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    free(r->tasks);
+    r->tasks = NULL;
 }
 
 void work_pool_run(struct work_pool *p, void (*fn)(void *part), void *parts, size_t size, size_t n)
 {
-    char *at = parts;
+    struct work_run r;
     if (n == 0)
         return;
-    struct task *tasks = n > 1 && p && p->n > 0 ? calloc(n - 1, sizeof(*tasks)) : NULL;
-    if (!tasks) { /* nothing to share, no pool, or no memory: all here */
-        run_all(fn, at, size, n);
-        return;
-    }
-    int left = (int)(n - 1);
-    pthread_mutex_lock(&p->lock);
-    struct task **tail = &p->head;
-    while (*tail)
-        tail = &(*tail)->next;
-    for (size_t i = 0; i + 1 < n; i++) {
-        tasks[i] = (struct task){fn, at + (i + 1) * size, TASK_QUEUED, &left, NULL};
-        *tail = &tasks[i];
-        tail = &tasks[i].next;
-    }
-    pthread_cond_broadcast(&p->work);
-    pthread_mutex_unlock(&p->lock);
-    fn(at);
-    pthread_mutex_lock(&p->lock);
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (tasks[i].state != TASK_QUEUED)
-            continue;
-        unqueue(p, &tasks[i]);
-        tasks[i].state = TASK_RUNNING;
-        pthread_mutex_unlock(&p->lock);
-        fn(tasks[i].part);
-        pthread_mutex_lock(&p->lock);
-        tasks[i].state = TASK_DONE;
-        left--;
-    }
-    while (left > 0)
-        pthread_cond_wait(&p->done, &p->lock);
-    pthread_mutex_unlock(&p->lock);
-    free(tasks);
+    /* the first part here at once, the others shared */
+    work_pool_start(p, &r, fn, (char *)parts + size, size, n - 1);
+    fn(parts);
+    work_pool_finish(&r);
 }

@@ -24,4 +24,26 @@ int work_pool_threads(const struct work_pool *p);
  * caller). */
 void work_pool_run(struct work_pool *p, void (*fn)(void *part), void *parts, size_t size, size_t n);
 
+struct work_task;
+
+/* A run begun with work_pool_start: the pool's threads work on its parts
+ * while the caller does something else, until work_pool_finish. It must stay
+ * where it is in between (the tasks point into it). */
+struct work_run {
+    void (*fn)(void *part);
+    char *parts;
+    size_t size, n;
+    struct work_pool *pool;
+    struct work_task *tasks; /* NULL: every part runs in work_pool_finish */
+    int left;                /* parts not done yet */
+};
+
+/* Queue the n parts for the pool's threads and return at once. Without a
+ * pool, threads or memory, nothing is queued and work_pool_finish runs them
+ * all. */
+void work_pool_start(struct work_pool *p, struct work_run *r, void (*fn)(void *part), void *parts,
+                     size_t size, size_t n);
+/* Run the parts no pool thread has started, then wait for the others. */
+void work_pool_finish(struct work_run *r);
+
 #endif

@@ -212,3 +212,45 @@ Test(vecfmt, work_pool_runs_every_part_once)
         work_pool_free(pool);
     }
 }
+
+/* Two batches in turn, as a results page fills them: one formatting on the
+ * pool while the next is filled; the text comes out in order. */
+Test(vecfmt, start_and_finish_overlap_in_order)
+{
+    struct work_pool *pool = work_pool_new(2);
+    struct vecfmt vf[2];
+    struct buf want, got;
+    unsigned char *le = malloc(768 * 4);
+    cr_assert(pool && le);
+    vecfmt_init(&vf[0], SIZE_MAX / 4);
+    vecfmt_init(&vf[1], SIZE_MAX / 4);
+    buf_init(&want, SIZE_MAX / 4);
+    buf_init(&got, SIZE_MAX / 4);
+    int cur = 0;
+    for (int i = 0; i < 300; i++) {
+        fill(le, 768, (uint32_t)i);
+        cr_assert(buf_printf(&want, "%d:", i) && jsonw_f32le_array(&want, le, 768));
+        cr_assert(buf_printf(&vf[cur].text, "%d:", i) && vecfmt_vector(&vf[cur], le, 768));
+        if ((i + 1) % 7 == 0) {
+            if (vf[!cur].started)
+                cr_assert(vecfmt_finish(&vf[!cur], &got));
+            vecfmt_start(&vf[cur], pool);
+            cur = !cur;
+        }
+    }
+    if (vf[!cur].started)
+        cr_assert(vecfmt_finish(&vf[!cur], &got));
+    cr_assert(vecfmt_flush(&vf[cur], pool, &got));
+    cr_assert_eq(got.len, want.len);
+    cr_assert(memcmp(got.data, want.data, want.len) == 0, "the same text, in order");
+
+    /* a batch dropped while the pool formats it: cleaned up without a leak or a race */
+    cr_assert(vecfmt_vector(&vf[0], le, 768) && vecfmt_vector(&vf[0], le, 768));
+    vecfmt_start(&vf[0], pool);
+    vecfmt_cleanup(&vf[0]);
+    vecfmt_cleanup(&vf[1]);
+    buf_cleanup(&want);
+    buf_cleanup(&got);
+    free(le);
+    work_pool_free(pool);
+}
