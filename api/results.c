@@ -139,11 +139,12 @@ static bool parse_bounded(const char *s, long long lo, long long hi, long long *
  * The NDJSON export: rows are queried a page at a time (keyset on seq, no
  * transaction and no server-side cursor) as the client reads, received one
  * row at a time (results_stream) and formatted FORMAT_BATCH rows at a time
- * (their vectors on several threads), so memory holds a few rows whatever
- * the job's size, and PostgreSQL produces rows while they are formatted. The pooled connection is
- * held for the response's lifetime and released in export_done, which the HTTP layer calls on
- * completion and on client abort, after reading off the rest of a page so
- * that the connection goes back idle.
+ * (their vectors on the format threads while the next batch is read), so
+ * memory holds a few rows whatever the job's size, and PostgreSQL produces
+ * rows while they are formatted. The pooled connection is held for the
+ * response's lifetime and released in export_done, which the HTTP layer
+ * calls on completion and on client abort, after reading off the rest of a
+ * page so that the connection goes back idle.
  */
 struct export
 {
