@@ -280,6 +280,17 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* What cmd_serve's app holds, freed (each part may be NULL), and libcurl's global state. */
+static void app_free(struct app *app)
+{
+    events_hub_free(app->events);
+    search_engine_free(app->search);
+    work_pool_free(app->fmt);
+    ratelimit_free(app->limiter);
+    db_pool_free(app->db);
+    gem_global_cleanup();
+}
+
 static int cmd_serve(const struct config *cfg)
 {
     /* signals go to sigwait() below, never to a worker or server thread */
@@ -426,12 +437,7 @@ static int cmd_serve(const struct config *cfg)
     events_hub_stop(app.events); /* no stream is woken any more; the server closes them */
     http_server_stop(srv);
     http_server_stop(msrv); /* scrapes see the drain to its end */
-    events_hub_free(app.events);
-    search_engine_free(app.search);
-    work_pool_free(app.fmt);
-    ratelimit_free(app.limiter);
-    db_pool_free(app.db);
-    gem_global_cleanup();
+    app_free(&app);
     log_info("stopped in %lld ms (%d lease(s) handed back)", (long long)(mono_ms() - t0), handed);
     atomic_store(&shutdown_done, true);
     return rc;
@@ -441,12 +447,7 @@ fail: /* start-up failed: what started stops, nothing was served */
     oai_driver_stop(oai);
     http_server_stop(srv);
     http_server_stop(msrv);
-    events_hub_free(app.events);
-    search_engine_free(app.search);
-    work_pool_free(app.fmt);
-    ratelimit_free(app.limiter);
-    db_pool_free(app.db);
-    gem_global_cleanup();
+    app_free(&app);
     return 1;
 }
 
