@@ -1,7 +1,8 @@
 /*
- * worker_internal.h: what the worker's files share (worker.c: the pool, the
- * claim, inline and interactive batches, polls; file_batch.c: batches that
- * travel through the Files API). Internal to service/worker/.
+ * worker_internal.h: what the worker's files share (pool.c: the pool's
+ * threads, start and stop; worker.c: a step, the claim, inline and
+ * interactive batches, polls; file_batch.c: batches that travel through the
+ * Files API). Internal to service/worker/.
  */
 #ifndef SVC_WORKER_WORKER_INTERNAL_H
 #define SVC_WORKER_WORKER_INTERNAL_H
@@ -52,6 +53,8 @@ struct worker_pool {
     size_t n;
 };
 
+/* One unit of work (claim, create, poll...); returns whether there was any. */
+bool worker_step(struct worker *w, PGconn *c);
 /* d scaled by a random factor in [0.8, 1.2). */
 int64_t worker_jitter(struct worker *w, int64_t d);
 /* Backoff after a transient failure: Google's RetryInfo when given, else
