@@ -1,10 +1,11 @@
 /*
  * server.c: the libmicrohttpd adapter behind http.h and server.h: request
  * lifetime (head checks, bounded or streamed bodies), dispatch through the
- * router and the auth callback, response delivery, the slow-header guard and
- * graceful drain. The only file that includes <microhttpd.h>.
+ * router and the auth callback (server_dispatch.c), response delivery, the
+ * slow-header guard and graceful drain. The only file that includes
+ * <microhttpd.h>.
  */
-#include "server.h"
+#include "server_internal.h"
 
 #include "log.h"
 #include "router.h"
@@ -52,22 +53,6 @@ struct conn_watch {
 };
 
 static void watch_set(struct http_server *s, struct MHD_Connection *c, int64_t deadline_ms);
-
-struct req_state {
-    struct http_req req;
-    bool too_large;
-    int64_t start_ns;
-    /* a streamed request body (route->streams), see struct http_body_stream */
-    const struct http_body_stream *sops;
-    void *sstate;              /* the handler's state between begin and end/abort */
-    struct http_resp *refusal; /* begin or authentication refused: sent once the body is read */
-    bool authed;               /* authenticated with the head, before the body */
-    bool sfailed;              /* data returned false: drop the rest of the body */
-    bool begun;                /* on_access has seen the head */
-    char *raw_path;            /* owned: the path as sent (see http_req.raw_path) */
-    int status;                /* of the response queued; 0 until then */
-    const struct http_route *route; /* the request's route, for observe (NULL: none) */
-};
 
 /* MHD_OPTION_URI_LOG_CALLBACK: the first sight of a request, before
  * libmicrohttpd decodes its URI; what this returns becomes its req_cls. */
@@ -321,46 +306,6 @@ static enum MHD_Result send_resp(struct http_server *s, struct MHD_Connection *c
     return ret;
 }
 
-static bool under_auth_prefix(const struct http_server *s, const struct http_req *req)
-{
-    return s->o.auth_prefix && strncmp(req->path, s->o.auth_prefix, strlen(s->o.auth_prefix)) == 0;
-}
-
-static void dispatch(struct http_server *s, struct req_state *st, struct http_resp *resp)
-{
-    struct http_req *req = &st->req;
-    if (st->too_large) {
-        http_problem(resp, req, 413, "body_too_large", NULL,
-                     "the request body is larger than the limit of %zu bytes", s->o.max_body_bytes);
-        return;
-    }
-    if (st->refusal) { /* refused with the head (authentication, begin); the body was dropped */
-        *resp = *st->refusal; /* takes over its body */
-        buf_init(&st->refusal->body, 0);
-        return;
-    }
-    if (st->sops) { /* a streamed body: begin already authenticated and routed */
-        void *state = st->sstate;
-        st->sstate = NULL;
-        st->sops->end(state, req, resp);
-        return;
-    }
-    /* authenticate before routing, so that unknown and known paths look alike
-     * (normally done with the head already: head_auth) */
-    bool authed = st->authed;
-    if (!authed && under_auth_prefix(s, req)) {
-        if (!s->o.auth(s->o.app, req, resp))
-            return;
-        authed = true;
-    }
-    const struct http_route *rt = http_route_find(s->o.routes, s->o.n_routes, req, resp);
-    if (!rt)
-        return;
-    if (!authed && (rt->flags & HTTP_ROUTE_AUTH) && !s->o.auth(s->o.app, req, resp))
-        return;
-    rt->handler(s->o.app, req, resp);
-}
-
 /* ---- request-head checks libmicrohttpd leaves to the application ---- */
 
 struct head_check {
@@ -486,62 +431,6 @@ static const struct http_body_stream *stream_route(struct http_server *s, struct
     return NULL;
 }
 
-/* A request under auth_prefix is authenticated (and its key's request rate
- * checked) as soon as its head is in, before its body is read: a refused
- * request's body is dropped as it arrives, never buffered, and the refusal
- * is sent once it has been read. */
-static bool head_auth(struct http_server *s, struct req_state *st)
-{
-    if (!under_auth_prefix(s, &st->req))
-        return true;
-    struct http_resp *r = calloc(1, sizeof(*r));
-    if (!r)
-        return false;
-    r->status = 500;
-    buf_init(&r->body, SIZE_MAX / 2);
-    if (!s->o.auth(s->o.app, &st->req, r)) {
-        st->refusal = r;
-        return true;
-    }
-    st->authed = true;
-    buf_cleanup(&r->body);
-    free(r);
-    return true;
-}
-
-/* Headers of a streamed-body request are in: authenticate and let the
- * handler begin; a refusal is kept and sent once the body has been read. */
-static bool stream_begin(struct http_server *s, struct req_state *st, const struct http_route *rt)
-{
-    struct http_resp *r = calloc(1, sizeof(*r));
-    if (!r)
-        return false;
-    r->status = 500;
-    buf_init(&r->body, SIZE_MAX / 2);
-    bool needs_auth = (rt->flags & HTTP_ROUTE_AUTH) || under_auth_prefix(s, &st->req);
-    if (needs_auth && !s->o.auth(s->o.app, &st->req, r)) {
-        st->refusal = r;
-        return true;
-    }
-    st->sstate = st->sops->begin(s->o.app, &st->req, r);
-    if (!st->sstate) {
-        st->refusal = r;
-        return true;
-    }
-    buf_cleanup(&r->body);
-    free(r);
-    return true;
-}
-
-static void free_refusal(struct req_state *st)
-{
-    if (st->refusal) {
-        buf_cleanup(&st->refusal->body);
-        free(st->refusal);
-        st->refusal = NULL;
-    }
-}
-
 static bool length_too_large(struct MHD_Connection *c, size_t max)
 {
     const char *cl =
@@ -591,9 +480,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         const struct http_route *rt = NULL;
         st->sops = stream_route(s, st, &rt);
         if (st->sops)
-            return stream_begin(s, st, rt) ? MHD_YES : MHD_NO;
+            return server_stream_begin(&s->o, st, rt) ? MHD_YES : MHD_NO;
         st->too_large = length_too_large(c, s->o.max_body_bytes);
-        if (!st->too_large && !head_auth(s, st))
+        if (!st->too_large && !server_head_auth(&s->o, st))
             return MHD_NO;
         return MHD_YES;
     }
@@ -616,7 +505,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     resp.status = 500;
     buf_init(&resp.body, SIZE_MAX / 2);
     log_context_request(st->req.id);
-    dispatch(s, st, &resp);
+    server_dispatch(&s->o, st, &resp);
     log_context_request(NULL);
     int status = resp.status;
     st->status = status;
@@ -629,7 +518,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         resp.stream_wait->done(resp.stream_wait->cls);
         free(resp.stream_wait);
     }
-    free_refusal(st);
+    server_free_refusal(st);
     double ms = (double)(now_ns() - st->start_ns) / 1e6;
     if (status >= 500)
         log_warn("request %s %s %s -> %d (%.1f ms)", st->req.id, method, url, status, ms);
@@ -747,7 +636,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
             s->o.observe(s->o.app, st->route, st->status, (double)(now_ns() - st->start_ns) / 1e9);
         if (st->sstate) /* the client went away before the end of its body */
             st->sops->abort(st->sstate);
-        free_refusal(st);
+        server_free_refusal(st);
         if (st->begun)
             atomic_fetch_sub(&s->in_flight, 1);
         buf_cleanup(&st->req.body);
