@@ -46,6 +46,7 @@
 #include "store/db.h"
 #include "store/eta.h"
 #include "util/buf.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -432,15 +433,7 @@ static void *hub_main(void *arg)
     while (!hub->stop) {
         int64_t now = mono_ms();
         if (!hub->kick && now < next) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t wait = next - now;
-            ts.tv_sec += (time_t)(wait / 1000);
-            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = clock_after(CLOCK_MONOTONIC, next - now);
             pthread_cond_timedwait(&hub->cond, &hub->lock, &ts);
             continue;
         }

@@ -2,6 +2,7 @@
 #include "openai/driver_internal.h"
 
 #include "log.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -49,14 +50,7 @@ static void *run(void *arg)
     while (!atomic_load(&d->stop)) {
         if (run_once(d))
             continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)(d->o.idle_ms / 1000);
-        ts.tv_nsec += (long)(d->o.idle_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = clock_after(CLOCK_REALTIME, d->o.idle_ms);
         pthread_mutex_lock(&d->lock);
         if (!atomic_load(&d->stop))
             pthread_cond_timedwait(&d->wake, &d->lock, &ts);

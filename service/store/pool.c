@@ -2,6 +2,7 @@
 #include "store/pool.h"
 
 #include "store/db.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -62,14 +63,7 @@ void db_pool_free(struct db_pool *p)
 
 PGconn *db_pool_acquire(struct db_pool *p, int timeout_ms, char *err, size_t errlen)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = clock_after(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&p->lock);
     size_t slot = p->size;
     for (;;) {

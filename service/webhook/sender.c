@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "store/webhooks.h"
+#include "util/clock.h"
 #include "webhook/deliver.h"
 #include "webhook/secret.h"
 
@@ -203,14 +204,7 @@ static bool step(struct wh_thread *t)
 
 static void nap(struct wh_sender *s, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_after(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&s->lock);
     while (!atomic_load(&s->stop) &&
            pthread_cond_timedwait(&s->wake, &s->lock, &until) != ETIMEDOUT)
@@ -298,15 +292,7 @@ void wh_sender_stop(struct wh_sender *s, int64_t deadline_ms)
         return;
     wh_sender_request_stop(s);
     /* attempts in flight get 80% of the deadline, then are cut off */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    int64_t ms = deadline_ms * 8 / 10;
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_after(CLOCK_REALTIME, deadline_ms * 8 / 10);
     pthread_mutex_lock(&s->lock);
     while (s->running > 0 && pthread_cond_timedwait(&s->exited, &s->lock, &until) != ETIMEDOUT)
         ;

@@ -4,6 +4,7 @@
 #include "gemini/client.h"
 #include "log.h"
 #include "store/pipeline.h"
+#include "util/clock.h"
 #include "worker/worker_internal.h"
 
 #include <pthread.h>
@@ -17,14 +18,7 @@
 /* Sleep up to ms, waking early when the pool stops. */
 static void nap(struct worker_pool *wp, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = clock_after(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&wp->lock);
     if (!atomic_load(&wp->stop))
         pthread_cond_timedwait(&wp->wake, &wp->lock, &ts);
@@ -150,19 +144,6 @@ static bool wait_exited(struct worker_pool *wp, const struct timespec *until)
     return done;
 }
 
-static struct timespec mono_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 void worker_pool_request_stop(struct worker_pool *wp)
 {
     if (!wp)
@@ -180,7 +161,7 @@ int worker_pool_stop(struct worker_pool *wp, int64_t deadline_ms)
     worker_pool_request_stop(wp);
     /* steps in flight finish if they can; Google calls still going when most
      * of the deadline is spent are cut off (a cut-off create is reconciled) */
-    struct timespec soft = mono_after(deadline_ms - deadline_ms / 5);
+    struct timespec soft = clock_after(CLOCK_MONOTONIC, deadline_ms - deadline_ms / 5);
     if (!wait_exited(wp, &soft)) {
         log_warn("shutdown: workers still busy; ending their Google calls");
         atomic_store(&wp->abort, true);
