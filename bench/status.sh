@@ -5,7 +5,8 @@
 # request (bench/status_baseline.c) on the same job row of the same database.
 #
 # Set-up: gemini-sim with batches that stay PENDING for ten minutes (so the
-# job stays running), `embedd serve` (defaults: 2 HTTP threads, 4 workers), an
+# job stays running), `embedd serve` (its default of 4 HTTP threads, given
+# explicitly, and 4 workers), an
 # API key, one job of 100,000 one-chunk documents (smoke: 2,000) POSTed and
 # left until the workers have submitted every chunk. Then, BENCH_REPEAT
 # times, alternately: `wrk -t2 -c32 -d10s --latency` (smoke: -d2s) on embedd's
@@ -43,6 +44,7 @@ full) n_docs=100000 duration=10s ;;
 *) log "BENCH_MODE must be smoke or full"; exit 2 ;;
 esac
 warmup=1s
+threads=4 # HTTP threads of both servers: embedd's default
 
 for tool in wrk jq curl; do
   command -v "$tool" >/dev/null 2>&1 || {
@@ -105,7 +107,7 @@ sim_port=$(wait_port "$dir/sim.port" $! gemini-sim)
 
 GEMINI_BASE_URL="http://127.0.0.1:$sim_port" GEMINI_API_KEY=sim-key \
   "$embedd" --database-url "$db" --listen 127.0.0.1:0 --port-file "$dir/embedd.port" \
-  serve 2>"$dir/embedd.log" &
+  --http-threads "$threads" serve 2>"$dir/embedd.log" &
 pids+=($!)
 embedd_port=$(wait_port "$dir/embedd.port" $! embedd)
 key=$("$embedd" --database-url "$db" keys create --name bench 2>>"$dir/embedd.log" | head -n1)
@@ -142,7 +144,7 @@ log "job $id: $total chunks in flight, $(jq -r .stats.batches.submitted <<<"$job
 bl_pid=""
 start_baseline() { # start_baseline MODE
   rm -f "$dir/baseline.port"
-  "$baseline" --database-url "$db" --threads 2 --mode "$1" --port-file "$dir/baseline.port" \
+  "$baseline" --database-url "$db" --threads "$threads" --mode "$1" --port-file "$dir/baseline.port" \
     2>>"$dir/status_baseline.log" &
   bl_pid=$!
   pids+=("$bl_pid")

@@ -35,14 +35,10 @@ static void start_both(const char *const *sim_flags, const char *const *svc_extr
     snprintf(flags[1], sizeof(flags[1]), "--gemini-api-key=%s", SIMH_KEY);
     argv[n++] = flags[0];
     argv[n++] = flags[1];
-    static const char *const fixed[] = {"--poll-min-ms=20",
-                                        "--poll-max-ms=50",
-                                        "--workers=2",
-                                        "--batch-max-requests=4",
-                                        "--file-batch-max-requests=0",
-                                        "--sync-max-texts=0",
-                                        "--max-open-batches=1",
-                                        "--metrics-listen=127.0.0.1:0"};
+    static const char *const fixed[] = {
+        "--poll-min-ms=20",   "--poll-max-ms=50",       "--workers=2",
+        "--http-threads=2",   "--batch-max-requests=4", "--file-batch-max-requests=0",
+        "--sync-max-texts=0", "--max-open-batches=1",   "--metrics-listen=127.0.0.1:0"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         argv[n++] = fixed[i];
     for (int i = 0; svc_extra && svc_extra[i]; i++)
