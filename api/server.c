@@ -443,6 +443,18 @@ static bool length_too_large(struct MHD_Connection *c, size_t max)
     return errno || *end || v > max;
 }
 
+/* "%08x%012llx" of salt and n (the low 48 bits), without snprintf: a
+ * request id is written for every request. */
+static void put_request_id(char *id, uint32_t salt, uint64_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 7; i >= 0; i--, salt >>= 4)
+        id[i] = hex[salt & 15];
+    for (int i = 19; i >= 8; i--, n >>= 4)
+        id[i] = hex[n & 15];
+    id[20] = '\0';
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version, const char *data,
                                  size_t *data_size, void **req_cls)
@@ -455,7 +467,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         st->begun = true;
         st->start_ns = now_ns();
         uint64_t n = atomic_fetch_add(&s->next_id, 1);
-        snprintf(st->req.id, sizeof(st->req.id), "%08x%012llx", s->id_salt, (unsigned long long)n);
+        put_request_id(st->req.id, s->id_salt, n);
         st->req.method = method;
         st->req.path = url;
         st->req.raw_path = st->raw_path;
@@ -479,6 +491,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         buf_cleanup(&bad.body);
         const struct http_route *rt = NULL;
         st->sops = stream_route(s, st, &rt);
+        st->route = st->sops ? rt : NULL;
         if (st->sops)
             return server_stream_begin(&s->o, st, rt) ? MHD_YES : MHD_NO;
         st->too_large = length_too_large(c, s->o.max_body_bytes);
@@ -509,7 +522,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     log_context_request(NULL);
     int status = resp.status;
     st->status = status;
-    if (s->o.observe)
+    if (s->o.observe && !st->route) /* not found by the dispatch (refused before it) */
         st->route = http_route_of(s->o.routes, s->o.n_routes, method,
                                   st->req.raw_path ? st->req.raw_path : url);
     enum MHD_Result ret = send_resp(s, c, &st->req, &resp);

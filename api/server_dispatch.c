@@ -45,6 +45,7 @@ void server_dispatch(const struct http_server_opts *o, struct req_state *st, str
         authed = true;
     }
     const struct http_route *rt = http_route_find(o->routes, o->n_routes, req, resp);
+    st->route = rt; /* for observe: the same route http_route_of would find */
     if (!rt)
         return;
     if (!authed && (rt->flags & HTTP_ROUTE_AUTH) && !o->auth(o->app, req, resp))
