@@ -61,18 +61,20 @@ bool server_head_auth(const struct http_server_opts *o, struct req_state *st)
 {
     if (!under_auth_prefix(o, &st->req))
         return true;
-    struct http_resp *r = calloc(1, sizeof(*r));
-    if (!r)
-        return false;
-    r->status = 500;
-    buf_init(&r->body, SIZE_MAX / 2);
-    if (!o->auth(o->app, &st->req, r)) {
-        st->refusal = r;
+    struct http_resp r; /* on the heap only when kept: most requests pass */
+    memset(&r, 0, sizeof(r));
+    r.status = 500;
+    buf_init(&r.body, SIZE_MAX / 2);
+    if (o->auth(o->app, &st->req, &r)) {
+        st->authed = true;
+        buf_cleanup(&r.body);
         return true;
     }
-    st->authed = true;
-    buf_cleanup(&r->body);
-    free(r);
+    if (!(st->refusal = malloc(sizeof(r)))) {
+        buf_cleanup(&r.body);
+        return false;
+    }
+    *st->refusal = r; /* takes over its body */
     return true;
 }
 
