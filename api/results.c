@@ -251,6 +251,41 @@ static bool wants_ndjson(const struct http_req *req)
     return a && strstr(a, "application/x-ndjson") != NULL;
 }
 
+/* Start x as the NDJSON response of req (its fields other than the buffers set). */
+static void export_start(struct export *x, const struct http_req *req, struct http_resp *resp)
+{
+    snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
+    buf_init(&x->row, SIZE_MAX / 4);
+    vecfmt_init(&x->vf[0], SIZE_MAX / 4);
+    vecfmt_init(&x->vf[1], SIZE_MAX / 4);
+    http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
+}
+
+/* The "normalized" member: vectors of unit length, made so or as Google sends them. */
+static const char *normalized(const char *model, int dims, bool normalize)
+{
+    return normalize || models_unit_length(models_find(model), dims) ? "true" : "false";
+}
+
+/* The page's rows after what resp->body holds (put_page), the stream ended and
+ * c released; *w false when the body could not take them. false after
+ * answering resp with the database's error. */
+static bool page_rows(struct app *app, PGconn *c, struct result_stream *st, bool base64,
+                      bool collection, bool *w, struct http_req *req, struct http_resp *resp)
+{
+    char err[512];
+    int got = 0;
+    *w = *w && put_page(app, st, &resp->body, base64, collection, &got, err, sizeof(err));
+    results_stream_end(st);
+    db_pool_release(app->db, c);
+    if (got < 0) {
+        buf_reset(&resp->body);
+        api_db_failed(req, resp, err);
+        return false;
+    }
+    return true;
+}
+
 void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = appv;
@@ -295,11 +330,7 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
         x->next = from;
         x->base64 = base64;
         snprintf(x->job_id, sizeof(x->job_id), "%s", job.id);
-        snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
-        buf_init(&x->row, SIZE_MAX / 4);
-        vecfmt_init(&x->vf[0], SIZE_MAX / 4);
-        vecfmt_init(&x->vf[1], SIZE_MAX / 4);
-        http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
+        export_start(x, req, resp);
         return;
     }
     /* rows are formatted as they arrive, while the server sends the rest */
@@ -320,19 +351,9 @@ void api_jobs_results(void *appv, struct http_req *req, struct http_resp *resp)
              jsonw_cstr(b, job.state) && buf_puts(b, ",\"model\":") && jsonw_cstr(b, job.model) &&
              buf_printf(b, ",\"output_dimensionality\":%d,\"normalized\":%s,\"results\":[",
                         job.output_dimensionality,
-                        job.normalize || models_unit_length(models_find(job.model),
-                                                            job.output_dimensionality)
-                            ? "true"
-                            : "false");
-    int got = 0;
-    w = w && put_page(app, &st, b, base64, false, &got, err, sizeof(err));
-    results_stream_end(&st);
-    db_pool_release(app->db, c);
-    if (got < 0) {
-        buf_reset(b);
-        api_db_failed(req, resp, err);
+                        normalized(job.model, job.output_dimensionality, job.normalize));
+    if (!page_rows(app, c, &st, base64, false, &w, req, resp))
         return;
-    }
     if (w && st.next_seq >= 0)
         w = buf_printf(b, "],\"next_cursor\":\"%lld\"}", (long long)st.next_seq);
     else if (w)
@@ -440,11 +461,7 @@ void api_collection_vectors(void *appv, struct http_req *req, struct http_resp *
         snprintf(x->coll_id, sizeof(x->coll_id), "%s", coll.id);
         snprintf(x->next_doc, sizeof(x->next_doc), "%s", from_doc);
         x->next_chunk = from_chunk;
-        snprintf(x->req_id, sizeof(x->req_id), "%s", req->id);
-        buf_init(&x->row, SIZE_MAX / 4);
-        vecfmt_init(&x->vf[0], SIZE_MAX / 4);
-        vecfmt_init(&x->vf[1], SIZE_MAX / 4);
-        http_resp_stream(resp, 200, "application/x-ndjson", export_read, export_done, x);
+        export_start(x, req, resp);
         return;
     }
     struct result_stream st = {0};
@@ -460,19 +477,9 @@ void api_collection_vectors(void *appv, struct http_req *req, struct http_resp *
              jsonw_cstr(b, coll.model) &&
              buf_printf(b, ",\"output_dimensionality\":%d,\"normalized\":%s,\"vectors\":[",
                         coll.output_dimensionality,
-                        coll.normalize || models_unit_length(models_find(coll.model),
-                                                             coll.output_dimensionality)
-                            ? "true"
-                            : "false");
-    int got = 0;
-    w = w && put_page(app, &st, b, base64, true, &got, err, sizeof(err));
-    results_stream_end(&st);
-    db_pool_release(app->db, c);
-    if (got < 0) {
-        buf_reset(b);
-        api_db_failed(req, resp, err);
+                        normalized(coll.model, coll.output_dimensionality, coll.normalize));
+    if (!page_rows(app, c, &st, base64, true, &w, req, resp))
         return;
-    }
     w = w && buf_puts(b, "],\"next_cursor\":") &&
         (st.next_seq >= 0 ? put_vector_cursor(b, st.next_doc, st.next_chunk)
                           : buf_puts(b, "null")) &&

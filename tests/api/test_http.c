@@ -81,6 +81,24 @@ Test(http, healthz_and_readyz)
     simh_resp_free(&r);
 }
 
+/* X-Request-Id: 20 lowercase hex digits, this server's 8-digit salt then a
+ * counter, so that two requests never share one. */
+Test(http, request_ids_are_hex_and_distinct)
+{
+    char id[2][64];
+    for (int i = 0; i < 2; i++) {
+        struct simh_resp r;
+        get(&r, "GET", "/healthz", NULL, NULL);
+        cr_assert(simh_header(&r, "X-Request-Id", id[i], sizeof(id[i])));
+        simh_resp_free(&r);
+        cr_assert_eq(strlen(id[i]), 20, "%s", id[i]);
+        cr_assert_eq(strspn(id[i], "0123456789abcdef"), 20, "%s is lowercase hex", id[i]);
+    }
+    cr_assert_str_neq(id[0], id[1]);
+    cr_assert_eq(strncmp(id[0], id[1], 8), 0, "%s and %s share the salt", id[0], id[1]);
+    cr_assert_gt(strcmp(id[1], id[0]), 0, "the counter goes up: %s after %s", id[1], id[0]);
+}
+
 Test(http, v1_needs_a_valid_bearer_key)
 {
     struct simh_resp r;

@@ -33,6 +33,9 @@ Test(config, defaults)
     cr_assert_eq(c.max_body_bytes, 64 * 1024 * 1024);
     cr_assert_str_eq(c.gemini_api_key, "");
     cr_assert_leq(c.batch_max_bytes, 20000000);
+    cr_assert_eq(c.http_threads, 4,
+                 "more server threads than cores: a request waits on the "
+                 "database on its thread");
 }
 
 Test(config, environment_then_flags)
