@@ -105,6 +105,10 @@ void rel_spawn(struct rel *r, int i)
         argv[n] = r->argv[n];
         n++;
     }
+    /* the node's sessions carry its name (rel_kill9 waits for them to end) */
+    snprintf(nd->db_arg, sizeof(nd->db_arg), "--database-url=%s?application_name=embedd-rel-%d",
+             r->db.url, i);
+    argv[1] = nd->db_arg;
     /* "serve" is last: the port file goes before it */
     argv[n] = argv[n - 1];
     argv[n - 1] = pfflag;
@@ -170,6 +174,28 @@ void rel_kill9(struct rel *r, int i)
     waitpid(nd->pid, NULL, 0);
     nd->pid = 0;
     r->kills++;
+    /* A backend ends when it reads the closed connection, after the command
+     * it was given (a COMMIT, a long statement) has run to its end. */
+    char name[32];
+    snprintf(name, sizeof(name), "embedd-rel-%d", i);
+    const char *v[1] = {name};
+    int64_t deadline = simh_ms() + 60000;
+    for (;;) {
+        PGresult *q = PQexecParams(r->db.conn,
+                                   "SELECT count(*) FROM pg_stat_activity"
+                                   " WHERE application_name = $1",
+                                   1, NULL, v, NULL, NULL, 0);
+        bool ok = PQresultStatus(q) == PGRES_TUPLES_OK;
+        long left = ok ? strtol(PQgetvalue(q, 0, 0), NULL, 10) : 0;
+        PQclear(q);
+        if (!ok) /* PostgreSQL is down (test_db_loss): nothing can commit */
+            break;
+        if (left == 0)
+            break;
+        cr_assert_lt(simh_ms(), deadline, "node %d's %ld PostgreSQL session(s) outlived it by 60 s",
+                     i, left);
+        nap_ms(5);
+    }
 }
 
 int rel_term(struct rel *r, int i, int wait_ms, int64_t *took_ms)

@@ -40,6 +40,7 @@ struct rel_node {
     int port;
     char base[64]; /* http://127.0.0.1:PORT */
     int starts;
+    char db_arg[600]; /* --database-url=... with application_name=embedd-rel-<i> */
 };
 
 struct rel {
@@ -65,7 +66,9 @@ void rel_start(struct rel *r, int n, bool private_pg, const char *const *sim_fla
 void rel_stop(struct rel *r);
 /* Start node i again (after a kill or a SIGTERM) and wait until it listens. */
 void rel_spawn(struct rel *r, int i);
-/* kill -9 node i and reap it. */
+/* kill -9 node i, reap it and wait until PostgreSQL has ended its sessions:
+ * a COMMIT sent just before the kill may still be in flight at the server,
+ * and what the test reads next must see whether it committed. */
 void rel_kill9(struct rel *r, int i);
 /* SIGTERM node i; wait up to wait_ms; returns the exit status (-1 if it did
  * not exit in time, then it is killed), *took_ms how long it took. */

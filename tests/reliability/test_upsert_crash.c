@@ -117,14 +117,22 @@ static char *job_body(const char *coll, const char *name, const struct corpus *c
 struct post {
     const char *body;
     long status;
+    char answer[400]; /* the start of the response body, for a failure's message */
     pthread_t t;
 };
 
 static void *post_thread(void *arg)
 {
     struct post *p = arg;
-    json_object *o = rel_api(&R, 0, "POST", "/v1/jobs", p->body, 0, &p->status);
-    json_object_put(o);
+    char url[512], auth[128];
+    snprintf(url, sizeof(url), "%s/v1/jobs", R.node[0].base);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", R.key);
+    const char *hs[3] = {auth, "Content-Type: application/json", NULL};
+    struct simh_resp resp;
+    simh_req_url(&resp, "POST", url, p->body, strlen(p->body), hs);
+    p->status = resp.curl_code ? 0 : resp.status;
+    snprintf(p->answer, sizeof(p->answer), "%s", resp.body ? resp.body : "");
+    simh_resp_free(&resp);
     return NULL;
 }
 
@@ -197,7 +205,7 @@ Test(upsert_crash, kill9_during_upserts_leaves_one_complete_version_each)
             snprintf(name, sizeof(name), "upsert-r%d-a%d", round, attempt);
             struct corpus nc = {c.slots, used, next};
             char *body = job_body(coll, name, &nc, del, ndel);
-            struct post p = {body, 0, 0};
+            struct post p = {body, 0, "", 0};
             pthread_create(&p.t, NULL, post_thread, &p);
             bool kill_it = attempt < 2 && rnd(2) == 0;
             if (kill_it) {
@@ -214,7 +222,8 @@ Test(upsert_crash, kill9_during_upserts_leaves_one_complete_version_each)
                     continue;
                 }
             } else {
-                cr_assert(p.status == 202, "round %d: POST answered %ld", round, p.status);
+                cr_assert(p.status == 202, "round %d: POST answered %ld: %s", round, p.status,
+                          p.answer);
             }
             break;
         }
