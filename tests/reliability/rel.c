@@ -289,15 +289,21 @@ void rel_stop(struct rel *r)
     cr_assert(clean, "embedd serve did not exit 0 on SIGTERM");
 }
 
-json_object *rel_api(struct rel *r, int i, const char *method, const char *path, const char *body,
-                     long want, long *status)
+void rel_call(struct rel *r, int i, const char *method, const char *path, const char *body,
+              struct simh_resp *out)
 {
     char url[512], auth[128];
     snprintf(url, sizeof(url), "%s%s", r->node[i].base, path);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", r->key);
     const char *hs[3] = {auth, "Content-Type: application/json", NULL};
+    simh_req_url(out, method, url, body, body ? strlen(body) : 0, hs);
+}
+
+json_object *rel_api(struct rel *r, int i, const char *method, const char *path, const char *body,
+                     long want, long *status)
+{
     struct simh_resp resp;
-    simh_req_url(&resp, method, url, body, body ? strlen(body) : 0, hs);
+    rel_call(r, i, method, path, body, &resp);
     if (status)
         *status = resp.curl_code ? 0 : resp.status;
     json_object *o = NULL;

@@ -78,6 +78,10 @@ void rel_pg(struct rel *r, const char *cmd);
 /* How many lines of node i's log contain needle. */
 int rel_log_count(struct rel *r, int i, const char *needle);
 
+/* An HTTP call to node i with the API key, the whole response in *out
+ * (simh_resp_free it; curl_code not 0 when the transfer failed). */
+void rel_call(struct rel *r, int i, const char *method, const char *path, const char *body,
+              struct simh_resp *out);
 /* An HTTP call to node i with the API key; the parsed reply when want > 0
  * (asserted), else NULL and the status in *status (0: transport failure). */
 json_object *rel_api(struct rel *r, int i, const char *method, const char *path, const char *body,

@@ -124,12 +124,8 @@ struct post {
 static void *post_thread(void *arg)
 {
     struct post *p = arg;
-    char url[512], auth[128];
-    snprintf(url, sizeof(url), "%s/v1/jobs", R.node[0].base);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", R.key);
-    const char *hs[3] = {auth, "Content-Type: application/json", NULL};
     struct simh_resp resp;
-    simh_req_url(&resp, "POST", url, p->body, strlen(p->body), hs);
+    rel_call(&R, 0, "POST", "/v1/jobs", p->body, &resp);
     p->status = resp.curl_code ? 0 : resp.status;
     snprintf(p->answer, sizeof(p->answer), "%s", resp.body ? resp.body : "");
     simh_resp_free(&resp);
